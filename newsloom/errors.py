@@ -1,0 +1,34 @@
+"""The one exception tree. Stages raise these; the retry policy and the CLI read them."""
+
+from __future__ import annotations
+
+
+class NewsloomError(Exception):
+    """Base of every error newsloom raises on purpose."""
+
+
+class SettingsError(NewsloomError):
+    """A bad setting or feeds file: the program refuses to start."""
+
+
+class FeedsFileError(SettingsError):
+    def __init__(self, path: str, line: int | None, reason: str):
+        self.path, self.line, self.reason = path, line, reason
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {reason}")
+
+
+class Permanent(NewsloomError):
+    """Retrying cannot help: the URL ends now, skipped with `reason` (a short code)."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class Transient(NewsloomError):
+    """May work later (timeouts, 5xx, 429, services down). `retry_after` in seconds, if asked."""
+
+    def __init__(self, detail: str, retry_after: float | None = None):
+        self.detail, self.retry_after = detail, retry_after
+        super().__init__(detail)

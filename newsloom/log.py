@@ -1,0 +1,43 @@
+"""Logging: readable lines in a terminal, JSON lines with NEWSLOOM_LOG_FORMAT=json."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from newsloom.settings import Settings
+
+
+def configure(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper())
+    renderer = (structlog.processors.JSONRenderer() if settings.log_format == "json"
+                else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    # Library records (Celery, httpx, ...) go through the same renderer.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name]))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # trafilatura logs every page without a date or with little text as an error.
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)

@@ -1,0 +1,52 @@
+"""The Celery app: broker settings, queues, and how work is sent to them.
+
+The scheduler imports only this module to enqueue; the task bodies are registered by
+newsloom.worker.tasks, which the workers load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from celery import Celery
+
+from newsloom.settings import get_settings
+
+FETCH_QUEUE = "fetch"      # waits on the network: a thread pool
+PROCESS_QUEUE = "process"  # burns CPU (extract, tag): a process pool
+FETCH_TASK = "newsloom.fetch"
+PROCESS_TASK = "newsloom.process"
+
+app = Celery("newsloom", set_as_current=True)
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **_: object) -> None:
+    settings = get_settings()
+    sender.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        # At least once: a message is acknowledged after its task ran, and comes back when
+        # the worker dies mid-task or does not acknowledge within the visibility timeout.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
+                                  "global_keyprefix": settings.redis_key_prefix},
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_routes={FETCH_TASK: {"queue": FETCH_QUEUE}, PROCESS_TASK: {"queue": PROCESS_QUEUE}},
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+
+
+def enqueue_fetch(url_ids: Iterable[int]) -> None:
+    for url_id in url_ids:
+        app.send_task(FETCH_TASK, args=[url_id], queue=FETCH_QUEUE)
+
+
+def enqueue_process(url_id: int) -> None:
+    app.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE)

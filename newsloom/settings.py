@@ -1,0 +1,172 @@
+"""Every setting newsloom reads, from the environment (or `VAR_FILE` for secrets).
+
+This is the only module that looks at the environment. A bad value stops the program
+at start with a message naming the variable (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from newsloom.errors import SettingsError
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `"90"`, `"1.5s"`, `"15m"`, `"1h30m"` or `"2d"`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 15m, 1h30m)") from None
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    else:
+        raise ValueError(f"not a duration: {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive: {value!r}")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+DEFAULT_ENTITY_LABELS = (
+    "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
+    "LANGUAGE",
+)
+
+
+class _FileSecrets(PydanticBaseSettingsSource):
+    """`DATABASE_URL_FILE=/run/secrets/db` reads the value from that file (Docker secrets)."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            for env in env_names(name, field):
+                path = os.environ.get(f"{env}_FILE")
+                if path and env not in os.environ:
+                    try:
+                        values[name] = Path(path).read_text().strip()
+                    except OSError as exc:
+                        raise SettingsError(f"{env}_FILE: cannot read {path}: {exc.strerror}") from None
+        return values
+
+
+def env_names(name: str, field) -> list[str]:
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(a) for a in alias.choices]
+    if isinstance(alias, str):
+        return [alias]
+    return [f"NEWSLOOM_{name.upper()}"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NEWSLOOM_", extra="ignore", frozen=True,
+                                      populate_by_name=True)
+
+    # Where things are. Unset URLs mean embedded servers under data_dir (make run / up).
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    # Prepended to every Redis key, so several deployments (or test runs) share one Redis.
+    redis_key_prefix: str = ""
+    feeds: Path = Path("feeds.toml")
+    data_dir: Path = Path(".newsloom")
+
+    # Logging.
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Fetching pages and feeds.
+    allow_private_networks: bool = False
+    user_agent: str = "newsloom/0.1 (+https://github.com/newsloom/newsloom)"
+    fetch_timeout: Duration = 20.0
+    max_page_bytes: int = Field(10_000_000, gt=0)
+    max_feed_bytes: int = Field(10_000_000, gt=0)
+    max_redirects: int = Field(5, ge=0, le=20)
+
+    # Scheduler.
+    default_interval: Duration = 900.0
+    scheduler_tick: Duration = 5.0
+    poll_concurrency: int = Field(8, gt=0, le=256)
+
+    # Workers.
+    fetch_concurrency: int = Field(16, gt=0, le=512)
+    process_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0, le=256)
+
+    # Retries (see newsloom.retry).
+    max_attempts: int = Field(5, gt=0, le=50)
+    retry_base: Duration = 5.0
+    retry_cap: Duration = 900.0
+    visibility_timeout: Duration = 7200.0
+
+    # Content.
+    spacy_model: str = "en_core_web_sm"
+    # Comma-separated spaCy labels to keep; numeric ones (DATE, CARDINAL, ...) are left out.
+    entity_labels: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ENTITY_LABELS
+    min_text_chars: int = Field(200, ge=0)
+
+    @field_validator("entity_labels", mode="before")
+    @classmethod
+    def _split_labels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(p.strip().upper() for p in value.split(",") if p.strip())
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return init_settings, env_settings, _FileSecrets(settings_cls)
+
+    def model_post_init(self, __context: Any) -> None:
+        longest_retry = self.retry_cap + self.fetch_timeout * (self.max_redirects + 1)
+        if self.visibility_timeout <= longest_retry:
+            raise SettingsError(
+                f"NEWSLOOM_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must exceed "
+                f"NEWSLOOM_RETRY_CAP plus the longest fetch ({longest_retry:g}s), or the broker "
+                "would deliver a delayed retry twice")
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None or self.redis_url is None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        name = str(err["loc"][0]) if err["loc"] else ""
+        field = Settings.model_fields.get(name)
+        env = env_names(name, field)[0] if field else name
+        value = os.environ.get(env, err.get("input"))
+        lines.append(f"{env}={value!r}: {err['msg']}")
+    return "invalid setting: " + "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; `SettingsError` names the bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

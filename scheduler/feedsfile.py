@@ -1,0 +1,167 @@
+"""The feeds file: TOML as in the contract, or OPML as feed readers export it.
+
+Every problem is reported as `FeedsFileError` with the file, the line and the reason,
+and nothing starts.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from lxml import etree
+
+from newsloom.errors import FeedsFileError
+from newsloom.settings import parse_duration
+
+FEED_KEYS = {"url", "name", "interval"}
+DEFAULT_KEYS = {"interval"}
+TOP_KEYS = {"defaults", "feed"}
+_TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    url: str
+    name: str | None
+    interval: float  # seconds
+
+
+def load_feeds(path: Path, default_interval: float = 900.0) -> list[FeedConfig]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FeedsFileError(str(path), None, f"cannot read: {exc.strerror}") from None
+    if path.suffix.lower() in (".opml", ".xml"):
+        return _load_opml(path, raw, default_interval)
+    return _load_toml(path, raw, default_interval)
+
+
+def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConfig]:
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise FeedsFileError(str(path), None, f"not UTF-8: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_ERROR_LINE.search(str(exc))
+        reason = _TOML_ERROR_LINE.sub("", str(exc)).strip()
+        raise FeedsFileError(str(path), int(found.group(1)) if found else None,
+                             f"invalid TOML: {reason}") from None
+    lines = _TomlLines(text)
+    for key in data.keys() - TOP_KEYS:
+        raise FeedsFileError(str(path), lines.key(key),
+                             f"unknown key {key!r} (expected [defaults] and [[feed]])")
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise FeedsFileError(str(path), lines.key("defaults"), "[defaults] must be a table")
+    for key in defaults.keys() - DEFAULT_KEYS:
+        raise FeedsFileError(str(path), lines.key(key, "defaults"),
+                             f"unknown key {key!r} in [defaults] (allowed: interval)")
+    if "interval" in defaults:
+        default_interval = _interval(path, lines.key("interval", "defaults"), defaults["interval"])
+    entries = data.get("feed", [])
+    if not isinstance(entries, list):
+        raise FeedsFileError(str(path), lines.key("feed"), "feeds must be [[feed]] tables")
+    feeds, seen = [], {}
+    for index, entry in enumerate(entries):
+        line = lines.feed(index)
+        for key in entry.keys() - FEED_KEYS:
+            raise FeedsFileError(str(path), lines.key(key, "feed", index) or line,
+                                 f"unknown key {key!r} in [[feed]] (allowed: url, name, interval)")
+        if "url" not in entry:
+            raise FeedsFileError(str(path), line, "[[feed]] without url")
+        url_line = lines.key("url", "feed", index) or line
+        url = _url(path, url_line, entry["url"])
+        if url in seen:
+            raise FeedsFileError(str(path), url_line, f"{url} is listed twice (first at line {seen[url]})")
+        seen[url] = url_line
+        name = entry.get("name")
+        if name is not None and not isinstance(name, str):
+            raise FeedsFileError(str(path), lines.key("name", "feed", index) or line,
+                                 "name must be a string")
+        interval = (_interval(path, lines.key("interval", "feed", index) or line, entry["interval"])
+                    if "interval" in entry else default_interval)
+        feeds.append(FeedConfig(url, name, interval))
+    return feeds
+
+
+class _TomlLines:
+    """Finds the line of a key in the file: tomllib reports no positions for valid TOML."""
+
+    _HEADER = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_\-\"'. ]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r"^\s*[\"']?([A-Za-z0-9_\-]+)[\"']?\s*=")
+
+    def __init__(self, text: str):
+        self.sections: list[tuple[str, int, dict[str, int]]] = [("", 0, {})]
+        for number, line in enumerate(text.splitlines(), start=1):
+            if header := self._HEADER.match(line):
+                self.sections.append((header.group(1).strip("\"' "), number, {}))
+            elif key := self._KEY.match(line):
+                self.sections[-1][2].setdefault(key.group(1), number)
+
+    def _section(self, name: str, index: int = 0):
+        matches = [s for s in self.sections if s[0] == name]
+        return matches[index] if index < len(matches) else None
+
+    def feed(self, index: int) -> int | None:
+        section = self._section("feed", index)
+        return section[1] if section else None
+
+    def key(self, key: str, section: str = "", index: int = 0) -> int | None:
+        found = self._section(section, index)
+        if found is None:
+            return None
+        if key in found[2]:
+            return found[2][key]
+        if section == "":  # a top-level table header, e.g. [extra]
+            header = self._section(key)
+            return header[1] if header else None
+        return None
+
+
+def _url(path: Path, line: int | None, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise FeedsFileError(str(path), line, f"url must be a non-empty string, got {value!r}")
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise FeedsFileError(str(path), line, f"bad url {url!r}: {exc}") from None
+    if parts.scheme not in ("http", "https"):
+        raise FeedsFileError(str(path), line, f"bad url {url!r}: only http and https are fetched")
+    if not parts.hostname or " " in url:
+        raise FeedsFileError(str(path), line, f"bad url {url!r}: no valid host")
+    return url
+
+
+def _interval(path: Path, line: int | None, value: object) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise FeedsFileError(str(path), line, f"bad interval: {exc}") from None
+
+
+def _load_opml(path: Path, raw: bytes, default_interval: float) -> list[FeedConfig]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    try:
+        root = etree.fromstring(raw, parser)
+    except etree.XMLSyntaxError as exc:
+        raise FeedsFileError(str(path), exc.lineno, f"invalid OPML: {exc.msg}") from None
+    if root.tag != "opml":
+        raise FeedsFileError(str(path), root.sourceline, f"not OPML: root element is <{root.tag}>")
+    feeds, seen = [], set()
+    for outline in root.iter("outline"):
+        url = outline.get("xmlUrl")
+        if url is None:
+            continue  # a folder
+        url = _url(path, outline.sourceline, url)
+        if url not in seen:  # readers list a feed under several folders
+            seen.add(url)
+            feeds.append(FeedConfig(url, outline.get("title") or outline.get("text"),
+                                    default_interval))
+    return feeds

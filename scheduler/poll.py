@@ -1,0 +1,81 @@
+"""Poll one feed: a conditional GET, then feedparser. No database, no queue."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import urljoin, urlsplit
+
+import feedparser
+import httpx
+
+from newsloom import web
+from newsloom.errors import Permanent
+from newsloom.settings import Settings
+
+ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
+          "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
+
+
+@dataclass(frozen=True)
+class PollResult:
+    not_modified: bool
+    etag: str | None
+    last_modified: str | None
+    entries: list[tuple[str, datetime | None]] = field(default_factory=list)
+    rejected_links: int = 0       # entries whose link is missing or not http(s)
+    ttl_seconds: float | None = None
+
+
+def poll_feed(client: httpx.Client, url: str, settings: Settings, *, etag: str | None = None,
+              last_modified: str | None = None) -> PollResult:
+    headers = {"Accept": ACCEPT}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    resp = web.get(client, url, settings, max_bytes=settings.max_feed_bytes, headers=headers)
+    if resp.status == 304:
+        return PollResult(True, etag, last_modified)
+    parsed = feedparser.parse(resp.body, response_headers={
+        "content-type": resp.headers.get("content-type", ""), "content-location": resp.url})
+    if not parsed.version:
+        reason = getattr(parsed.get("bozo_exception"), "getMessage", lambda: "")() or "no RSS or Atom"
+        raise Permanent("not_a_feed", reason)
+    entries, seen, rejected = [], set(), 0
+    for entry in parsed.entries:
+        link = _entry_link(entry, resp.url)
+        if link is None:
+            rejected += 1
+        elif link not in seen:
+            seen.add(link)
+            entries.append((link, _entry_date(entry)))
+    return PollResult(False, resp.headers.get("etag"), resp.headers.get("last-modified"),
+                      entries, rejected, _ttl(parsed))
+
+
+def _entry_link(entry, feed_url: str) -> str | None:
+    link = (entry.get("link") or "").strip()
+    if not link:
+        return None
+    link = urljoin(feed_url, link)
+    parts = urlsplit(link)
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in link:
+        return None
+    return link
+
+
+def _entry_date(entry) -> datetime | None:
+    struct = entry.get("published_parsed") or entry.get("updated_parsed")
+    if not struct:
+        return None
+    return datetime.fromtimestamp(calendar.timegm(struct), tz=timezone.utc)
+
+
+def _ttl(parsed) -> float | None:
+    ttl = parsed.feed.get("ttl")
+    try:
+        return float(ttl) * 60 if ttl else None
+    except ValueError:
+        return None

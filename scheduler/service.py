@@ -1,0 +1,114 @@
+"""The scheduler loop: keep `feeds` in step with the feeds file, poll due feeds, record
+and enqueue new URLs, and resend URLs whose message was lost. It never fetches articles.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from psycopg_pool import ConnectionPool
+
+from newsloom import db, log, queue, web
+from newsloom.errors import FeedsFileError
+from newsloom.retry import feed_backoff
+from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
+from newsloom.scheduler.poll import poll_feed
+from newsloom.settings import Settings
+
+logger = log.get_logger(__name__)
+RECONCILE_EVERY = 60.0
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, pool: ConnectionPool, stop: threading.Event):
+        self.settings, self.pool, self.stop = settings, pool, stop
+        self.http = web.make_client(settings)
+        self._feeds_mtime: tuple[int, int] | None = None
+        # A claimed feed is leased for longer than its poll can take.
+        self.lease = settings.fetch_timeout * 3 * (settings.max_redirects + 1) + 60
+
+    def run(self) -> None:
+        self.sync_feeds(load_feeds(self.settings.feeds, self.settings.default_interval))
+        last_reconcile = 0.0
+        with ThreadPoolExecutor(self.settings.poll_concurrency, "poll") as executor:
+            while not self.stop.is_set():
+                self.reload_feeds()
+                polled = self.poll_due(executor)
+                now = time.monotonic()
+                if now - last_reconcile >= RECONCILE_EVERY:
+                    self.reconcile()
+                    last_reconcile = now
+                if not polled:
+                    self.stop.wait(self.settings.scheduler_tick)
+        self.http.close()
+
+    def sync_feeds(self, feeds: list[FeedConfig]) -> None:
+        self._feeds_mtime = _mtime(self.settings.feeds)
+        with self.pool.connection() as conn:
+            db.sync_feeds(conn, [(f.url, f.name, round(f.interval)) for f in feeds])
+        logger.info("feeds synced", feeds=len(feeds), file=str(self.settings.feeds))
+
+    def reload_feeds(self) -> None:
+        """Take edits of the feeds file; a broken edit is logged and the old list kept."""
+        if _mtime(self.settings.feeds) == self._feeds_mtime:
+            return
+        try:
+            feeds = load_feeds(self.settings.feeds, self.settings.default_interval)
+        except FeedsFileError as exc:
+            self._feeds_mtime = _mtime(self.settings.feeds)
+            logger.error("feeds file not reloaded", error=str(exc))
+            return
+        self.sync_feeds(feeds)
+
+    def poll_due(self, executor: ThreadPoolExecutor) -> int:
+        with self.pool.connection() as conn:
+            due = db.claim_due_feeds(conn, self.settings.poll_concurrency * 2, self.lease)
+        list(executor.map(self.poll_one, due))
+        return len(due)
+
+    def poll_one(self, feed: db.FeedRow) -> None:
+        interval = float(feed.interval_seconds)
+        try:
+            result = poll_feed(self.http, feed.url, self.settings, etag=feed.etag,
+                               last_modified=feed.last_modified)
+            with self.pool.connection() as conn:
+                new_ids = db.record_new_urls(conn, feed.id, result.entries)
+            queue.enqueue_fetch(new_ids)
+        except Exception as exc:  # noqa: BLE001 - a failing feed backs off, never stops the loop
+            error = f"{type(exc).__name__}: {exc}"
+            next_in = feed_backoff(interval, feed.consecutive_errors + 1)
+            logger.warning("feed poll failed", feed=feed.url, error=error, retry_in=round(next_in))
+            with self.pool.connection() as conn:
+                db.record_poll_failure(conn, feed.id, error=error[:1000], next_in=next_in)
+            return
+        next_in = max(interval, result.ttl_seconds or 0)
+        with self.pool.connection() as conn:
+            db.record_poll_success(conn, feed.id, etag=result.etag,
+                                   last_modified=result.last_modified, next_in=next_in,
+                                   items=len(new_ids))
+        logger.info("feed polled", feed=feed.url, not_modified=result.not_modified,
+                    entries=len(result.entries), new=len(new_ids),
+                    rejected_links=result.rejected_links)
+
+    def reconcile(self) -> None:
+        """Resend URLs in flight for longer than the visibility timeout: their message is lost."""
+        with self.pool.connection() as conn:
+            stale = db.stale_in_flight(conn, self.settings.visibility_timeout, limit=1000)
+        for row in stale:
+            if row["state"] == "queued":
+                queue.enqueue_fetch([row["id"]])
+            else:
+                queue.enqueue_process(row["id"])
+        if stale:
+            logger.warning("resent lost messages", urls=len(stale))
+
+
+def _mtime(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size

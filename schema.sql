@@ -1,0 +1,108 @@
+-- newsloom schema. Idempotent: `newsloom init-db` runs it at every start, and the
+-- postgres container runs it on first boot. Only add statements that can run again.
+
+CREATE TABLE IF NOT EXISTS feeds (
+    id                  bigserial PRIMARY KEY,
+    url                 text NOT NULL UNIQUE,
+    name                text,
+    interval_seconds    integer NOT NULL CHECK (interval_seconds > 0),
+    active              boolean NOT NULL DEFAULT true,   -- false once removed from the feeds file
+    etag                text,
+    last_modified       text,
+    next_check_at       timestamptz NOT NULL DEFAULT now(),
+    last_checked_at     timestamptz,
+    last_success_at     timestamptz,
+    last_error          text,
+    last_error_at       timestamptz,
+    consecutive_errors  integer NOT NULL DEFAULT 0,
+    items_seen          bigint NOT NULL DEFAULT 0,
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_check_at) WHERE active;
+
+-- The URL ledger: every URL the scheduler accepted, and where it is now.
+-- queued/fetched are in flight; the other states are final.
+CREATE TABLE IF NOT EXISTS urls (
+    id              bigserial PRIMARY KEY,
+    url             text NOT NULL UNIQUE,
+    feed_id         bigint REFERENCES feeds (id) ON DELETE SET NULL,
+    state           text NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued', 'fetched', 'stored', 'duplicate', 'skipped', 'dead')),
+    reason          text,            -- why skipped or dead
+    attempts        integer NOT NULL DEFAULT 0,
+    entry_published_at timestamptz,  -- from the feed entry, used when the page has no date
+    article_id      bigint,
+    first_seen_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS urls_in_flight ON urls (updated_at) WHERE state IN ('queued', 'fetched');
+CREATE INDEX IF NOT EXISTS urls_state ON urls (state);
+
+-- Raw pages as fetched, zlib-compressed, so processing and re-extraction never fetch again.
+CREATE TABLE IF NOT EXISTS raw_pages (
+    url_id          bigint PRIMARY KEY REFERENCES urls (id) ON DELETE CASCADE,
+    final_url       text NOT NULL,
+    content_type    text,
+    html_zlib       bytea NOT NULL,
+    fetched_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS articles (
+    id              bigserial PRIMARY KEY,
+    url             text NOT NULL,            -- the URL it was first seen at
+    canonical_url   text NOT NULL UNIQUE,
+    title           text,
+    author          text,
+    published_at    timestamptz,
+    language        text,
+    text            text NOT NULL,
+    site_name       text,
+    description     text,
+    feed_id         bigint REFERENCES feeds (id) ON DELETE SET NULL,
+    fetched_at      timestamptz NOT NULL,
+    content_hash    text NOT NULL UNIQUE,     -- sha256 of the normalised text
+    extractor       text NOT NULL,            -- extractor and version that produced text
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at DESC NULLS LAST);
+CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at DESC);
+CREATE INDEX IF NOT EXISTS articles_feed ON articles (feed_id);
+
+-- Every URL at which an article was seen (its first URL included).
+CREATE TABLE IF NOT EXISTS article_urls (
+    id              bigserial PRIMARY KEY,
+    url             text NOT NULL UNIQUE,
+    article_id      bigint NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    feed_id         bigint REFERENCES feeds (id) ON DELETE SET NULL,
+    first_seen_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS article_urls_article ON article_urls (article_id);
+
+CREATE TABLE IF NOT EXISTS entities (
+    id      bigserial PRIMARY KEY,
+    name    text NOT NULL,
+    label   text NOT NULL,
+    UNIQUE (name, label)
+);
+
+CREATE TABLE IF NOT EXISTS article_entities (
+    article_id  bigint NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    entity_id   bigint NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+    mentions    integer NOT NULL CHECK (mentions > 0),
+    PRIMARY KEY (article_id, entity_id)
+);
+CREATE INDEX IF NOT EXISTS article_entities_entity ON article_entities (entity_id);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id              bigserial PRIMARY KEY,
+    task            text NOT NULL,
+    payload         jsonb NOT NULL,
+    url_id          bigint REFERENCES urls (id) ON DELETE CASCADE,
+    error           text NOT NULL,    -- exception class and message
+    traceback       text,
+    attempts        integer NOT NULL,
+    first_failed_at timestamptz NOT NULL DEFAULT now(),
+    last_failed_at  timestamptz NOT NULL DEFAULT now(),
+    resolved_at     timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open_url ON dead_letters (url_id) WHERE resolved_at IS NULL;

