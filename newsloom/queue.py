@@ -10,20 +10,35 @@ from collections.abc import Iterable
 
 from celery import Celery
 
-from newsloom.settings import get_settings
+from newsloom.errors import SettingsError
+from newsloom.settings import Settings, get_settings
 
 FETCH_QUEUE = "fetch"      # waits on the network: a thread pool
 PROCESS_QUEUE = "process"  # burns CPU (extract, tag): a process pool
 FETCH_TASK = "newsloom.fetch"
 PROCESS_TASK = "newsloom.process"
 
+# The workers' app, configured from the environment when first used.
 app = Celery("newsloom", set_as_current=True)
 
 
 @app.on_configure.connect
 def _configure(sender: Celery, **_: object) -> None:
-    settings = get_settings()
-    sender.conf.update(
+    sender.conf.update(celery_config(get_settings()))
+
+
+def make_app(settings: Settings) -> Celery:
+    """An app for sending only, bound to these settings (the scheduler's)."""
+    sender = Celery("newsloom", set_as_current=False)
+    sender.conf.update(celery_config(settings))
+    return sender
+
+
+def celery_config(settings: Settings) -> dict:
+    if not settings.redis_url:
+        # Celery would otherwise fall back to amqp://localhost without a word.
+        raise SettingsError("REDIS_URL is not set")
+    return dict(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
         # At least once: a message is acknowledged after its task ran, and comes back when
@@ -43,10 +58,10 @@ def _configure(sender: Celery, **_: object) -> None:
     )
 
 
-def enqueue_fetch(url_ids: Iterable[int]) -> None:
+def enqueue_fetch(url_ids: Iterable[int], celery: Celery = app) -> None:
     for url_id in url_ids:
-        app.send_task(FETCH_TASK, args=[url_id], queue=FETCH_QUEUE)
+        celery.send_task(FETCH_TASK, args=[url_id], queue=FETCH_QUEUE)
 
 
-def enqueue_process(url_id: int) -> None:
-    app.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE)
+def enqueue_process(url_id: int, celery: Celery = app) -> None:
+    celery.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE)

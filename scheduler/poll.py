@@ -40,9 +40,11 @@ def poll_feed(client: httpx.Client, url: str, settings: Settings, *, etag: str |
         return PollResult(True, etag, last_modified)
     parsed = feedparser.parse(resp.body, response_headers={
         "content-type": resp.headers.get("content-type", ""), "content-location": resp.url})
-    if not parsed.version:
-        reason = getattr(parsed.get("bozo_exception"), "getMessage", lambda: "")() or "no RSS or Atom"
-        raise Permanent("not_a_feed", reason)
+    if not parsed.get("version"):
+        raise Permanent("not_a_feed", "no RSS or Atom document")
+    if parsed.bozo and not parsed.entries:
+        # A feed cut short still yields what parsed before the break; nothing did here.
+        raise Permanent("malformed_feed", str(parsed.get("bozo_exception", ""))[:300])
     entries, seen, rejected = [], set(), 0
     for entry in parsed.entries:
         link = _entry_link(entry, resp.url)

@@ -25,13 +25,14 @@ RECONCILE_EVERY = 60.0
 class Scheduler:
     def __init__(self, settings: Settings, pool: ConnectionPool, stop: threading.Event):
         self.settings, self.pool, self.stop = settings, pool, stop
+        self.celery = queue.make_app(settings)
         self.http = web.make_client(settings)
         self._feeds_mtime: tuple[int, int] | None = None
         # A claimed feed is leased for longer than its poll can take.
         self.lease = settings.fetch_timeout * 3 * (settings.max_redirects + 1) + 60
 
     def run(self) -> None:
-        self.sync_feeds(load_feeds(self.settings.feeds, self.settings.default_interval))
+        self.sync_feeds_file()
         last_reconcile = 0.0
         with ThreadPoolExecutor(self.settings.poll_concurrency, "poll") as executor:
             while not self.stop.is_set():
@@ -44,6 +45,11 @@ class Scheduler:
                 if not polled:
                     self.stop.wait(self.settings.scheduler_tick)
         self.http.close()
+        self.celery.close()
+
+    def sync_feeds_file(self) -> None:
+        """Load the feeds file into `feeds`; FeedsFileError if it is bad."""
+        self.sync_feeds(load_feeds(self.settings.feeds, self.settings.default_interval))
 
     def sync_feeds(self, feeds: list[FeedConfig]) -> None:
         self._feeds_mtime = _mtime(self.settings.feeds)
@@ -76,7 +82,7 @@ class Scheduler:
                                last_modified=feed.last_modified)
             with self.pool.connection() as conn:
                 new_ids = db.record_new_urls(conn, feed.id, result.entries)
-            queue.enqueue_fetch(new_ids)
+            queue.enqueue_fetch(new_ids, self.celery)
         except Exception as exc:  # noqa: BLE001 - a failing feed backs off, never stops the loop
             error = f"{type(exc).__name__}: {exc}"
             next_in = feed_backoff(interval, feed.consecutive_errors + 1)
@@ -99,9 +105,9 @@ class Scheduler:
             stale = db.stale_in_flight(conn, self.settings.visibility_timeout, limit=1000)
         for row in stale:
             if row["state"] == "queued":
-                queue.enqueue_fetch([row["id"]])
+                queue.enqueue_fetch([row["id"]], self.celery)
             else:
-                queue.enqueue_process(row["id"])
+                queue.enqueue_process(row["id"], self.celery)
         if stale:
             logger.warning("resent lost messages", urls=len(stale))
 

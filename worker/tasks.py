@@ -5,7 +5,7 @@ from __future__ import annotations
 import traceback
 
 from celery import Task
-from celery.signals import worker_process_init
+from celery.signals import setup_logging, worker_process_init
 from structlog.contextvars import bound_contextvars
 
 from newsloom import db, log
@@ -25,10 +25,15 @@ def context() -> Context:
     return _ctx
 
 
+@setup_logging.connect
+def _logging(**_: object) -> None:
+    """Celery's own records go through newsloom's log format too."""
+    log.configure(context().settings)
+
+
 @worker_process_init.connect
 def _warm_up(**_: object) -> None:
     """Load the model in each process pool child before its first task."""
-    log.configure(context().settings)
     if "process" in app.amqp.queues:
         context().nlp  # noqa: B018 - loads and caches
 

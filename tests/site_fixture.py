@@ -1,0 +1,291 @@
+"""A loopback website for the tests: realistic article pages, RSS/Atom feeds, OPML, and
+an HTTP server whose routes, failures and request log the tests control."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+# Text that surrounds the article on the page and must never reach `articles.text`.
+BOILERPLATE_MARKERS = (
+    "Accept cookies", "Share on Facebook", "Sign up for our newsletter", "Related articles",
+    "Support The Daily Loom", "Upvote", "View all comments", "All rights reserved",
+    "This is exactly what I have been saying", "Most read",
+)
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    url: str
+    title: str
+    published: datetime | None = None
+    summary: str = ""
+    guid: str | None = None
+
+
+def seed_article() -> tuple[str, list[str]]:
+    """(title, body paragraphs) of the real article in fixtures/seed-article.txt.
+
+    The file is a scrape: its first line is residue and its tail (from the Patreon
+    appeal on) is the page's boilerplate, kept out of the body here.
+    """
+    lines = [line.strip() for line in (FIXTURES / "seed-article.txt").read_text().splitlines()]
+    lines = [line for line in lines if line and line.lower() != "in ,"]
+    title, body = lines[0], lines[1:]
+    end = next(i for i, line in enumerate(body) if line.startswith("Help us grow"))
+    return title, body[:end]
+
+
+def article_html(title: str, paragraphs: list[str], *, author: str | None = None,
+                 published: str | None = None, canonical: str | None = None,
+                 site_name: str = "The Daily Loom", lang: str = "en",
+                 related: tuple[str, ...] = (
+                     "Arab unity and Russian unity – the Donbass and Kurdistan case study",
+                     "Here’s what Russia has accomplished in Syria over the last two years")) -> str:
+    """A news page as sites really serve them: the article amid menus, banners, appeals,
+    related links and a comments section."""
+    e = escape
+    head = [f"<title>{e(title)} | {e(site_name)}</title>",
+            '<meta charset="utf-8">',
+            f'<meta name="description" content="{e(paragraphs[0][:150])}">',
+            f'<meta property="og:title" content="{e(title)}">',
+            f'<meta property="og:site_name" content="{e(site_name)}">']
+    if canonical:
+        head += [f'<link rel="canonical" href="{e(canonical)}">',
+                 f'<meta property="og:url" content="{e(canonical)}">']
+    if author:
+        head.append(f'<meta name="author" content="{e(author)}">')
+    if published:
+        head.append(f'<meta property="article:published_time" content="{e(published)}">')
+    menu = "".join(f'<li><a href="/{s.lower()}/">{s}</a></li>' for s in (
+        "Home", "World", "Politics", "Business", "Technology", "Science", "Opinion", "Sport",
+        "Culture", "Video"))
+    byline = (f'<p class="byline">By <a rel="author" href="/authors/x">{e(author)}</a>'
+              + (f' · <time datetime="{e(published)}">{e(published[:10])}</time>' if published else "")
+              + "</p>") if author else ""
+    body = "\n".join(f"<p>{e(p)}</p>" for p in paragraphs)
+    related_links = "".join(f'<li><a href="/related/{i}">{e(t)}</a></li>' for i, t in enumerate(related))
+    most_read = "".join(f'<li><a href="/popular/{i}">Popular story number {i} everyone is reading</a></li>'
+                        for i in range(5))
+    return f"""<!DOCTYPE html>
+<html lang="{lang}">
+<head>
+{chr(10).join(head)}
+</head>
+<body>
+<div id="cookie-banner" class="cookie-consent">We use cookies to improve your experience.
+  <button>Accept cookies</button> <button>Manage preferences</button></div>
+<header class="site-header"><a class="logo" href="/">{e(site_name)}</a>
+  <nav class="main-nav"><ul>{menu}</ul></nav>
+  <form class="search" action="/search"><input name="q" placeholder="Search"></form></header>
+<main>
+<article class="post">
+  <h1 class="entry-title">{e(title)}</h1>
+  {byline}
+  <div class="share-buttons"><a href="#">Share on Facebook</a> <a href="#">Tweet</a>
+    <a href="#">Email</a> <a href="#">Print</a></div>
+  <div class="entry-content">
+{body}
+  </div>
+  <aside class="support-box"><h3>Help us grow.</h3>
+    <p>Support The Daily Loom on Patreon! Independent journalism needs readers like you.</p>
+    <p class="disclaimer">The statements, views and opinions expressed in this column are solely
+    those of the author and do not necessarily represent those of {e(site_name)}.</p></aside>
+</article>
+<section class="related"><h2>Related articles</h2><ul>{related_links}</ul></section>
+<section id="comments" class="comments"><h2>What do you think?</h2>
+  <div class="votes">17 points <button>Upvote</button> <button>Downvote</button></div>
+  <div class="comment-form">Notify of <select><option>new follow-up comments</option></select></div>
+  <div class="comment"><span class="comment-author">reader42</span>
+    <p>This is exactly what I have been saying for years, nobody listens.</p></div>
+  <div class="comment"><span class="comment-author">skeptic</span>
+    <p>Source? I would like to see the full statement before drawing conclusions.</p></div>
+  <a href="#comments">View all comments</a> · Inline Feedbacks</section>
+</main>
+<aside class="sidebar"><h3>Most read</h3><ol>{most_read}</ol></aside>
+<footer class="site-footer">
+  <form class="newsletter"><p>Sign up for our newsletter</p><input type="email"><button>Subscribe</button></form>
+  <p>© 2017 {e(site_name)}. All rights reserved. <a href="/privacy">Privacy</a> · <a href="/terms">Terms</a></p>
+</footer>
+</body>
+</html>"""
+
+
+def _rfc822(when: datetime | None) -> str:
+    return format_datetime(when) if when else ""
+
+
+def rss2(items: list[FeedItem], *, title: str, link: str, ttl: int | None = None) -> str:
+    entries = "".join(
+        f"<item><title>{escape(i.title)}</title><link>{escape(i.url)}</link>"
+        f"<guid isPermaLink=\"false\">{escape(i.guid or i.url)}</guid>"
+        + (f"<pubDate>{_rfc822(i.published)}</pubDate>" if i.published else "")
+        + f"<description>{escape(i.summary)}</description></item>\n" for i in items)
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+            f"<title>{escape(title)}</title><link>{escape(link)}</link>"
+            f"<description>{escape(title)}</description>"
+            + (f"<ttl>{ttl}</ttl>" if ttl else "") + f"\n{entries}</channel></rss>\n")
+
+
+def rss1(items: list[FeedItem], *, title: str, link: str) -> str:
+    seq = "".join(f'<rdf:li rdf:resource="{escape(i.url)}"/>' for i in items)
+    entries = "".join(
+        f'<item rdf:about="{escape(i.url)}"><title>{escape(i.title)}</title>'
+        f"<link>{escape(i.url)}</link>"
+        + (f"<dc:date>{i.published.isoformat()}</dc:date>" if i.published else "")
+        + f"<description>{escape(i.summary)}</description></item>\n" for i in items)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+            'xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+            f'<channel rdf:about="{escape(link)}"><title>{escape(title)}</title>'
+            f"<link>{escape(link)}</link><description>{escape(title)}</description>"
+            f"<items><rdf:Seq>{seq}</rdf:Seq></items></channel>\n{entries}</rdf:RDF>\n")
+
+
+def atom(items: list[FeedItem], *, title: str, link: str) -> str:
+    entries = "".join(
+        f'<entry><title>{escape(i.title)}</title><link rel="alternate" href="{escape(i.url)}"/>'
+        f"<id>{escape(i.guid or i.url)}</id>"
+        + (f"<updated>{i.published.isoformat()}</updated><published>{i.published.isoformat()}</published>"
+           if i.published else "")
+        + f"<summary>{escape(i.summary)}</summary></entry>\n" for i in items)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+            f'<title>{escape(title)}</title><link href="{escape(link)}"/><id>{escape(link)}</id>'
+            f"<updated>2024-01-01T00:00:00Z</updated>\n{entries}</feed>\n")
+
+
+def opml(feeds: list[tuple[str, str]]) -> str:
+    outlines = "".join(f'<outline type="rss" text="{escape(t)}" title="{escape(t)}" '
+                       f'xmlUrl="{escape(u)}" htmlUrl="{escape(u)}"/>\n' for u, t in feeds)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head><title>Feeds</title>'
+            f'</head><body><outline text="News" title="News">\n{outlines}</outline></body></opml>\n')
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # with the query string
+    headers: dict[str, str]
+    at: float  # time.monotonic()
+
+
+Handler = Callable[[Request], tuple[int, dict[str, str], bytes]]
+
+
+@dataclass
+class _Route:
+    handler: Handler
+    delay: float = 0.0
+
+
+class FixtureSite:
+    """A threaded HTTP server on 127.0.0.1 (ephemeral port) serving registered routes.
+
+    Routes match on the path without its query string, so `/a?utm_source=x` serves `/a`.
+    """
+
+    def __init__(self) -> None:
+        self._routes: dict[str, _Route] = {}
+        self._lock = threading.Lock()
+        self.requests: list[Request] = []
+        site = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                request = Request("GET", self.path, dict(self.headers), time.monotonic())
+                with site._lock:
+                    site.requests.append(request)
+                    route = site._routes.get(urlsplit(self.path).path)
+                if route is None:
+                    status, headers, body = 404, {"Content-Type": "text/plain"}, b"not found"
+                else:
+                    if route.delay:
+                        time.sleep(route.delay)
+                    status, headers, body = route.handler(request)
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    if "Content-Length" not in headers:
+                        self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if status != 304:
+                        self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (size caps do that on purpose)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def add(self, path: str, body: str | bytes, *, content_type: str = "text/html; charset=utf-8",
+            status: int = 200, headers: dict[str, str] | None = None, delay: float = 0.0,
+            gzip_body: bool = False, etag: str | None = None, last_modified: str | None = None) -> None:
+        """Serve a fixed response; with `etag` / `last_modified`, answer 304 when they match."""
+        payload = body.encode() if isinstance(body, str) else body
+        fixed = {"Content-Type": content_type, **(headers or {})}
+        if gzip_body:
+            payload, fixed["Content-Encoding"] = gzip.compress(payload), "gzip"
+        if etag:
+            fixed["ETag"] = etag
+        if last_modified:
+            fixed["Last-Modified"] = last_modified
+
+        def handler(request: Request) -> tuple[int, dict[str, str], bytes]:
+            if (etag and request.headers.get("If-None-Match") == etag) or (
+                    last_modified and not etag
+                    and request.headers.get("If-Modified-Since") == last_modified):
+                return 304, {k: v for k, v in fixed.items() if k in ("ETag", "Last-Modified")}, b""
+            return status, fixed, payload
+
+        self.add_handler(path, handler, delay=delay)
+
+    def add_handler(self, path: str, handler: Handler, *, delay: float = 0.0) -> None:
+        with self._lock:
+            self._routes[path] = _Route(handler, delay)
+
+    def hits(self, path: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if urlsplit(r.path).path == path)
+
+    def start(self) -> FixtureSite:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> FixtureSite:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,155 @@
+"""Feed polling and the scheduler loop against a loopback site, Postgres and Redis."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import pytest
+import redis
+
+from newsloom import db, web
+from newsloom.errors import Permanent
+from newsloom.scheduler.poll import poll_feed
+from newsloom.scheduler.service import Scheduler
+from site_fixture import FeedItem, atom, rss1, rss2
+from support import redis_client_url
+
+WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+
+
+def items(site, n=3):
+    return [FeedItem(site.url(f"/story/{i}"), f"Story {i}", published=WHEN) for i in range(n)]
+
+
+@pytest.fixture
+def client(settings):
+    with web.make_client(settings) as http_client:
+        yield http_client
+
+
+@pytest.mark.parametrize("build", [rss2, rss1, atom])
+def test_feed_formats(site, client, settings, build):
+    site.add("/feed", build(items(site), title="T", link=site.url("/")),
+             content_type="application/xml")
+    result = poll_feed(client, site.url("/feed"), settings)
+    assert [url for url, _ in result.entries] == [site.url(f"/story/{i}") for i in range(3)]
+    assert all(when == WHEN for _, when in result.entries)
+
+
+def test_relative_and_garbage_links(site, client, settings):
+    feed = rss2([FeedItem("/relative/1", "rel"), FeedItem("javascript:alert(1)", "js"),
+                 FeedItem("mailto:x@example.org", "mail"), FeedItem("", "empty")],
+                title="T", link=site.url("/"))
+    site.add("/feed", feed, content_type="application/rss+xml")
+    result = poll_feed(client, site.url("/feed"), settings)
+    assert [url for url, _ in result.entries] == [site.url("/relative/1")]
+    assert result.rejected_links == 3
+
+
+def test_conditional_get(site, client, settings):
+    site.add("/feed", rss2(items(site), title="T", link=site.url("/")),
+             content_type="application/rss+xml", etag='"v1"',
+             last_modified="Mon, 06 May 2024 07:08:09 GMT")
+    first = poll_feed(client, site.url("/feed"), settings)
+    assert first.etag == '"v1"' and not first.not_modified
+    second = poll_feed(client, site.url("/feed"), settings, etag=first.etag,
+                       last_modified=first.last_modified)
+    assert second.not_modified and second.entries == []
+    assert site.requests[-1].headers.get("If-None-Match") == '"v1"'
+
+
+@pytest.mark.parametrize("body, content_type, reason", [
+    ("<html><body><p>Not a feed</p></body></html>", "text/html", "not_a_feed"),
+    ("", "application/rss+xml", "not_a_feed"),
+    ("<?xml version='1.0'?><rss version='2.0'><channel><title>cut", "application/rss+xml",
+     "malformed_feed"),
+])
+def test_not_a_feed(site, client, settings, body, content_type, reason):
+    site.add("/feed", body, content_type=content_type)
+    with pytest.raises(Permanent) as caught:
+        poll_feed(client, site.url("/feed"), settings)
+    assert caught.value.reason == reason
+
+
+def test_truncated_feed_keeps_the_entries_before_the_break(site, client, settings):
+    whole = rss2(items(site), title="T", link=site.url("/"))
+    site.add("/feed", whole[: whole.index("Story 2")], content_type="application/rss+xml")
+    result = poll_feed(client, site.url("/feed"), settings)
+    assert [url for url, _ in result.entries][:2] == [site.url("/story/0"), site.url("/story/1")]
+
+
+def write_feeds(settings, *urls, interval="15m"):
+    settings.feeds.write_text("".join(f'[[feed]]\nurl = "{u}"\ninterval = "{interval}"\n\n'
+                                      for u in urls))
+
+
+def fetch_queue(settings) -> list[bytes]:
+    client = redis.Redis.from_url(redis_client_url(settings.redis_url))
+    return client.lrange(f"{settings.redis_key_prefix}fetch", 0, -1)
+
+
+def run_once(scheduler: Scheduler) -> int:
+    with ThreadPoolExecutor(2) as executor:
+        return scheduler.poll_due(executor)
+
+
+def test_new_urls_recorded_then_enqueued_once(site, settings, conn, database_url):
+    site.add("/feed", rss2(items(site), title="T", link=site.url("/")),
+             content_type="application/rss+xml")
+    write_feeds(settings, site.url("/feed"), interval="1s")
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        assert run_once(scheduler) == 1
+        assert len(fetch_queue(settings)) == 3
+        conn.execute("UPDATE feeds SET next_check_at = now()")
+        conn.commit()
+        assert run_once(scheduler) == 1
+    assert len(fetch_queue(settings)) == 3  # nothing enqueued twice
+    assert db.outcome_counts(conn) == {"queued": 3}
+    [feed] = db.list_feeds(conn)
+    assert feed["items_seen"] == 3 and feed["consecutive_errors"] == 0
+    assert feed["last_success_at"] is not None
+
+
+def test_failing_feed_backs_off_and_recovers(site, settings, conn, database_url):
+    site.add("/feed", "down", status=503)
+    write_feeds(settings, site.url("/feed"), interval="60s")
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        delays = []
+        for _ in range(3):
+            conn.execute("UPDATE feeds SET next_check_at = now()")
+            conn.commit()
+            run_once(scheduler)
+            delays.append(conn.execute(
+                "SELECT extract(epoch FROM next_check_at - now()) AS s FROM feeds").fetchone()["s"])
+        [feed] = db.list_feeds(conn)
+        assert feed["consecutive_errors"] == 3 and "503" in feed["last_error"]
+        # Backoff doubles per error, with jitter within [ceiling/2, ceiling].
+        assert 60 <= delays[0] <= 121 and 120 <= delays[1] <= 241 and 240 <= delays[2] <= 481
+        site.add("/feed", rss2(items(site, 1), title="T", link=site.url("/")),
+                 content_type="application/rss+xml")
+        conn.execute("UPDATE feeds SET next_check_at = now()")
+        conn.commit()
+        run_once(scheduler)
+    [feed] = db.list_feeds(conn)
+    assert feed["consecutive_errors"] == 0 and feed["active"]
+
+
+def test_feeds_file_edits_take_effect(site, settings, conn, database_url):
+    write_feeds(settings, "https://a.example/rss")
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        write_feeds(settings, "https://b.example/rss", "https://c.example/rss")
+        scheduler.reload_feeds()
+        assert {f["url"]: f["active"] for f in db.list_feeds(conn)} == {
+            "https://a.example/rss": False, "https://b.example/rss": True,
+            "https://c.example/rss": True}
+        settings.feeds.write_text("[[feed]]\nurl = 'broken\n")
+        scheduler.reload_feeds()  # logged, previous list kept
+    assert sum(f["active"] for f in db.list_feeds(conn)) == 2
