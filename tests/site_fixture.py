@@ -189,6 +189,13 @@ class _Route:
     delay: float = 0.0
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # clients hanging up mid-response is what several tests do on purpose
+
+
 class FixtureSite:
     """A threaded HTTP server on 127.0.0.1 (ephemeral port) serving registered routes.
 
@@ -230,8 +237,7 @@ class FixtureSite:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
+        self._server = _QuietServer(("127.0.0.1", 0), _Handler)
         self._thread: threading.Thread | None = None
 
     @property
