@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS urls (
     feed_id         bigint REFERENCES feeds (id) ON DELETE SET NULL,
     state           text NOT NULL DEFAULT 'queued'
                     CHECK (state IN ('queued', 'fetched', 'stored', 'duplicate', 'skipped', 'dead')),
-    reason          text,            -- why skipped or dead
+    reason          text,            -- why skipped (a short code) or dead (the error class)
+    detail          text,
     attempts        integer NOT NULL DEFAULT 0,
     entry_published_at timestamptz,  -- from the feed entry, used when the page has no date
     article_id      bigint,
@@ -98,11 +99,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     task            text NOT NULL,
     payload         jsonb NOT NULL,
     url_id          bigint REFERENCES urls (id) ON DELETE CASCADE,
+    error_class     text NOT NULL,
     error           text NOT NULL,    -- exception class and message
     traceback       text,
     attempts        integer NOT NULL,
     first_failed_at timestamptz NOT NULL DEFAULT now(),
     last_failed_at  timestamptz NOT NULL DEFAULT now(),
-    resolved_at     timestamptz
+    replays         integer NOT NULL DEFAULT 0,
+    resolved_at     timestamptz,
+    resolution      text CHECK (resolution IN ('replayed', 'discarded'))
 );
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open_url ON dead_letters (url_id) WHERE resolved_at IS NULL;

@@ -160,13 +160,23 @@ def count_attempt(conn: psycopg.Connection, url_id: int) -> None:
 
 
 def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | None = None,
-               article_id: int | None = None) -> None:
-    """Give a URL its final outcome (the caller's transaction, if any, includes it)."""
+               detail: str | None = None, article_id: int | None = None) -> None:
+    """Give a URL its final outcome (the caller's transaction, if any, includes it).
+
+    Only a URL in flight changes: a late duplicate delivery cannot overwrite an outcome.
+    Any outcome but 'dead' resolves the URL's open dead letter: its replay worked.
+    """
     assert state in FINAL_STATES, state
-    conn.execute(
-        """UPDATE urls SET state = %s, reason = %s, article_id = %s, updated_at = now()
-           WHERE id = %s""",
-        (state, reason, article_id, url_id))
+    changed = conn.execute(
+        """UPDATE urls SET state = %s, reason = %s, detail = %s, article_id = %s,
+               updated_at = now()
+           WHERE id = %s AND state IN ('queued', 'fetched')""",
+        (state, reason, detail, article_id, url_id)).rowcount
+    if changed and state != "dead":
+        conn.execute(
+            """UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
+               WHERE url_id = %s AND resolved_at IS NULL""",
+            (url_id,))
 
 
 def stale_in_flight(conn: psycopg.Connection, older_than: float, limit: int) -> list[dict]:
@@ -249,15 +259,20 @@ def _store_entities(conn: psycopg.Connection, article_id: int,
 # --- dead letters ------------------------------------------------------------------------
 
 def add_dead_letter(conn: psycopg.Connection, *, task: str, payload: dict, url_id: int | None,
-                    error: str, traceback: str, attempts: int) -> None:
-    """Record a task that failed for good, and end its URL as 'dead'; one transaction."""
+                    error_class: str, error: str, traceback: str, attempts: int) -> None:
+    """Record a task that failed for good, and end its URL as 'dead'; one transaction.
+
+    A URL has at most one open dead letter: failing again after a replay updates it.
+    """
     with conn.transaction():
         conn.execute(
-            """INSERT INTO dead_letters (task, payload, url_id, error, traceback, attempts)
-               VALUES (%s, %s, %s, %s, %s, %s)
+            """INSERT INTO dead_letters (task, payload, url_id, error_class, error, traceback,
+                   attempts)
+               VALUES (%s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (url_id) WHERE resolved_at IS NULL DO UPDATE
-               SET error = EXCLUDED.error, traceback = EXCLUDED.traceback,
+               SET task = EXCLUDED.task, error_class = EXCLUDED.error_class,
+                   error = EXCLUDED.error, traceback = EXCLUDED.traceback,
                    attempts = EXCLUDED.attempts, last_failed_at = now()""",
-            (task, json.dumps(payload), url_id, error, traceback, attempts))
+            (task, json.dumps(payload), url_id, error_class, error, traceback, attempts))
         if url_id is not None:
-            finish_url(conn, url_id, "dead", reason=error[:500])
+            finish_url(conn, url_id, "dead", reason=error_class, detail=error[:500])

@@ -75,7 +75,8 @@ def test_dead_letter_ends_the_url(conn):
     [url_id] = db.record_new_urls(conn, None, [("https://a.org/x", None)])
     for attempts in (1, 2):
         db.add_dead_letter(conn, task="newsloom.fetch", payload={"url_id": url_id}, url_id=url_id,
-                           error="ValueError: boom", traceback="tb", attempts=attempts)
+                           error_class="ValueError", error="ValueError: boom", traceback="tb",
+                           attempts=attempts)
     rows = conn.execute("SELECT * FROM dead_letters").fetchall()
     assert len(rows) == 1 and rows[0]["attempts"] == 2 and rows[0]["payload"] == {"url_id": url_id}
     assert db.outcome_counts(conn) == {"dead": 1}

@@ -8,6 +8,7 @@ leaves the same rows as one.
 
 from __future__ import annotations
 
+import traceback
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -15,12 +16,16 @@ from functools import cached_property
 import httpx
 from psycopg_pool import ConnectionPool
 
-from newsloom import db, web
+from newsloom import db, log, web
+from newsloom.retry import RetryPolicy, Verdict, classify
 from newsloom.settings import Settings
 from newsloom.worker.dedupe import article_keys
 from newsloom.worker.extract import EXTRACTOR, extract
 from newsloom.worker.fetch import fetch_page
 from newsloom.worker.tag import load_model, tag
+
+
+logger = log.get_logger(__name__)
 
 
 @dataclass
@@ -81,3 +86,29 @@ def process_step(ctx: Context, url_id: int) -> str | None:
             canonical_url=keys.canonical_url, content_hash=keys.content_hash,
             fields=fields, entities=entities)
     return outcome
+
+
+def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception, attempts: int) -> float | None:
+    """Give a failed step its consequence, per the retry policy.
+
+    Permanent: the URL ends as skipped with the reason. Transient with attempts left:
+    returns the delay before the next try. Otherwise: a dead letter, and the URL ends dead.
+    """
+    error = f"{type(exc).__name__}: {exc}"
+    verdict = classify(exc)
+    policy = RetryPolicy.from_settings(ctx.settings)
+    with ctx.pool.connection() as conn:
+        if verdict is Verdict.PERMANENT:
+            logger.info("skipped", reason=exc.reason, detail=exc.detail)
+            db.finish_url(conn, url_id, "skipped", reason=exc.reason, detail=exc.detail[:500])
+            return None
+        if policy.should_retry(exc, attempts):
+            delay = policy.delay(attempts, exc)
+            logger.warning("retrying", error=error, attempt=attempts, delay=round(delay, 1))
+            db.count_attempt(conn, url_id)
+            return delay
+        logger.error("dead-lettered", error=error, attempts=attempts, verdict=verdict.value)
+        db.add_dead_letter(conn, task=task, payload={"url_id": url_id}, url_id=url_id,
+                           error_class=type(exc).__name__, error=error,
+                           traceback="".join(traceback.format_exception(exc)), attempts=attempts)
+    return None

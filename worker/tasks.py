@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import traceback
-
 from celery import Task
 from celery.signals import setup_logging, worker_process_init
 from structlog.contextvars import bound_contextvars
 
-from newsloom import db, log
+from newsloom import log
 from newsloom.queue import FETCH_TASK, PROCESS_TASK, app, enqueue_process
-from newsloom.retry import RetryPolicy, Verdict, classify
 from newsloom.settings import get_settings
-from newsloom.worker.pipeline import Context, fetch_step, process_step
+from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
 
 logger = log.get_logger(__name__)
 _ctx: Context | None = None
@@ -52,30 +49,13 @@ def process(self: Task, url_id: int) -> None:
 
 
 def _run(task: Task, url_id: int, step):
-    """Run a step; on failure, end the URL, retry later, or dead-letter it."""
+    """Run a step; a failure ends the URL, is retried later, or is dead-lettered."""
     ctx = context()
-    attempts = task.request.retries + 1
     with bound_contextvars(task=task.name, task_id=task.request.id, url_id=url_id):
         try:
             return step(ctx, url_id)
         except Exception as exc:  # noqa: BLE001 - every failure gets an outcome
-            verdict = classify(exc)
-            policy = RetryPolicy.from_settings(ctx.settings)
-            if verdict is Verdict.PERMANENT:
-                logger.info("skipped", reason=exc.reason, detail=exc.detail)
-                with ctx.pool.connection() as conn:
-                    db.finish_url(conn, url_id, "skipped", reason=str(exc)[:500])
-                return None
-            if policy.should_retry(exc, attempts):
-                delay = policy.delay(attempts, exc)
-                logger.warning("retrying", error=f"{type(exc).__name__}: {exc}",
-                               attempt=attempts, delay=round(delay, 1))
-                with ctx.pool.connection() as conn:
-                    db.count_attempt(conn, url_id)
+            delay = settle_failure(ctx, task.name, url_id, exc, task.request.retries + 1)
+            if delay is not None:
                 raise task.retry(countdown=delay, exc=exc) from None
-            logger.error("dead-lettered", error=f"{type(exc).__name__}: {exc}", attempts=attempts)
-            with ctx.pool.connection() as conn:
-                db.add_dead_letter(conn, task=task.name, payload={"url_id": url_id},
-                                   url_id=url_id, error=f"{type(exc).__name__}: {exc}",
-                                   traceback=traceback.format_exc(), attempts=attempts)
             return None
