@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 from contextlib import ExitStack
+from datetime import datetime
 from typing import Annotated
 
+import kombu.exceptions
+import psycopg
 import typer
+from rich.console import Console
+from rich.table import Table
 
-from newsloom import db, log
+from newsloom import db, log, queue
 from newsloom.errors import NewsloomError, SettingsError
 from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.settings import Settings, get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Collect news articles from RSS/Atom feeds into Postgres.")
+dlq_app = typer.Typer(no_args_is_help=True, help="Inspect, replay or discard dead letters.")
+app.add_typer(dlq_app, name="dlq")
 QUEUES = (FETCH_QUEUE, PROCESS_QUEUE)
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def _settings() -> Settings:
@@ -115,9 +124,147 @@ def up() -> None:
     raise typer.Exit(code)
 
 
+def _print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else _short(v) for v in row))
+    Console().print(table)
+
+
+def _short(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def _connect() -> tuple[Settings, object]:
+    settings = _settings()
+    if settings.database_url is None:
+        raise SettingsError("DATABASE_URL is not set")
+    return settings, db.connect(settings.database_url)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    error: Annotated[str | None, typer.Option(help="Error class, or text in the message.")] = None,
+    feed: Annotated[str | None, typer.Option(help="Feed URL, name or id.")] = None,
+    include_resolved: Annotated[bool, typer.Option("--all", help="Resolved ones too.")] = False,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Dead letters, newest first."""
+    _, conn = _connect()
+    with conn:
+        rows = db.list_dead_letters(conn, error=error, feed=feed,
+                                    include_resolved=include_resolved, limit=limit)
+    if as_json:
+        _print_json(rows)
+        return
+    _print_table(f"{len(rows)} dead letter(s)",
+                 ["id", "last failed", "task", "error", "attempts", "replays", "feed", "url"],
+                 [[r["id"], r["last_failed_at"], r["task"], r["error"][:80], r["attempts"],
+                   r["replays"], r["feed_name"] or r["feed_url"], r["url"]] for r in rows])
+
+
+@dlq_app.command("show")
+def dlq_show(letter_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOption = False) -> None:
+    """One dead letter in full, traceback included."""
+    _, conn = _connect()
+    with conn:
+        row = db.get_dead_letter(conn, letter_id)
+    if row is None:
+        raise NewsloomError(f"no dead letter {letter_id}")
+    if as_json:
+        _print_json(row)
+        return
+    for key in ("id", "task", "url", "url_state", "feed_url", "payload", "error", "attempts",
+                "replays", "first_failed_at", "last_failed_at", "resolved_at", "resolution"):
+        typer.echo(f"{key + ':':17}{_short(row[key]) if row[key] is not None else '-'}")
+    typer.echo(f"traceback:\n{row['traceback'] or '-'}")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    letter_ids: Annotated[list[int] | None, typer.Argument(metavar="ID...")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Every open dead letter.")] = False,
+    error: Annotated[str | None, typer.Option(help="With --all: only these errors.")] = None,
+    feed: Annotated[str | None, typer.Option(help="With --all: only this feed.")] = None,
+) -> None:
+    """Send dead letters through the pipeline again; one that succeeds is resolved."""
+    if bool(letter_ids) == replay_all:
+        raise typer.BadParameter("give dead letter IDs or --all (not both)")
+    settings, conn = _connect()
+    with conn:
+        if replay_all:
+            letter_ids = [r["id"] for r in db.list_dead_letters(conn, error=error, feed=feed,
+                                                                 limit=1_000_000)]
+        replayed = db.replay_dead_letters(conn, letter_ids)
+    celery = queue.make_app(settings)
+    try:
+        for row in replayed:  # recorded in Postgres first: a lost message is resent later
+            if row["state"] == "fetched":
+                queue.enqueue_process(row["url_id"], celery)
+            else:
+                queue.enqueue_fetch([row["url_id"]], celery)
+    finally:
+        celery.close()
+    typer.echo(f"replaying {len(replayed)} dead letter(s)")
+
+
+@dlq_app.command("discard")
+def dlq_discard(letter_ids: Annotated[list[int], typer.Argument(metavar="ID...")]) -> None:
+    """Close dead letters without replaying them."""
+    _, conn = _connect()
+    with conn:
+        count = db.discard_dead_letters(conn, letter_ids)
+    typer.echo(f"discarded {count} dead letter(s)")
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Queue depths, URLs by outcome, dead letters and failing feeds."""
+    settings, conn = _connect()
+    with conn:
+        report = db.status_report(conn)
+    celery = queue.make_app(settings)
+    try:
+        report["queues"] = queue.queue_depths(celery)
+    finally:
+        celery.close()
+    if as_json:
+        _print_json(report)
+        return
+    _print_table("queues (waiting)", ["queue", "messages"], [[q, n] for q, n in report["queues"].items()])
+    _print_table(f"articles: {report['articles']['total']} ({report['articles']['last_hour']} in the last hour)",
+                 ["outcome", "reason", "URLs", "last hour"],
+                 [[r["state"], r["reason"], r["total"], r["last_hour"]] for r in report["outcomes"]])
+    _print_table("open dead letters", ["error", "count"],
+                 [[r["error_class"], r["n"]] for r in report["dead_letters"]])
+    feeds = report["feeds"]
+    _print_table(f"feeds: {feeds['active']} active, {feeds['failing']} failing",
+                 ["feed", "errors in a row", "last error", "last success", "next check"],
+                 [[f["name"] or f["url"], f["consecutive_errors"], (f["last_error"] or "")[:60],
+                   f["last_success_at"], f["next_check_at"]] for f in feeds["failing_feeds"]])
+
+
 def main() -> None:
     try:
         app()
     except NewsloomError as exc:
         typer.echo(f"newsloom: error: {exc}", err=True)
         sys.exit(2)
+    except (psycopg.OperationalError, kombu.exceptions.OperationalError) as exc:
+        typer.echo(f"newsloom: error: cannot reach a server: {exc}", err=True)
+        sys.exit(3)

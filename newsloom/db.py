@@ -276,3 +276,85 @@ def add_dead_letter(conn: psycopg.Connection, *, task: str, payload: dict, url_i
             (task, json.dumps(payload), url_id, error_class, error, traceback, attempts))
         if url_id is not None:
             finish_url(conn, url_id, "dead", reason=error_class, detail=error[:500])
+
+
+def list_dead_letters(conn: psycopg.Connection, *, error: str | None = None,
+                      feed: str | None = None, include_resolved: bool = False,
+                      limit: int = 1000) -> list[dict]:
+    """Dead letters, newest failure first; `error` matches the class or message, `feed`
+    the feed's URL, name or id."""
+    return conn.execute(
+        """SELECT d.id, d.task, d.url_id, u.url, f.id AS feed_id, f.name AS feed_name,
+                  f.url AS feed_url, d.error_class, d.error, d.attempts, d.replays,
+                  d.first_failed_at, d.last_failed_at, d.resolved_at, d.resolution
+           FROM dead_letters d
+           LEFT JOIN urls u ON u.id = d.url_id
+           LEFT JOIN feeds f ON f.id = u.feed_id
+           WHERE (%(all)s OR d.resolved_at IS NULL)
+             AND (%(error)s::text IS NULL OR d.error_class ILIKE %(error)s OR d.error ILIKE
+                  '%%' || %(error)s || '%%')
+             AND (%(feed)s::text IS NULL OR f.url = %(feed)s OR f.name = %(feed)s
+                  OR f.id::text = %(feed)s)
+           ORDER BY d.last_failed_at DESC, d.id DESC LIMIT %(limit)s""",
+        {"all": include_resolved, "error": error, "feed": feed, "limit": limit}).fetchall()
+
+
+def get_dead_letter(conn: psycopg.Connection, letter_id: int) -> dict | None:
+    return conn.execute(
+        """SELECT d.*, u.url, u.state AS url_state, f.url AS feed_url, f.name AS feed_name
+           FROM dead_letters d LEFT JOIN urls u ON u.id = d.url_id
+           LEFT JOIN feeds f ON f.id = u.feed_id WHERE d.id = %s""",
+        (letter_id,)).fetchone()
+
+
+def replay_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> list[dict]:
+    """Put the URLs of these open dead letters back in flight; returns (url_id, state) to
+    enqueue. A page already fetched goes straight back to processing."""
+    with conn.transaction():
+        return conn.execute(
+            """WITH letters AS (
+                   UPDATE dead_letters SET replays = replays + 1
+                   WHERE id = ANY(%s) AND resolved_at IS NULL RETURNING url_id)
+               UPDATE urls SET state = CASE WHEN EXISTS (
+                       SELECT 1 FROM raw_pages r WHERE r.url_id = urls.id)
+                       THEN 'fetched' ELSE 'queued' END,
+                   reason = NULL, detail = NULL, attempts = 0, updated_at = now()
+               FROM letters WHERE urls.id = letters.url_id AND urls.state = 'dead'
+               RETURNING urls.id AS url_id, urls.state""",
+            (list(letter_ids),)).fetchall()
+
+
+def discard_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> int:
+    """Close these dead letters without replaying; their URLs stay dead."""
+    with conn.transaction():
+        return conn.execute(
+            """UPDATE dead_letters SET resolved_at = now(), resolution = 'discarded'
+               WHERE id = ANY(%s) AND resolved_at IS NULL""",
+            (list(letter_ids),)).rowcount
+
+
+# --- status ------------------------------------------------------------------------------
+
+def status_report(conn: psycopg.Connection) -> dict:
+    """Outcome counts (total and last hour), open dead letters by error, feed health."""
+    outcomes = conn.execute(
+        """SELECT state, reason, count(*) AS total,
+                  count(*) FILTER (WHERE updated_at > now() - interval '1 hour') AS last_hour
+           FROM urls GROUP BY state, reason ORDER BY state, total DESC""").fetchall()
+    dead = conn.execute(
+        """SELECT error_class, count(*) AS n FROM dead_letters WHERE resolved_at IS NULL
+           GROUP BY error_class ORDER BY n DESC""").fetchall()
+    feeds = conn.execute(
+        """SELECT count(*) FILTER (WHERE active) AS active,
+                  count(*) FILTER (WHERE active AND consecutive_errors > 0) AS failing
+           FROM feeds""").fetchone()
+    failing = conn.execute(
+        """SELECT url, name, consecutive_errors, last_error, last_success_at, next_check_at
+           FROM feeds WHERE active AND consecutive_errors > 0
+           ORDER BY consecutive_errors DESC, url LIMIT 20""").fetchall()
+    articles = conn.execute(
+        """SELECT count(*) AS total,
+                  count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS last_hour
+           FROM articles""").fetchone()
+    return {"outcomes": outcomes, "dead_letters": dead, "feeds": {**feeds, "failing_feeds": failing},
+            "articles": articles}

@@ -65,3 +65,12 @@ def enqueue_fetch(url_ids: Iterable[int], celery: Celery = app) -> None:
 
 def enqueue_process(url_id: int, celery: Celery = app) -> None:
     celery.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE)
+
+
+def queue_depths(celery: Celery) -> dict[str, int]:
+    """Messages waiting in each queue (not those a worker holds)."""
+    with celery.connection_for_read() as conn:
+        channel = conn.default_channel
+        # Declaring is idempotent and, unlike a passive declare, works before any worker ran.
+        return {name: channel.queue_declare(name).message_count
+                for name in (FETCH_QUEUE, PROCESS_QUEUE)}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,10 +75,10 @@ def redis_prefix(servers):
 
 @pytest.fixture
 def conn(database_url):
-    """A connection to an empty schema."""
+    """An autocommit connection to an empty schema: tests see what workers commit."""
     with db.connect(database_url) as connection:
+        connection.autocommit = True
         connection.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
-        connection.commit()
         yield connection
 
 
@@ -88,8 +90,53 @@ def settings(conn, database_url, servers, redis_prefix, tmp_path) -> Settings:
 
 
 @pytest.fixture
+def ctx(settings):
+    """A worker's context with short timeouts and two attempts per task."""
+    from newsloom.worker.pipeline import Context
+
+    context = Context(load_settings(**{**settings.model_dump(), "fetch_timeout": 1.0,
+                                       "max_attempts": 2, "max_page_bytes": 2_000_000}))
+    yield context
+    context.pool.close()
+    context.http.close()
+
+
+@pytest.fixture
 def site():
     from site_fixture import FixtureSite
 
     with FixtureSite() as fixture_site:
         yield fixture_site
+
+
+@pytest.fixture
+def app_env(settings) -> dict[str, str]:
+    """The environment for running newsloom processes against this test's servers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLOOM_")}
+    env.update({
+        "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+        "NEWSLOOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        "NEWSLOOM_SPACY_MODEL": settings.spacy_model,
+        "NEWSLOOM_FEEDS": str(settings.feeds), "NEWSLOOM_DATA_DIR": str(settings.data_dir),
+        "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_SCHEDULER_TICK": "0.2s",
+        "NEWSLOOM_PROCESS_CONCURRENCY": "1", "NEWSLOOM_FETCH_CONCURRENCY": "4",
+        "NEWSLOOM_MAX_ATTEMPTS": "3", "NEWSLOOM_RETRY_BASE": "0.2s", "NEWSLOOM_FETCH_TIMEOUT": "2s",
+    })
+    return env
+
+
+@pytest.fixture
+def workers(app_env, tmp_path):
+    """`newsloom worker` (both queues) running against this test's servers."""
+    log_path = tmp_path / "workers.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "newsloom", "worker"], env=app_env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    yield process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -11,43 +11,15 @@ import socket
 
 import pytest
 
-from newsloom import db
-from newsloom.settings import load_settings
-from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
+from newsloom.worker.pipeline import fetch_step, process_step
 from site_fixture import article_html, seed_article
-
-
-@pytest.fixture
-def ctx(settings):
-    context = Context(load_settings(**{**settings.model_dump(), "fetch_timeout": 1.0,
-                                       "max_attempts": 2, "max_page_bytes": 2_000_000}))
-    yield context
-    context.pool.close()
-    context.http.close()
-
-
-def run(ctx: Context, url: str) -> dict:
-    """One URL through fetch and process, retried as the policy says, until it ends."""
-    with ctx.pool.connection() as conn:
-        [url_id] = db.record_new_urls(conn, None, [(url, None)])
-    for step, task in ((fetch_step, "newsloom.fetch"), (process_step, "newsloom.process")):
-        attempts = 1
-        while True:
-            try:
-                step(ctx, url_id)
-                break
-            except Exception as exc:  # noqa: BLE001 - what the task adapter does
-                if settle_failure(ctx, task, url_id, exc, attempts) is None:
-                    break
-                attempts += 1
-    with ctx.pool.connection() as conn:
-        return db.get_url(conn, url_id)
+from support import run_url
 
 
 def test_good_page_is_stored(ctx, site):
     title, paragraphs = seed_article()
     site.add("/a", article_html(title, paragraphs, author="A"))
-    assert run(ctx, site.url("/a"))["state"] == "stored"
+    assert run_url(ctx, site.url("/a"))["state"] == "stored"
 
 
 def page_of(words: str) -> str:
@@ -68,19 +40,19 @@ def page_of(words: str) -> str:
 def test_bad_pages_end_skipped_with_reason(ctx, site, path, kwargs, reason):
     if kwargs:
         site.add(path, **kwargs)
-    row = run(ctx, site.url(path))
+    row = run_url(ctx, site.url(path))
     assert (row["state"], row["reason"]) == ("skipped", reason)
 
 
 def test_redirect_loop(ctx, site):
     site.add("/a", "", status=302, headers={"Location": "/b"})
     site.add("/b", "", status=302, headers={"Location": "/a"})
-    row = run(ctx, site.url("/a"))
+    row = run_url(ctx, site.url("/a"))
     assert (row["state"], row["reason"]) == ("skipped", "too_many_redirects")
 
 
 def test_unsupported_scheme(ctx):
-    row = run(ctx, "ftp://example.org/story")
+    row = run_url(ctx, "ftp://example.org/story")
     assert (row["state"], row["reason"]) == ("skipped", "bad_url")
 
 
@@ -92,7 +64,7 @@ def test_missing_or_wrong_charset_still_reads(ctx, site, declared, encoding):
     text = "Le café de la gare a rouvert ses portes à Besançon après des années d'attente. " * 6
     html = f"<html><head><title>Café</title></head><body><article><p>{text}</p></article></body></html>"
     site.add("/fr", html.encode(encoding), content_type="text/html" + declared)
-    row = run(ctx, site.url("/fr"))
+    row = run_url(ctx, site.url("/fr"))
     assert row["state"] == "stored"
     with ctx.pool.connection() as conn:
         stored = conn.execute("SELECT text FROM articles WHERE id = %s", (row["article_id"],)).fetchone()
@@ -101,7 +73,7 @@ def test_missing_or_wrong_charset_still_reads(ctx, site, declared, encoding):
 
 def test_server_that_hangs_is_retried_then_dead_lettered(ctx, site):
     site.add("/slow", page_of("slow "), delay=3)
-    row = run(ctx, site.url("/slow"))
+    row = run_url(ctx, site.url("/slow"))
     assert (row["state"], row["reason"]) == ("dead", "ReadTimeout")
     assert row["attempts"] == 1  # one retry before the second and last attempt
     with ctx.pool.connection() as conn:
@@ -114,7 +86,7 @@ def test_connection_reset_is_transient(ctx, site):
     def reset(_request):
         raise ConnectionResetError  # the handler dies: the server closes the socket unanswered
     site.add_handler("/reset", reset)
-    row = run(ctx, site.url("/reset"))
+    row = run_url(ctx, site.url("/reset"))
     assert row["state"] == "dead" and row["reason"] == "RemoteProtocolError"
 
 
@@ -122,7 +94,7 @@ def test_dns_failure_is_transient(ctx, monkeypatch):
     def no_such_host(host, *args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
     monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
-    row = run(ctx, "http://no-such-host.invalid/story")
+    row = run_url(ctx, "http://no-such-host.invalid/story")
     assert row["state"] == "dead" and row["reason"] == "ConnectError"
 
 
@@ -135,14 +107,14 @@ def test_503_then_success_is_stored(ctx, site):
             return 503, {"Retry-After": "0"}, b"busy"
         return 200, {"Content-Type": "text/html"}, page_of("recovered ").encode()
     site.add_handler("/flaky", flaky)
-    row = run(ctx, site.url("/flaky"))
+    row = run_url(ctx, site.url("/flaky"))
     assert row["state"] == "stored" and row["attempts"] == 1
 
 
 def test_steps_run_twice_leave_the_same_rows(ctx, site):
     title, paragraphs = seed_article()
     site.add("/a", article_html(title, paragraphs))
-    row = run(ctx, site.url("/a"))
+    row = run_url(ctx, site.url("/a"))
     assert fetch_step(ctx, row["id"]) is False   # already past fetching
     assert process_step(ctx, row["id"]) is None  # already stored
     with ctx.pool.connection() as conn:

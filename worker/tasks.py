@@ -35,13 +35,14 @@ def _warm_up(**_: object) -> None:
         context().nlp  # noqa: B018 - loads and caches
 
 
-@app.task(name=FETCH_TASK, bind=True)
+# max_retries=None: newsloom.retry decides when to stop, not Celery's default of 3.
+@app.task(name=FETCH_TASK, bind=True, max_retries=None)
 def fetch(self: Task, url_id: int) -> None:
     if _run(self, url_id, fetch_step):
         enqueue_process(url_id)
 
 
-@app.task(name=PROCESS_TASK, bind=True)
+@app.task(name=PROCESS_TASK, bind=True, max_retries=None)
 def process(self: Task, url_id: int) -> None:
     outcome = _run(self, url_id, process_step)
     if outcome:
