@@ -110,3 +110,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     resolution      text CHECK (resolution IN ('replayed', 'discarded'))
 );
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open_url ON dead_letters (url_id) WHERE resolved_at IS NULL;
+
+-- The schema's version, raised with every change above; `newsloom health` compares it.
+CREATE TABLE IF NOT EXISTS schema_meta (
+    key     text PRIMARY KEY,
+    value   text NOT NULL
+);
+INSERT INTO schema_meta (key, value) VALUES ('version', '1')
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;

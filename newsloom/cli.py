@@ -259,6 +259,35 @@ def status(as_json: JsonOption = False) -> None:
                    f["last_success_at"], f["next_check_at"]] for f in feeds["failing_feeds"]])
 
 
+@app.command()
+def health() -> None:
+    """Exit 0 when the broker and the database answer and the schema is current."""
+    settings = _settings()
+    _require_servers(settings)
+    problems = []
+    try:
+        with db.connect(settings.database_url) as conn:
+            applied, expected = db.schema_version(conn), db.expected_schema_version()
+            if applied != expected:
+                problems.append(f"schema version {applied or 'none'}, expected {expected}: "
+                                "run `newsloom init-db`")
+    except psycopg.OperationalError as exc:
+        problems.append(f"database unreachable: {str(exc).strip()}")
+    celery = queue.make_app(settings)
+    try:
+        with celery.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the broker is the answer
+        problems.append(f"broker unreachable: {exc}")
+    finally:
+        celery.close()
+    for problem in problems:
+        typer.echo(f"unhealthy: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo("healthy")
+
+
 def main() -> None:
     try:
         app()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +19,8 @@ IN_FLIGHT = ("queued", "fetched")
 FINAL_STATES = ("stored", "duplicate", "skipped", "dead")
 
 
-def connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, row_factory=dict_row)
+def connect(url: str, connect_timeout: int = 10) -> psycopg.Connection:
+    return psycopg.connect(url, row_factory=dict_row, connect_timeout=connect_timeout)
 
 
 def make_pool(url: str, max_size: int = 4) -> ConnectionPool:
@@ -27,6 +28,23 @@ def make_pool(url: str, max_size: int = 4) -> ConnectionPool:
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
                           kwargs={"row_factory": dict_row}, check=ConnectionPool.check_connection,
                           name="newsloom")
+
+
+def expected_schema_version() -> str:
+    """The version schema.sql writes into schema_meta."""
+    found = re.search(r"VALUES \('version', '([^']+)'\)", SCHEMA_PATH.read_text())
+    assert found, "schema.sql sets no version"
+    return found.group(1)
+
+
+def schema_version(conn: psycopg.Connection) -> str | None:
+    """The version applied to this database, None if none is."""
+    try:
+        with conn.transaction():
+            row = conn.execute("SELECT value FROM schema_meta WHERE key = 'version'").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return row["value"] if row else None
 
 
 def apply_schema(conn: psycopg.Connection) -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import psycopg.conninfo
 
 from newsloom.settings import Settings, env_names
 
@@ -63,3 +64,28 @@ def test_readme_documents_every_setting():
     for name, field in Settings.model_fields.items():
         for env in env_names(name, field):
             assert f"`{env}`" in text, f"{env} is not documented in the README"
+
+
+def test_health(database_url, servers, settings):
+    env = {"DATABASE_URL": database_url, "REDIS_URL": settings.redis_url}
+    healthy = newsloom("health", env=env)
+    assert healthy.returncode == 0, healthy.stderr
+    broker_down = newsloom("health", env={**env, "REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert broker_down.returncode == 1 and "broker unreachable" in broker_down.stderr
+
+
+def test_health_wants_the_current_schema(servers, settings):
+    admin_url = servers[0]
+    name = f"{psycopg.conninfo.conninfo_to_dict(settings.database_url)['dbname']}_empty"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
+        env = {"DATABASE_URL": url, "REDIS_URL": settings.redis_url}
+        stale = newsloom("health", env=env)
+        assert stale.returncode == 1 and "newsloom init-db" in stale.stderr
+        assert newsloom("init-db", env=env).returncode == 0
+        assert newsloom("health", env=env).returncode == 0
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,140 @@
+"""docker-compose.yml and the Dockerfile, checked offline (no Docker engine runs here):
+structure, safety, and that every command and variable is one newsloom really has."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.main import get_command
+
+from newsloom.cli import app
+from newsloom.settings import Settings, env_names
+
+ROOT = Path(__file__).parent.parent
+APP_SERVICES = ("init-db", "scheduler", "fetcher", "processor")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def parse_all(argv: list[str]) -> str | None:
+    """Why `newsloom ARGV` would not run, or None: parsed by the real command line."""
+    # Typer carries its own copy of click, so go by its interface, not by click's classes.
+    command, ctx, args = get_command(app), None, list(argv)
+    while hasattr(command, "get_command"):
+        ctx = command.context_class(command, info_name=command.name or "newsloom", parent=ctx)
+        if not args:
+            return "no subcommand"
+        name, args = args[0], args[1:]
+        command = command.get_command(ctx, name)
+        if command is None:
+            return f"no command {name!r}"
+    try:
+        command.make_context(command.name, args, parent=ctx, resilient_parsing=False)
+    except Exception as exc:  # noqa: BLE001 - typer's vendored click.ClickException
+        if hasattr(exc, "format_message"):
+            return exc.format_message()
+        raise
+    return None
+
+
+def setting_names() -> set[str]:
+    return {env for name, field in Settings.model_fields.items() for env in env_names(name, field)}
+
+
+def unknown_variables(environment: dict) -> set[str]:
+    return set(environment) - setting_names()
+
+
+def test_services_and_volumes(compose):
+    assert set(compose["services"]) == {"postgres", "redis", *APP_SERVICES}
+    assert set(compose["volumes"]) == {"pgdata", "redisdata"}
+    assert "pgdata:/var/lib/postgresql/data" in compose["services"]["postgres"]["volumes"]
+    assert "redisdata:/data" in compose["services"]["redis"]["volumes"]
+
+
+def test_ports_only_on_localhost(compose):
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond localhost"
+
+
+def test_postgres_gets_the_schema_and_redis_persists(compose):
+    volumes = compose["services"]["postgres"]["volumes"]
+    assert any(v.startswith("./schema.sql:/docker-entrypoint-initdb.d/") for v in volumes)
+    command = compose["services"]["redis"]["command"]
+    assert "--appendonly" in command and command[command.index("--appendonly") + 1] == "yes"
+
+
+def test_healthchecks(compose):
+    for name in ("postgres", "redis", "scheduler", "fetcher", "processor"):
+        assert compose["services"][name]["healthcheck"]["test"], name
+    assert compose["services"]["scheduler"]["healthcheck"]["test"][1:] == ["newsloom", "health"]
+    for name in ("scheduler", "fetcher", "processor"):
+        depends = compose["services"][name]["depends_on"]
+        assert depends["init-db"]["condition"] == "service_completed_successfully"
+        assert depends["redis"]["condition"] == "service_healthy"
+
+
+def test_feeds_file_mounted_into_the_scheduler(compose):
+    scheduler = compose["services"]["scheduler"]
+    mount = "./feeds.toml:/app/feeds.toml:ro"
+    assert mount in scheduler["volumes"]
+    assert scheduler["environment"]["NEWSLOOM_FEEDS"] == "/app/feeds.toml"
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_commands_are_real_subcommands(compose, service):
+    command = compose["services"][service]["command"]
+    argv = shlex.split(command) if isinstance(command, str) else command
+    assert parse_all(argv) is None
+    healthcheck = compose["services"][service].get("healthcheck", {})
+    if not healthcheck.get("disable"):
+        assert parse_all(healthcheck["test"][2:]) is None
+
+
+def test_worker_services_split_the_queues(compose):
+    queues = {compose["services"][s]["command"][-1] for s in ("fetcher", "processor")}
+    assert queues == {"fetch", "process"}
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["worker", "--queues"], ["worker", "--pool", "x"],
+                                  ["dlq", "bogus"]])
+def test_checker_rejects_what_newsloom_rejects(argv):
+    assert parse_all(argv) is not None
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_app_environment_names_are_settings(compose, service):
+    environment = compose["services"][service]["environment"]
+    assert unknown_variables(environment) == set()
+    assert environment["DATABASE_URL"].startswith("postgresql://")
+
+
+def test_unknown_variable_is_caught():
+    assert unknown_variables({"NEWSLOOM_NOPE": "1", "REDIS_URL": "x"}) == {"NEWSLOOM_NOPE"}
+
+
+def test_defaults_in_compose_match_the_settings(compose):
+    environment = compose["services"]["scheduler"]["environment"]
+    for name in ("user_agent", "log_format", "allow_private_networks"):
+        env = env_names(name, Settings.model_fields[name])[0]
+        default = re.fullmatch(r"\$\{" + env + r":-(.*)\}", environment[env]).group(1)
+        assert default.lower() == str(Settings.model_fields[name].default).lower(), env
+
+
+def test_dockerfile_installs_the_official_model():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "en_core_web_sm-3.8.0-py3-none-any.whl" in dockerfile
+    assert "NEWSLOOM_SPACY_MODEL=en_core_web_sm\n" in dockerfile
+    assert 'ENTRYPOINT ["newsloom"]' in dockerfile
+    assert "--require-hashes -r requirements.lock" in dockerfile
+    assert re.search(r"^USER (?!root)", dockerfile, re.MULTILINE)
+    for path in re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE):
+        assert (ROOT / path).exists(), f"Dockerfile copies {path}, which is missing"
