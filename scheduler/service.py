@@ -13,13 +13,12 @@ from psycopg_pool import ConnectionPool
 
 from newsloom import db, log, queue, web
 from newsloom.errors import FeedsFileError
-from newsloom.retry import feed_backoff
+from newsloom.retry import TRANSIENT_EXCEPTIONS, feed_backoff
 from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
 from newsloom.scheduler.poll import poll_feed
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
-RECONCILE_EVERY = 60.0
 
 
 class Scheduler:
@@ -30,18 +29,25 @@ class Scheduler:
         self._feeds_mtime: tuple[int, int] | None = None
         # A claimed feed is leased for longer than its poll can take.
         self.lease = settings.fetch_timeout * 3 * (settings.max_redirects + 1) + 60
+        # Lost messages are looked for often enough that none waits much past its timeout.
+        self.reconcile_every = min(60.0, settings.visibility_timeout / 4)
 
     def run(self) -> None:
         self.sync_feeds_file()
         last_reconcile = 0.0
         with ThreadPoolExecutor(self.settings.poll_concurrency, "poll") as executor:
             while not self.stop.is_set():
-                self.reload_feeds()
-                polled = self.poll_due(executor)
-                now = time.monotonic()
-                if now - last_reconcile >= RECONCILE_EVERY:
-                    self.reconcile()
-                    last_reconcile = now
+                try:
+                    self.reload_feeds()
+                    polled = self.poll_due(executor)
+                    now = time.monotonic()
+                    if now - last_reconcile >= self.reconcile_every:
+                        self.reconcile()
+                        last_reconcile = now
+                except TRANSIENT_EXCEPTIONS as exc:
+                    # The database or the broker is away: try again next tick, keep running.
+                    logger.warning("scheduler cycle failed", error=f"{type(exc).__name__}: {exc}")
+                    polled = 0
                 if not polled:
                     self.stop.wait(self.settings.scheduler_tick)
         self.http.close()

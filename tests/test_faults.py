@@ -1,0 +1,151 @@
+"""Fault injection over a loopback site of a few hundred pages (issue: nothing lost).
+
+While `newsloom up` collects, a process-pool worker is killed with SIGKILL, the broker
+(a private redis-server without persistence) restarts empty, and every Postgres
+connection of the pipeline is terminated. Afterwards every good article must be stored
+exactly once, every copy attached as a duplicate, every bad URL skipped with its reason,
+and nothing left in flight.
+
+Size: NEWSLOOM_FAULT_PAGES (default 200 in the suite; `make faults` runs 1000).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from site_fixture import FeedItem, article_html, rss2, synthetic_article
+from support import PrivateRedis, wait_until
+
+PAGES = int(os.environ.get("NEWSLOOM_FAULT_PAGES", "200"))
+FEEDS = 4
+BAD = {  # path -> (how it is served, the reason it must end with)
+    "/bad/missing": (None, "http_404"),
+    "/bad/report.pdf": ({"body": b"%PDF-1.7" + b"\0" * 4000, "content_type": "application/pdf"}, "not_html"),
+    "/bad/empty": ({"body": "<html><body><nav>Home</nav></body></html>"}, "no_text"),
+    "/bad/loop": ({"body": "", "status": 302, "headers": {"Location": "/bad/loop"}}, "too_many_redirects"),
+}
+
+
+def build_site(site) -> dict[str, list[FeedItem]]:
+    feeds: dict[str, list[FeedItem]] = {f"/feed/{n}.xml": [] for n in range(FEEDS)}
+    for i in range(PAGES):
+        title, paragraphs = synthetic_article(i)
+        path = f"/news/{i}"
+        # A little server time per page, so the run lasts long enough to be hit by faults.
+        site.add(path, article_html(title, paragraphs, author="Staff", canonical=site.url(path)),
+                 delay=0.05)
+        items = feeds[f"/feed/{i % FEEDS}.xml"]
+        items.append(FeedItem(site.url(path), title))
+        if i % 10 == 0:  # the same story with tracking parameters, in another feed
+            feeds[f"/feed/{(i + 1) % FEEDS}.xml"].append(
+                FeedItem(site.url(path + "?utm_source=newsletter&utm_medium=email"), title))
+    for n, (path, (served, _)) in enumerate(BAD.items()):
+        if served:
+            site.add(path, **served)
+        feeds[f"/feed/{n % FEEDS}.xml"].append(FeedItem(site.url(path), "bad"))
+    for path, items in feeds.items():
+        site.add(path, rss2(items, title=path, link=site.url("/")), content_type="application/rss+xml")
+    return feeds
+
+
+def progress(database_url: str) -> dict[str, int]:
+    with psycopg.connect(database_url) as conn:
+        return dict(conn.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
+
+
+def process_pool_child(up: subprocess.Popen) -> psutil.Process:
+    for proc in psutil.Process(up.pid).children(recursive=True):
+        parent = proc.parent()
+        if parent and "process" in parent.cmdline() and "prefork" in parent.cmdline() \
+                and parent.pid != up.pid:
+            return proc
+    raise AssertionError("no process-pool child found")
+
+
+@pytest.mark.timeout(900)
+def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
+    feeds = build_site(site)
+    settings.feeds.write_text("".join(f'[[feed]]\nurl = "{site.url(p)}"\ninterval = "1h"\n\n'
+                                      for p in feeds))
+    expected_urls = sum(len(items) for items in feeds.values())
+    duplicates = sum(1 for i in range(PAGES) if i % 10 == 0)
+    broker = PrivateRedis(tmp_path)
+    broker.start()
+    env = {**app_env, "REDIS_URL": broker.url, "NEWSLOOM_VISIBILITY_TIMEOUT": "24s",
+           "NEWSLOOM_RETRY_BASE": "0.5s", "NEWSLOOM_RETRY_CAP": "5s", "NEWSLOOM_FETCH_TIMEOUT": "3s",
+           "NEWSLOOM_MAX_REDIRECTS": "5", "NEWSLOOM_MAX_ATTEMPTS": "8",
+           "NEWSLOOM_PROCESS_CONCURRENCY": "2", "NEWSLOOM_FETCH_CONCURRENCY": "8"}
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    faults = []
+    started = time.monotonic()
+    try:
+        def done_at_least(share):
+            def check():
+                counts = progress(settings.database_url)
+                return sum(counts.get(s, 0) for s in ("stored", "duplicate", "skipped")) \
+                    >= share * expected_urls
+            return check
+
+        wait_until(done_at_least(0.1), 180, "10% of the URLs to finish")
+        process_pool_child(up).send_signal(signal.SIGKILL)
+        faults.append("SIGKILL to a process-pool worker")
+
+        wait_until(done_at_least(0.3), 180, "30% of the URLs to finish")
+        broker.restart_empty()
+        faults.append("Redis restarted empty")
+
+        wait_until(done_at_least(0.5), 180, "50% of the URLs to finish")
+        with psycopg.connect(settings.database_url, autocommit=True) as admin:
+            killed = admin.execute(
+                """SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                   WHERE datname = current_database() AND pid <> pg_backend_pid()) t""").fetchone()[0]
+        faults.append(f"{killed} Postgres connections terminated")
+
+        def settled():
+            counts = progress(settings.database_url)
+            return sum(counts.values()) == expected_urls and not (
+                counts.get("queued") or counts.get("fetched"))
+        wait_until(settled, 300, "every URL to reach an outcome", interval=0.5)
+        assert up.poll() is None, f"newsloom up died:\n{log_path.read_text()[-4000:]}"
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGTERM)
+            up.wait(120)
+        broker.stop()
+    elapsed = time.monotonic() - started
+
+    with psycopg.connect(settings.database_url, row_factory=dict_row) as conn:
+        urls = {r["url"]: r for r in conn.execute("SELECT url, state, reason FROM urls")}
+        articles = conn.execute("SELECT url, canonical_url FROM articles").fetchall()
+        dead = conn.execute("SELECT error FROM dead_letters").fetchall()
+    good = {site.url(f"/news/{i}") for i in range(PAGES)}
+    stored_urls = {a["canonical_url"] for a in articles}
+    states = [r["state"] for r in urls.values()]
+    figures = {
+        "urls": len(urls), "faults": len(faults), "stored": states.count("stored"),
+        "duplicate": states.count("duplicate"), "skipped": states.count("skipped"),
+        "dead": states.count("dead"),
+        "lost": expected_urls - len(urls) + states.count("queued") + states.count("fetched"),
+        "articles stored twice": len(articles) - len(stored_urls), "seconds": round(elapsed, 1),
+    }
+    with capsys.disabled():
+        print(f"\nfault run: {PAGES} pages; faults: {'; '.join(faults)}")
+        print("fault run: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    assert dead == [], dead
+    assert figures["lost"] == 0 and figures["articles stored twice"] == 0
+    assert stored_urls == good
+    assert figures["stored"] == PAGES and figures["duplicate"] == duplicates
+    for path, (_, reason) in BAD.items():
+        assert (urls[site.url(path)]["state"], urls[site.url(path)]["reason"]) == ("skipped", reason)
