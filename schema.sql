@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS feeds (
     last_error_at       timestamptz,
     consecutive_errors  integer NOT NULL DEFAULT 0,
     items_seen          bigint NOT NULL DEFAULT 0,
+    rejected_links      integer NOT NULL DEFAULT 0,     -- entries of the last poll without a usable link
     created_at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_check_at) WHERE active;

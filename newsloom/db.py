@@ -104,15 +104,16 @@ def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) 
 
 
 def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | None,
-                        last_modified: str | None, next_in: float, items: int) -> None:
+                        last_modified: str | None, next_in: float, items: int,
+                        rejected_links: int) -> None:
     with conn.transaction():
         conn.execute(
             """UPDATE feeds SET etag = %s, last_modified = %s, last_checked_at = now(),
                    last_success_at = now(), consecutive_errors = 0,
                    next_check_at = now() + make_interval(secs => %s),
-                   items_seen = items_seen + %s
+                   items_seen = items_seen + %s, rejected_links = %s
                WHERE id = %s""",
-            (etag, last_modified, next_in, items, feed_id))
+            (etag, last_modified, next_in, items, rejected_links, feed_id))
 
 
 def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,

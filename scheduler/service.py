@@ -100,7 +100,7 @@ class Scheduler:
         with self.pool.connection() as conn:
             db.record_poll_success(conn, feed.id, etag=result.etag,
                                    last_modified=result.last_modified, next_in=next_in,
-                                   items=len(new_ids))
+                                   items=len(new_ids), rejected_links=result.rejected_links)
         logger.info("feed polled", feed=feed.url, not_modified=result.not_modified,
                     entries=len(result.entries), new=len(new_ids),
                     rejected_links=result.rejected_links)

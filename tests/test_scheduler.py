@@ -153,3 +153,47 @@ def test_feeds_file_edits_take_effect(site, settings, conn, database_url):
         settings.feeds.write_text("[[feed]]\nurl = 'broken\n")
         scheduler.reload_feeds()  # logged, previous list kept
     assert sum(f["active"] for f in db.list_feeds(conn)) == 2
+
+
+@pytest.mark.parametrize("body, content_type, reason", [
+    ("<html><body>A web page</body></html>", "text/html", "not_a_feed"),
+    ("<?xml version='1.0'?><rss version='2.0'><channel><title>cut", "application/rss+xml",
+     "malformed_feed"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "image/png", "not_a_feed"),
+])
+def test_bad_feed_recorded_with_its_reason(site, settings, conn, database_url, body, content_type,
+                                           reason):
+    site.add("/feed", body, content_type=content_type)
+    write_feeds(settings, site.url("/feed"))
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        run_once(scheduler)
+    [feed] = db.list_feeds(conn)
+    assert feed["consecutive_errors"] == 1 and reason in feed["last_error"]
+    assert db.outcome_counts(conn) == {}
+
+
+def test_garbage_links_counted_on_the_feed(site, settings, conn, database_url):
+    feed = rss2([FeedItem(site.url("/ok"), "ok"), FeedItem("javascript:void(0)", "js"),
+                 FeedItem("", "none")], title="T", link=site.url("/"))
+    site.add("/feed", feed, content_type="application/rss+xml")
+    write_feeds(settings, site.url("/feed"))
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        run_once(scheduler)
+    [feed_row] = db.list_feeds(conn)
+    assert feed_row["rejected_links"] == 2 and feed_row["items_seen"] == 1
+
+
+def test_feed_with_ten_thousand_items(site, settings, conn, database_url):
+    many = [FeedItem(site.url(f"/story/{i}"), f"Story {i}") for i in range(10_000)]
+    site.add("/feed", rss2(many, title="T", link=site.url("/")), content_type="application/rss+xml")
+    write_feeds(settings, site.url("/feed"))
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        run_once(scheduler)
+    assert db.outcome_counts(conn) == {"queued": 10_000}
+    assert len(fetch_queue(settings)) == 10_000
