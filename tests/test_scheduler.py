@@ -90,6 +90,15 @@ def fetch_queue(settings) -> list[bytes]:
     return client.lrange(f"{settings.redis_key_prefix}fetch", 0, -1)
 
 
+def poll_feeds_file(settings, database_url, *feed_urls) -> None:
+    """A scheduler's first cycle over a feeds file listing `feed_urls`."""
+    write_feeds(settings, *feed_urls)
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        run_once(scheduler)
+
+
 def run_once(scheduler: Scheduler) -> int:
     with ThreadPoolExecutor(2) as executor:
         return scheduler.poll_due(executor)
@@ -164,11 +173,7 @@ def test_feeds_file_edits_take_effect(site, settings, conn, database_url):
 def test_bad_feed_recorded_with_its_reason(site, settings, conn, database_url, body, content_type,
                                            reason):
     site.add("/feed", body, content_type=content_type)
-    write_feeds(settings, site.url("/feed"))
-    with db.make_pool(database_url) as pool:
-        scheduler = Scheduler(settings, pool, threading.Event())
-        scheduler.sync_feeds_file()
-        run_once(scheduler)
+    poll_feeds_file(settings, database_url, site.url("/feed"))
     [feed] = db.list_feeds(conn)
     assert feed["consecutive_errors"] == 1 and reason in feed["last_error"]
     assert db.outcome_counts(conn) == {}
@@ -178,11 +183,7 @@ def test_garbage_links_counted_on_the_feed(site, settings, conn, database_url):
     feed = rss2([FeedItem(site.url("/ok"), "ok"), FeedItem("javascript:void(0)", "js"),
                  FeedItem("", "none")], title="T", link=site.url("/"))
     site.add("/feed", feed, content_type="application/rss+xml")
-    write_feeds(settings, site.url("/feed"))
-    with db.make_pool(database_url) as pool:
-        scheduler = Scheduler(settings, pool, threading.Event())
-        scheduler.sync_feeds_file()
-        run_once(scheduler)
+    poll_feeds_file(settings, database_url, site.url("/feed"))
     [feed_row] = db.list_feeds(conn)
     assert feed_row["rejected_links"] == 2 and feed_row["items_seen"] == 1
 
@@ -190,10 +191,6 @@ def test_garbage_links_counted_on_the_feed(site, settings, conn, database_url):
 def test_feed_with_ten_thousand_items(site, settings, conn, database_url):
     many = [FeedItem(site.url(f"/story/{i}"), f"Story {i}") for i in range(10_000)]
     site.add("/feed", rss2(many, title="T", link=site.url("/")), content_type="application/rss+xml")
-    write_feeds(settings, site.url("/feed"))
-    with db.make_pool(database_url) as pool:
-        scheduler = Scheduler(settings, pool, threading.Event())
-        scheduler.sync_feeds_file()
-        run_once(scheduler)
+    poll_feeds_file(settings, database_url, site.url("/feed"))
     assert db.outcome_counts(conn) == {"queued": 10_000}
     assert len(fetch_queue(settings)) == 10_000
