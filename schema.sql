@@ -7,6 +7,8 @@ CREATE TABLE IF NOT EXISTS feeds (
     name                text,
     interval_seconds    integer NOT NULL CHECK (interval_seconds > 0),
     active              boolean NOT NULL DEFAULT true,   -- false once removed from the feeds file
+    host_delay_seconds  real,                            -- NULL: NEWSLOOM_HOST_DELAY
+    obey_robots         boolean NOT NULL DEFAULT true,
     etag                text,
     last_modified       text,
     next_check_at       timestamptz NOT NULL DEFAULT now(),

@@ -67,8 +67,10 @@ class FeedRow:
     consecutive_errors: int
 
 
-def sync_feeds(conn: psycopg.Connection, feeds: Sequence[tuple[str, str | None, int]]) -> None:
-    """Make the `feeds` table match the feeds file: (url, name, interval_seconds) each.
+def sync_feeds(conn: psycopg.Connection,
+               feeds: Sequence[tuple[str, str | None, int, float | None, bool]]) -> None:
+    """Make the `feeds` table match the feeds file: (url, name, interval_seconds,
+    host_delay_seconds, obey_robots) each.
 
     Feeds no longer in the file become inactive (their articles stay); a feed added back
     is active again and keeps its history.
@@ -76,11 +78,16 @@ def sync_feeds(conn: psycopg.Connection, feeds: Sequence[tuple[str, str | None, 
     urls = [f[0] for f in feeds]
     with conn.transaction():
         conn.cursor().executemany(
-            """INSERT INTO feeds (url, name, interval_seconds) VALUES (%s, %s, %s)
+            """INSERT INTO feeds (url, name, interval_seconds, host_delay_seconds, obey_robots)
+               VALUES (%s, %s, %s, %s, %s)
                ON CONFLICT (url) DO UPDATE SET name = EXCLUDED.name,
-                   interval_seconds = EXCLUDED.interval_seconds, active = true
-               WHERE (feeds.name, feeds.interval_seconds, feeds.active)
-                     IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.interval_seconds, true)""",
+                   interval_seconds = EXCLUDED.interval_seconds,
+                   host_delay_seconds = EXCLUDED.host_delay_seconds,
+                   obey_robots = EXCLUDED.obey_robots, active = true
+               WHERE (feeds.name, feeds.interval_seconds, feeds.host_delay_seconds,
+                      feeds.obey_robots, feeds.active)
+                     IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.interval_seconds,
+                      EXCLUDED.host_delay_seconds, EXCLUDED.obey_robots, true)""",
             list(feeds))
         conn.execute("UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))", (urls,))
 
@@ -148,7 +155,11 @@ def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
 
 
 def get_url(conn: psycopg.Connection, url_id: int) -> dict | None:
-    return conn.execute("SELECT * FROM urls WHERE id = %s", (url_id,)).fetchone()
+    """A URL of the ledger, with its feed's politeness settings."""
+    return conn.execute(
+        """SELECT u.*, f.host_delay_seconds, coalesce(f.obey_robots, true) AS obey_robots
+           FROM urls u LEFT JOIN feeds f ON f.id = u.feed_id WHERE u.id = %s""",
+        (url_id,)).fetchone()
 
 
 def save_raw_page(conn: psycopg.Connection, url_id: int, *, final_url: str,
@@ -172,10 +183,13 @@ def load_raw_page(conn: psycopg.Connection, url_id: int) -> dict | None:
         (url_id,)).fetchone()
 
 
-def count_attempt(conn: psycopg.Connection, url_id: int) -> None:
+def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
+    """One more failed attempt for this URL; returns how many it has had."""
     with conn.transaction():
-        conn.execute("UPDATE urls SET attempts = attempts + 1, updated_at = now() WHERE id = %s",
-                     (url_id,))
+        row = conn.execute(
+            """UPDATE urls SET attempts = attempts + 1, updated_at = now() WHERE id = %s
+               RETURNING attempts""", (url_id,)).fetchone()
+    return row["attempts"] if row else 1
 
 
 def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | None = None,

@@ -32,3 +32,12 @@ class Transient(NewsloomError):
     def __init__(self, detail: str, retry_after: float | None = None):
         self.detail, self.retry_after = detail, retry_after
         super().__init__(detail)
+
+
+class Deferred(NewsloomError):
+    """Not a failure: the step may only run at `not_before` (epoch seconds), e.g. when its
+    host's next request slot comes. It is sent again for then, and no attempt is counted."""
+
+    def __init__(self, not_before: float):
+        self.not_before = not_before
+        super().__init__(f"deferred until {not_before:.3f}")

@@ -6,8 +6,10 @@ newsloom.worker.tasks, which the workers load.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
+import redis
 from celery import Celery
 
 from newsloom.errors import SettingsError
@@ -63,6 +65,14 @@ def enqueue_fetch(url_ids: Iterable[int], celery: Celery = app) -> None:
         celery.send_task(FETCH_TASK, args=[url_id], queue=FETCH_QUEUE)
 
 
+def requeue_fetch(url_id: int, not_before: float, max_delay: float, celery: Celery = app) -> None:
+    """Send a fetch again for `not_before` (epoch seconds). A message never waits longer
+    than `max_delay` (below the visibility timeout); an early one defers itself again."""
+    countdown = min(max(0.0, not_before - time.time()), max_delay)
+    celery.send_task(FETCH_TASK, args=[url_id], kwargs={"not_before": not_before},
+                     queue=FETCH_QUEUE, countdown=countdown)
+
+
 def enqueue_process(url_id: int, celery: Celery = app) -> None:
     celery.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE)
 
@@ -74,3 +84,8 @@ def queue_depths(celery: Celery) -> dict[str, int]:
         # Declaring is idempotent and, unlike a passive declare, works before any worker ran.
         return {name: channel.queue_declare(name).message_count
                 for name in (FETCH_QUEUE, PROCESS_QUEUE)}
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A plain Redis client for the broker's server (kombu's socket URLs included)."""
+    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))

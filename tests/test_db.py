@@ -20,19 +20,19 @@ def test_schema_applies_twice_without_change(conn):
 
 
 def test_sync_feeds_adds_updates_and_deactivates(conn):
-    db.sync_feeds(conn, [("https://a.org/rss", "A", 900), ("https://b.org/rss", None, 60)])
-    db.sync_feeds(conn, [("https://a.org/rss", "A2", 300)])
+    db.sync_feeds(conn, [("https://a.org/rss", "A", 900, None, True), ("https://b.org/rss", None, 60, 2.0, False)])
+    db.sync_feeds(conn, [("https://a.org/rss", "A2", 300, None, True)])
     rows = {r["url"]: r for r in db.list_feeds(conn)}
     assert rows["https://a.org/rss"]["name"] == "A2" and rows["https://a.org/rss"]["active"]
     assert rows["https://a.org/rss"]["interval_seconds"] == 300
     assert not rows["https://b.org/rss"]["active"]
-    db.sync_feeds(conn, [("https://b.org/rss", None, 60)])
+    db.sync_feeds(conn, [("https://b.org/rss", None, 60, 2.0, False)])
     assert {r["url"]: r["active"] for r in db.list_feeds(conn)} == {
         "https://a.org/rss": False, "https://b.org/rss": True}
 
 
 def test_due_feeds_are_claimed_once(conn, database_url):
-    db.sync_feeds(conn, [(f"https://f{i}.org/rss", None, 900) for i in range(5)])
+    db.sync_feeds(conn, [(f"https://f{i}.org/rss", None, 900, None, True) for i in range(5)])
     with db.connect(database_url) as other:
         first = db.claim_due_feeds(conn, 3, lease_seconds=60)
         second = db.claim_due_feeds(other, 10, lease_seconds=60)
@@ -42,7 +42,7 @@ def test_due_feeds_are_claimed_once(conn, database_url):
 
 
 def test_new_urls_recorded_once(conn):
-    db.sync_feeds(conn, [("https://a.org/rss", None, 900)])
+    db.sync_feeds(conn, [("https://a.org/rss", None, 900, None, True)])
     feed_id = db.list_feeds(conn)[0]["id"]
     first = db.record_new_urls(conn, feed_id, [("https://a.org/1", None), ("https://a.org/2", None)])
     again = db.record_new_urls(conn, feed_id, [("https://a.org/2", None), ("https://a.org/3", None)])

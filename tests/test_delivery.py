@@ -3,12 +3,11 @@ real broker and workers leaves the rows of one clean run."""
 
 from __future__ import annotations
 
-import redis
 
 from newsloom import db, queue
 from newsloom.worker.tag import load_model, tag
 from site_fixture import article_html, seed_article
-from support import redis_client_url, wait_until
+from support import wait_until
 
 
 def test_duplicate_messages_leave_the_rows_of_one_run(site, settings, conn, workers):
@@ -21,7 +20,7 @@ def test_duplicate_messages_leave_the_rows_of_one_run(site, settings, conn, work
             queue.enqueue_fetch([url_id], celery)
         queue.enqueue_process(url_id, celery)  # early: nothing to process yet, a no-op
 
-        client = redis.Redis.from_url(redis_client_url(settings.redis_url))
+        client = queue.redis_client(settings.redis_url)
 
         def drained():
             return (db.get_url(conn, url_id)["state"] == "stored"

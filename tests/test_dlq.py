@@ -20,7 +20,8 @@ def newsloom(env, *args):
 
 def make_dead_letters(ctx, site, conn):
     """Two real dead letters: a server answering 503 and one resetting connections."""
-    db.sync_feeds(conn, [(site.url("/feed-a"), "Feed A", 900), (site.url("/feed-b"), "Feed B", 900)])
+    db.sync_feeds(conn, [(site.url("/feed-a"), "Feed A", 900, None, True),
+                         (site.url("/feed-b"), "Feed B", 900, None, True)])
     feeds = {f["name"]: f["id"] for f in db.list_feeds(conn)}
     site.add("/busy", "busy", status=503)
 

@@ -29,6 +29,24 @@ url = "https://example.net/atom"
     ]
 
 
+def test_politeness_keys(tmp_path):
+    path = write(tmp_path, """
+[defaults]
+host_delay = "2s"
+
+[[feed]]
+url = "https://mine.example/rss"
+host_delay = "0s"
+robots = false
+
+[[feed]]
+url = "https://theirs.example/rss"
+""")
+    mine, theirs = load_feeds(path)
+    assert (mine.host_delay, mine.robots) == (0, False)
+    assert (theirs.host_delay, theirs.robots) == (2, True)
+
+
 def test_default_interval_without_defaults(tmp_path):
     path = write(tmp_path, '[[feed]]\nurl = "https://example.org/rss"\n')
     assert load_feeds(path, default_interval=120)[0].interval == 120
@@ -41,6 +59,8 @@ def test_default_interval_without_defaults(tmp_path):
     ('[[feed]]\nname = "no url"\n', 1, "without url"),
     ('[[feed]]\nurl = "https://a.org/rss"\ninterval = "often"\n', 3, "bad interval"),
     ('[defaults]\ninterval = "5m"\ncolour = "red"\n', 3, "unknown key 'colour'"),
+    ('[[feed]]\nurl = "https://a.org/rss"\nrobots = "no"\n', 3, "robots must be true or false"),
+    ('[defaults]\nhost_delay = "soon"\n', 2, "bad host_delay"),
     ('[[feed]]\nurl = "https://a.org/rss"\n[extra]\nx = 1\n', 3, "unknown key 'extra'"),
     ('[[feed]]\nurl = "https://a.org/rss"\nname = "A\n', 3, "invalid TOML"),
     ('[[feed]]\nurl = "https://a.org/rss"\n[[feed]]\nurl = "https://a.org/rss"\n', 4, "listed twice"),

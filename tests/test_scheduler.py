@@ -7,14 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
-import redis
 
-from newsloom import db, web
+from newsloom import db, queue, web
 from newsloom.errors import Permanent
 from newsloom.scheduler.poll import poll_feed
 from newsloom.scheduler.service import Scheduler
 from site_fixture import FeedItem, atom, rss1, rss2
-from support import redis_client_url
 
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 
@@ -86,7 +84,7 @@ def write_feeds(settings, *urls, interval="15m"):
 
 
 def fetch_queue(settings) -> list[bytes]:
-    client = redis.Redis.from_url(redis_client_url(settings.redis_url))
+    client = queue.redis_client(settings.redis_url)
     return client.lrange(f"{settings.redis_key_prefix}fetch", 0, -1)
 
 

@@ -8,20 +8,25 @@ leaves the same rows as one.
 
 from __future__ import annotations
 
+import time
 import traceback
 import zlib
 from dataclasses import dataclass
 from functools import cached_property
+from urllib.parse import urlsplit
 
 import httpx
 from psycopg_pool import ConnectionPool
 
-from newsloom import db, log, web
+from newsloom import db, log, queue, web
+from newsloom.errors import Deferred
 from newsloom.retry import RetryPolicy, Verdict, classify
 from newsloom.settings import Settings
 from newsloom.worker.dedupe import article_keys
 from newsloom.worker.extract import EXTRACTOR, extract
 from newsloom.worker.fetch import fetch_page
+from newsloom.worker.politeness import HostLimiter
+from newsloom.worker.robots import RobotsRules
 from newsloom.worker.tag import load_model, tag
 
 
@@ -47,18 +52,60 @@ class Context:
     def nlp(self):
         return load_model(self.settings.spacy_model)
 
+    @cached_property
+    def limiter(self) -> HostLimiter:
+        return HostLimiter(queue.redis_client(self.settings.redis_url), self.settings.redis_key_prefix)
 
-def fetch_step(ctx: Context, url_id: int) -> bool:
-    """Returns True when the page was fetched and should be processed next."""
+    @cached_property
+    def robots(self) -> RobotsRules:
+        return RobotsRules(self.http, self.settings)
+
+
+# A slot this close is waited for in place rather than by sending the message again.
+_WAIT_IN_PLACE = 0.05
+
+
+def fetch_step(ctx: Context, url_id: int, not_before: float | None = None) -> bool:
+    """Returns True when the page was fetched and should be processed next.
+
+    Raises Deferred when the URL's host may not be asked yet (robots.txt Crawl-delay and
+    the host delay, shared by all workers): the caller sends it again for later.
+    """
     with ctx.pool.connection() as conn:
         row = db.get_url(conn, url_id)
     if row is None or row["state"] != "queued":
         return False
-    page = fetch_page(ctx.http, row["url"], ctx.settings)
+    url = row["url"]
+    web.check_url(url, ctx.settings.allow_private_networks)
+    delay = row["host_delay_seconds"]
+    delay = ctx.settings.host_delay if delay is None else delay
+    if row["obey_robots"]:
+        delay = max(delay, ctx.robots.check(url) or 0.0)
+    if delay > 0:
+        _wait_for_host(ctx, urlsplit(url).hostname, delay, not_before)
+    page = fetch_page(ctx.http, url, ctx.settings)
     with ctx.pool.connection() as conn:
         db.save_raw_page(conn, url_id, final_url=page.final_url, content_type=page.content_type,
                          html_zlib=zlib.compress(page.html, 6))
     return True
+
+
+def _wait_for_host(ctx: Context, host: str, delay: float, not_before: float | None) -> None:
+    """Return when a request to `host` may go now; else raise Deferred."""
+    if not_before is None:  # first arrival: book a slot in the host's timetable
+        wait = ctx.limiter.reserve(host, delay)
+        if wait > _WAIT_IN_PLACE:
+            raise Deferred(time.time() + wait)
+    elif not_before - time.time() > _WAIT_IN_PLACE:
+        raise Deferred(not_before)  # sent back early: long waits come in steps
+    for _ in range(3):
+        wait = ctx.limiter.acquire(host, delay)
+        if wait == 0:
+            return
+        if wait > _WAIT_IN_PLACE:
+            raise Deferred(time.time() + wait)
+        time.sleep(wait)
+    raise Deferred(time.time() + delay)
 
 
 def process_step(ctx: Context, url_id: int) -> str | None:
@@ -88,11 +135,12 @@ def process_step(ctx: Context, url_id: int) -> str | None:
     return outcome
 
 
-def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception, attempts: int) -> float | None:
+def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception) -> float | None:
     """Give a failed step its consequence, per the retry policy.
 
     Permanent: the URL ends as skipped with the reason. Transient with attempts left:
     returns the delay before the next try. Otherwise: a dead letter, and the URL ends dead.
+    Attempts are counted on the URL in Postgres, so they survive redeliveries and resends.
     """
     error = f"{type(exc).__name__}: {exc}"
     verdict = classify(exc)
@@ -102,10 +150,10 @@ def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception, attempt
             logger.info("skipped", reason=exc.reason, detail=exc.detail)
             db.finish_url(conn, url_id, "skipped", reason=exc.reason, detail=exc.detail[:500])
             return None
+        attempts = db.count_attempt(conn, url_id)
         if policy.should_retry(exc, attempts):
             delay = policy.delay(attempts, exc)
             logger.warning("retrying", error=error, attempt=attempts, delay=round(delay, 1))
-            db.count_attempt(conn, url_id)
             return delay
         logger.error("dead-lettered", error=error, attempts=attempts, verdict=verdict.value)
         db.add_dead_letter(conn, task=task, payload={"url_id": url_id}, url_id=url_id,

@@ -6,8 +6,11 @@ from celery import Task
 from celery.signals import setup_logging, worker_process_init
 from structlog.contextvars import bound_contextvars
 
+from functools import partial
+
 from newsloom import log
-from newsloom.queue import FETCH_TASK, PROCESS_TASK, app, enqueue_process
+from newsloom.errors import Deferred
+from newsloom.queue import FETCH_TASK, PROCESS_TASK, app, enqueue_process, requeue_fetch
 from newsloom.settings import get_settings
 from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
 
@@ -37,8 +40,13 @@ def _warm_up(**_: object) -> None:
 
 # max_retries=None: newsloom.retry decides when to stop, not Celery's default of 3.
 @app.task(name=FETCH_TASK, bind=True, max_retries=None)
-def fetch(self: Task, url_id: int) -> None:
-    if _run(self, url_id, fetch_step):
+def fetch(self: Task, url_id: int, not_before: float | None = None) -> None:
+    try:
+        fetched = _run(self, url_id, partial(fetch_step, not_before=not_before))
+    except Deferred as deferred:  # the host's turn comes later: no worker waits for it
+        requeue_fetch(url_id, deferred.not_before, context().settings.visibility_timeout / 2)
+        return
+    if fetched:
         enqueue_process(url_id)
 
 
@@ -55,8 +63,10 @@ def _run(task: Task, url_id: int, step):
     with bound_contextvars(task=task.name, task_id=task.request.id, url_id=url_id):
         try:
             return step(ctx, url_id)
+        except Deferred:
+            raise
         except Exception as exc:  # noqa: BLE001 - every failure gets an outcome
-            delay = settle_failure(ctx, task.name, url_id, exc, task.request.retries + 1)
+            delay = settle_failure(ctx, task.name, url_id, exc)
             if delay is not None:
                 raise task.retry(countdown=delay, exc=exc) from None
             return None

@@ -1,0 +1,59 @@
+"""One request rate per host, shared by every worker on every machine (kept in Redis).
+
+A URL first reserves a slot in its host's timetable, one `interval` after the previous
+slot, and waits for it outside any worker (its message comes back when the slot is due).
+When due, a last check against the host's latest request keeps the gap even when a
+message runs late: a late one never pushes the next request closer than `interval`.
+Times are Redis' own clock, so machines' clocks need not agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+# KEYS[1]: the host's next free slot (ms). ARGV: interval (ms). Returns {slot, now}.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], slot + interval, 'PX', slot + interval - now + 60000)
+return {slot, now}
+"""
+
+# KEYS[1]: the host's latest request (ms). ARGV: interval (ms).
+# Returns 0 and records the request, or the ms to wait.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local interval = tonumber(ARGV[1])
+if now - last < interval then
+  return last + interval - now
+end
+redis.call('SET', KEYS[1], now, 'PX', interval + 60000)
+return 0
+"""
+
+
+@dataclass
+class HostLimiter:
+    client: redis.Redis
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        self._reserve = self.client.register_script(_RESERVE)
+        self._acquire = self.client.register_script(_ACQUIRE)
+
+    def reserve(self, host: str, interval: float) -> float:
+        """Book the host's next slot; returns the seconds until it."""
+        slot, now = self._reserve(keys=[f"{self.prefix}host:{host}:next"],
+                                  args=[round(interval * 1000)])
+        return (int(slot) - int(now)) / 1000
+
+    def acquire(self, host: str, interval: float) -> float:
+        """0 when a request to `host` may go now (and records it), else seconds to wait."""
+        wait = self._acquire(keys=[f"{self.prefix}host:{host}:last"], args=[round(interval * 1000)])
+        return int(wait) / 1000
