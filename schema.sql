@@ -6,6 +6,7 @@ CREATE TABLE IF NOT EXISTS feeds (
     url                 text NOT NULL UNIQUE,
     name                text,
     interval_seconds    integer NOT NULL CHECK (interval_seconds > 0),
+    poll_every_seconds  real,                            -- the interval adapted to the feed's pace
     active              boolean NOT NULL DEFAULT true,   -- false once removed from the feeds file
     host_delay_seconds  real,                            -- NULL: NEWSLOOM_HOST_DELAY
     obey_robots         boolean NOT NULL DEFAULT true,

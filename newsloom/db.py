@@ -65,6 +65,7 @@ class FeedRow:
     etag: str | None
     last_modified: str | None
     consecutive_errors: int
+    poll_every_seconds: float | None
 
 
 def sync_feeds(conn: psycopg.Connection,
@@ -105,22 +106,22 @@ def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) 
                      ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED) due
                WHERE feeds.id = due.id
                RETURNING feeds.id, feeds.url, feeds.name, feeds.interval_seconds, feeds.etag,
-                         feeds.last_modified, feeds.consecutive_errors""",
+                         feeds.last_modified, feeds.consecutive_errors, feeds.poll_every_seconds""",
             (lease_seconds, limit)).fetchall()
     return [FeedRow(**r) for r in rows]
 
 
 def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | None,
-                        last_modified: str | None, next_in: float, items: int,
-                        rejected_links: int) -> None:
+                        last_modified: str | None, poll_every: float, next_in: float,
+                        items: int, rejected_links: int) -> None:
     with conn.transaction():
         conn.execute(
             """UPDATE feeds SET etag = %s, last_modified = %s, last_checked_at = now(),
-                   last_success_at = now(), consecutive_errors = 0,
+                   last_success_at = now(), consecutive_errors = 0, poll_every_seconds = %s,
                    next_check_at = now() + make_interval(secs => %s),
                    items_seen = items_seen + %s, rejected_links = %s
                WHERE id = %s""",
-            (etag, last_modified, next_in, items, rejected_links, feed_id))
+            (etag, last_modified, poll_every, next_in, items, rejected_links, feed_id))
 
 
 def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,

@@ -26,6 +26,7 @@ class PollResult:
     entries: list[tuple[str, datetime | None]] = field(default_factory=list)
     rejected_links: int = 0       # entries whose link is missing or not http(s)
     ttl_seconds: float | None = None
+    max_age_seconds: float | None = None  # Cache-Control: max-age
 
 
 def poll_feed(client: httpx.Client, url: str, settings: Settings, *, etag: str | None = None,
@@ -36,8 +37,9 @@ def poll_feed(client: httpx.Client, url: str, settings: Settings, *, etag: str |
     if last_modified:
         headers["If-Modified-Since"] = last_modified
     resp = web.get(client, url, settings, max_bytes=settings.max_feed_bytes, headers=headers)
+    max_age = _max_age(resp.headers.get("cache-control"))
     if resp.status == 304:
-        return PollResult(True, etag, last_modified)
+        return PollResult(True, etag, last_modified, max_age_seconds=max_age)
     parsed = feedparser.parse(resp.body, response_headers={
         "content-type": resp.headers.get("content-type", ""), "content-location": resp.url})
     if not parsed.get("version"):
@@ -54,7 +56,7 @@ def poll_feed(client: httpx.Client, url: str, settings: Settings, *, etag: str |
             seen.add(link)
             entries.append((link, _entry_date(entry)))
     return PollResult(False, resp.headers.get("etag"), resp.headers.get("last-modified"),
-                      entries, rejected, _ttl(parsed))
+                      entries, rejected, _ttl(parsed), max_age)
 
 
 def _entry_link(entry, feed_url: str) -> str | None:
@@ -81,3 +83,11 @@ def _ttl(parsed) -> float | None:
         return float(ttl) * 60 if ttl else None
     except ValueError:
         return None
+
+
+def _max_age(cache_control: str | None) -> float | None:
+    for directive in (cache_control or "").split(","):
+        name, _, value = directive.strip().partition("=")
+        if name.lower() == "max-age" and value.strip().isdigit():
+            return float(value)
+    return None

@@ -16,6 +16,7 @@ from newsloom.errors import FeedsFileError
 from newsloom.retry import TRANSIENT_EXCEPTIONS, feed_backoff
 from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
 from newsloom.scheduler.poll import poll_feed
+from newsloom.scheduler.timing import adapted_interval, next_poll_in
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
@@ -60,7 +61,7 @@ class Scheduler:
     def sync_feeds(self, feeds: list[FeedConfig]) -> None:
         self._feeds_mtime = _mtime(self.settings.feeds)
         with self.pool.connection() as conn:
-            db.sync_feeds(conn, [(f.url, f.name, round(f.interval), f.host_delay, f.robots)
+            db.sync_feeds(conn, [(f.url, f.name, max(1, round(f.interval)), f.host_delay, f.robots)
                                  for f in feeds])
         logger.info("feeds synced", feeds=len(feeds), file=str(self.settings.feeds))
 
@@ -92,16 +93,21 @@ class Scheduler:
             queue.enqueue_fetch(new_ids, self.celery)
         except Exception as exc:  # noqa: BLE001 - a failing feed backs off, never stops the loop
             error = f"{type(exc).__name__}: {exc}"
-            next_in = feed_backoff(interval, feed.consecutive_errors + 1)
+            next_in = next_poll_in(feed_backoff(interval, feed.consecutive_errors + 1),
+                                   retry_after=getattr(exc, "retry_after", None))
             logger.warning("feed poll failed", feed=feed.url, error=error, retry_in=round(next_in))
             with self.pool.connection() as conn:
                 db.record_poll_failure(conn, feed.id, error=error[:1000], next_in=next_in)
             return
-        next_in = max(interval, result.ttl_seconds or 0)
+        # A 304 says nothing of how often the feed publishes: keep the pace found before.
+        poll_every = (feed.poll_every_seconds or interval if result.not_modified
+                      else adapted_interval(interval, [when for _, when in result.entries]))
+        next_in = next_poll_in(poll_every, ttl=result.ttl_seconds, max_age=result.max_age_seconds)
         with self.pool.connection() as conn:
             db.record_poll_success(conn, feed.id, etag=result.etag,
-                                   last_modified=result.last_modified, next_in=next_in,
-                                   items=len(new_ids), rejected_links=result.rejected_links)
+                                   last_modified=result.last_modified, poll_every=poll_every,
+                                   next_in=next_in, items=len(new_ids),
+                                   rejected_links=result.rejected_links)
         logger.info("feed polled", feed=feed.url, not_modified=result.not_modified,
                     entries=len(result.entries), new=len(new_ids),
                     rejected_links=result.rejected_links)

@@ -13,6 +13,7 @@ from newsloom.errors import Permanent
 from newsloom.scheduler.poll import poll_feed
 from newsloom.scheduler.service import Scheduler
 from site_fixture import FeedItem, atom, rss1, rss2
+from support import wait_until
 
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 
@@ -104,7 +105,7 @@ def run_once(scheduler: Scheduler) -> int:
 
 def test_new_urls_recorded_then_enqueued_once(site, settings, conn, database_url):
     site.add("/feed", rss2(items(site), title="T", link=site.url("/")),
-             content_type="application/rss+xml")
+             content_type="application/rss+xml", etag='"v1"')
     write_feeds(settings, site.url("/feed"), interval="1s")
     with db.make_pool(database_url) as pool:
         scheduler = Scheduler(settings, pool, threading.Event())
@@ -115,6 +116,8 @@ def test_new_urls_recorded_then_enqueued_once(site, settings, conn, database_url
         conn.commit()
         assert run_once(scheduler) == 1
     assert len(fetch_queue(settings)) == 3  # nothing enqueued twice
+    # The second poll sent the validator and got a 304: nothing was parsed or enqueued.
+    assert site.requests[-1].headers.get("If-None-Match") == '"v1"'
     assert db.outcome_counts(conn) == {"queued": 3}
     [feed] = db.list_feeds(conn)
     assert feed["items_seen"] == 3 and feed["consecutive_errors"] == 0
@@ -192,3 +195,45 @@ def test_feed_with_ten_thousand_items(site, settings, conn, database_url):
     poll_feeds_file(settings, database_url, site.url("/feed"))
     assert db.outcome_counts(conn) == {"queued": 10_000}
     assert len(fetch_queue(settings)) == 10_000
+
+
+def next_check_in(conn) -> float:
+    return conn.execute("SELECT extract(epoch FROM next_check_at - now()) AS s FROM feeds"
+                        ).fetchone()["s"]
+
+
+def test_ttl_and_cache_control_respected(site, settings, conn, database_url):
+    site.add("/feed", rss2(items(site), title="T", link=site.url("/"), ttl=5),
+             content_type="application/rss+xml", headers={"Cache-Control": "public, max-age=600"})
+    poll_feeds_file(settings, database_url, site.url("/feed"))
+    assert 590 <= next_check_in(conn) <= 600
+
+
+def test_retry_after_on_a_503_feed(site, settings, conn, database_url):
+    site.add("/feed", "busy", status=503, headers={"Retry-After": "5000"})
+    poll_feeds_file(settings, database_url, site.url("/feed"))
+    assert 4990 <= next_check_in(conn) <= 5000
+
+
+def test_two_schedulers_never_poll_a_feed_twice(site, settings, conn, database_url):
+    paths = [f"/feed/{n}" for n in range(30)]
+    for path in paths:
+        site.add(path, rss2([FeedItem(site.url(path + "/story"), "s")], title="T",
+                            link=site.url("/")), content_type="application/rss+xml", delay=0.05)
+    write_feeds(settings, *(site.url(p) for p in paths), interval="1h")
+    stop = threading.Event()
+    with db.make_pool(database_url, max_size=10) as pool:
+        schedulers = [Scheduler(settings, pool, stop) for _ in range(2)]
+        threads = [threading.Thread(target=s.run) for s in schedulers]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(lambda: conn.execute(
+                "SELECT count(*) AS n FROM feeds WHERE last_success_at IS NOT NULL").fetchone()["n"] == 30,
+                60, "every feed polled")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+    assert all(site.hits(p) == 1 for p in paths), {p: site.hits(p) for p in paths if site.hits(p) != 1}
+    assert db.outcome_counts(conn) == {"queued": 30}
