@@ -6,6 +6,7 @@ and nothing starts.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from dataclasses import dataclass
@@ -189,3 +190,19 @@ def _load_opml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
             feeds.append(FeedConfig(url, outline.get("title") or outline.get("text"),
                                     default_interval))
     return feeds
+
+
+def append_feed(path: Path, url: str, name: str | None) -> None:
+    """Add a [[feed]] to a TOML feeds file, keeping the rest of it as written."""
+    if path.suffix.lower() in (".opml", ".xml"):
+        raise FeedsFileError(str(path), None, "feeds add writes TOML files only; add the feed "
+                                              "in your feed reader and export the OPML again")
+    feeds = load_feeds(path) if path.exists() else []
+    if any(f.url == url for f in feeds):
+        raise FeedsFileError(str(path), None, f"{url} is already listed")
+    text = path.read_text() if path.exists() else ""
+    # JSON strings are valid TOML basic strings, escapes included.
+    entry = f"[[feed]]\nurl = {json.dumps(url)}\n" + (f"name = {json.dumps(name)}\n" if name else "")
+    separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    path.write_text(text + separator + entry)
+    load_feeds(path)  # what was written must load
