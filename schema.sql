@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS urls (
                     CHECK (state IN ('queued', 'fetched', 'stored', 'duplicate', 'skipped', 'dead')),
     reason          text,            -- why skipped (a short code) or dead (the error class)
     detail          text,
-    attempts        integer NOT NULL DEFAULT 0,
+    attempts        integer NOT NULL DEFAULT 0,   -- failed attempts
+    deliveries      integer NOT NULL DEFAULT 0,   -- times processing started
     entry_published_at timestamptz,  -- from the feed entry, used when the page has no date
     article_id      bigint,
     first_seen_at   timestamptz NOT NULL DEFAULT now(),

@@ -193,6 +193,15 @@ def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
     return row["attempts"] if row else 1
 
 
+def count_delivery(conn: psycopg.Connection, url_id: int) -> int:
+    """Processing of this URL starts once more; returns how many times it has."""
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE urls SET deliveries = deliveries + 1 WHERE id = %s RETURNING deliveries",
+            (url_id,)).fetchone()
+    return row["deliveries"] if row else 1
+
+
 def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | None = None,
                detail: str | None = None, article_id: int | None = None) -> None:
     """Give a URL its final outcome (the caller's transaction, if any, includes it).
@@ -352,7 +361,8 @@ def replay_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> 
                UPDATE urls SET state = CASE WHEN EXISTS (
                        SELECT 1 FROM raw_pages r WHERE r.url_id = urls.id)
                        THEN 'fetched' ELSE 'queued' END,
-                   reason = NULL, detail = NULL, attempts = 0, updated_at = now()
+                   reason = NULL, detail = NULL, attempts = 0, deliveries = 0,
+                   updated_at = now()
                FROM letters WHERE urls.id = letters.url_id AND urls.state = 'dead'
                RETURNING urls.id AS url_id, urls.state""",
             (list(letter_ids),)).fetchall()

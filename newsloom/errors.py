@@ -41,3 +41,8 @@ class Deferred(NewsloomError):
     def __init__(self, not_before: float):
         self.not_before = not_before
         super().__init__(f"deferred until {not_before:.3f}")
+
+
+class Poisoned(NewsloomError):
+    """A step was started too many times without finishing: its worker died each time
+    (out of memory, a crash in a parser, a time limit). It goes to the dead-letter queue."""

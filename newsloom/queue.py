@@ -50,6 +50,8 @@ def celery_config(settings: Settings) -> dict:
         broker_transport_options={"visibility_timeout": settings.visibility_timeout,
                                   "global_keyprefix": settings.redis_key_prefix},
         worker_prefetch_multiplier=1,
+        task_time_limit=settings.task_time_limit,
+        task_soft_time_limit=settings.task_time_limit * 0.9,
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],

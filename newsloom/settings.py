@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     retry_base: Duration = 5.0
     retry_cap: Duration = 900.0
     visibility_timeout: Duration = 7200.0
+    # A process-pool task running longer is stopped (and retried, then dead-lettered).
+    task_time_limit: Duration = 300.0
 
     # Content.
     spacy_model: str = "en_core_web_sm"
@@ -138,12 +140,12 @@ class Settings(BaseSettings):
         return init_settings, env_settings, _FileSecrets(settings_cls)
 
     def model_post_init(self, __context: Any) -> None:
-        longest_retry = self.retry_cap + self.fetch_timeout * (self.max_redirects + 1)
-        if self.visibility_timeout <= longest_retry:
+        longest_task = max(self.task_time_limit, self.fetch_timeout * 3 * (self.max_redirects + 1))
+        if self.visibility_timeout <= self.retry_cap + longest_task:
             raise SettingsError(
                 f"NEWSLOOM_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must exceed "
-                f"NEWSLOOM_RETRY_CAP plus the longest fetch ({longest_retry:g}s), or the broker "
-                "would deliver a delayed retry twice")
+                f"NEWSLOOM_RETRY_CAP plus the longest task ({self.retry_cap + longest_task:g}s), "
+                "or the broker would deliver a delayed retry twice")
 
     @property
     def embedded(self) -> bool:

@@ -121,30 +121,33 @@ class _TomlLines:
     _KEY = re.compile(r"^\s*[\"']?([A-Za-z0-9_\-]+)[\"']?\s*=")
 
     def __init__(self, text: str):
-        self.sections: list[tuple[str, int, dict[str, int]]] = [("", 0, {})]
+        # Table name -> its occurrences in order, each (header line, key -> line).
+        self.sections: dict[str, list[tuple[int, dict[str, int]]]] = {"": [(0, {})]}
+        current = self.sections[""][0]
         for number, line in enumerate(text.splitlines(), start=1):
             if header := self._HEADER.match(line):
-                self.sections.append((header.group(1).strip("\"' "), number, {}))
+                current = (number, {})
+                self.sections.setdefault(header.group(1).strip("\"' "), []).append(current)
             elif key := self._KEY.match(line):
-                self.sections[-1][2].setdefault(key.group(1), number)
+                current[1].setdefault(key.group(1), number)
 
     def _section(self, name: str, index: int = 0):
-        matches = [s for s in self.sections if s[0] == name]
-        return matches[index] if index < len(matches) else None
+        found = self.sections.get(name, [])
+        return found[index] if index < len(found) else None
 
     def feed(self, index: int) -> int | None:
         section = self._section("feed", index)
-        return section[1] if section else None
+        return section[0] if section else None
 
     def key(self, key: str, section: str = "", index: int = 0) -> int | None:
         found = self._section(section, index)
         if found is None:
             return None
-        if key in found[2]:
-            return found[2][key]
+        if key in found[1]:
+            return found[1][key]
         if section == "":  # a top-level table header, e.g. [extra]
             header = self._section(key)
-            return header[1] if header else None
+            return header[0] if header else None
         return None
 
 

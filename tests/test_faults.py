@@ -81,8 +81,9 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
     broker = PrivateRedis(tmp_path)
     broker.start()
     env = {**app_env, "REDIS_URL": broker.url, "NEWSLOOM_VISIBILITY_TIMEOUT": "24s",
-           "NEWSLOOM_RETRY_BASE": "0.5s", "NEWSLOOM_RETRY_CAP": "5s", "NEWSLOOM_FETCH_TIMEOUT": "3s",
-           "NEWSLOOM_MAX_REDIRECTS": "5", "NEWSLOOM_MAX_ATTEMPTS": "8",
+           "NEWSLOOM_RETRY_BASE": "0.5s", "NEWSLOOM_RETRY_CAP": "5s", "NEWSLOOM_FETCH_TIMEOUT": "1s",
+           "NEWSLOOM_MAX_REDIRECTS": "3", "NEWSLOOM_TASK_TIME_LIMIT": "10s",
+           "NEWSLOOM_MAX_ATTEMPTS": "8",
            "NEWSLOOM_PROCESS_CONCURRENCY": "2", "NEWSLOOM_FETCH_CONCURRENCY": "8"}
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:

@@ -11,7 +11,8 @@ import socket
 
 import pytest
 
-from newsloom.worker.pipeline import fetch_step, process_step
+from newsloom import db
+from newsloom.worker.pipeline import fetch_step, process_step, settle_failure
 from site_fixture import article_html, seed_article
 from support import run_url
 
@@ -129,3 +130,29 @@ def test_steps_run_twice_leave_the_same_rows(ctx, site):
                                        (SELECT count(*) FROM article_urls) u,
                                        (SELECT count(*) FROM article_entities) e""").fetchone()
     assert again == counts
+
+
+def test_robots_disallow_and_a_feed_that_turns_robots_off(ctx, site, conn):
+    site.add("/robots.txt", "User-agent: *\nDisallow: /members/\n", content_type="text/plain")
+    site.add("/members/a", page_of("members "))
+    site.add("/members/b", page_of("owners "))
+    assert (run_url(ctx, site.url("/members/a"))["reason"]) == "robots"
+    assert site.hits("/members/a") == 0
+    db.sync_feeds(conn, [(site.url("/own-feed"), "Mine", 900, None, False)])
+    [feed] = db.list_feeds(conn)
+    assert run_url(ctx, site.url("/members/b"), feed["id"])["state"] == "stored"
+
+
+def test_a_page_that_kills_its_worker_ends_dead_lettered(ctx, site, conn):
+    """Each delivery of the process step counts; a page whose worker dies every time (the
+    step never returns) is dead-lettered instead of being redelivered forever."""
+    title, paragraphs = seed_article()
+    site.add("/a", article_html(title, paragraphs))
+    [url_id] = db.record_new_urls(conn, None, [(site.url("/a"), None)])
+    assert fetch_step(ctx, url_id)
+    conn.execute("UPDATE urls SET deliveries = %s WHERE id = %s", (ctx.settings.max_attempts, url_id))
+    with pytest.raises(Exception) as caught:
+        process_step(ctx, url_id)
+    assert settle_failure(ctx, "newsloom.process", url_id, caught.value) is None
+    row = db.get_url(conn, url_id)
+    assert (row["state"], row["reason"]) == ("dead", "Poisoned")

@@ -19,7 +19,7 @@ import httpx
 from psycopg_pool import ConnectionPool
 
 from newsloom import db, log, queue, web
-from newsloom.errors import Deferred
+from newsloom.errors import Deferred, Poisoned
 from newsloom.retry import RetryPolicy, Verdict, classify
 from newsloom.settings import Settings
 from newsloom.worker.dedupe import article_keys
@@ -113,8 +113,11 @@ def process_step(ctx: Context, url_id: int) -> str | None:
     with ctx.pool.connection() as conn:
         row = db.get_url(conn, url_id)
         raw = db.load_raw_page(conn, url_id) if row and row["state"] == "fetched" else None
-    if raw is None:
-        return None
+        if raw is None:
+            return None
+        deliveries = db.count_delivery(conn, url_id)
+    if deliveries > ctx.settings.max_attempts:
+        raise Poisoned(f"processing started {deliveries} times without finishing")
     html = zlib.decompress(raw["html_zlib"])
     extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars)
     keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
