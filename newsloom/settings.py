@@ -93,6 +93,8 @@ class Settings(BaseSettings):
     # Logging.
     log_format: Literal["console", "json"] = "console"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # Prometheus metrics of this machine's newsloom processes; 0 turns them off.
+    metrics_port: int = Field(9464, ge=0, le=65535)
 
     # Fetching pages and feeds.
     allow_private_networks: bool = False

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from psycopg_pool import ConnectionPool
 
-from newsloom import db, log, queue, web
+from newsloom import db, log, metrics, queue, web
 from newsloom.errors import FeedsFileError
 from newsloom.retry import TRANSIENT_EXCEPTIONS, feed_backoff
 from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
@@ -86,12 +86,16 @@ class Scheduler:
     def poll_one(self, feed: db.FeedRow) -> None:
         interval = float(feed.interval_seconds)
         try:
-            result = poll_feed(self.http, feed.url, self.settings, etag=feed.etag,
-                               last_modified=feed.last_modified)
+            with metrics.FEED_POLL_SECONDS.time():
+                result = poll_feed(self.http, feed.url, self.settings, etag=feed.etag,
+                                   last_modified=feed.last_modified)
             with self.pool.connection() as conn:
                 new_ids = db.record_new_urls(conn, feed.id, result.entries)
             queue.enqueue_fetch(new_ids, self.celery)
+            metrics.URLS_ENQUEUED.inc(len(new_ids))
+            metrics.FEED_POLLS.labels("not_modified" if result.not_modified else "new").inc()
         except Exception as exc:  # noqa: BLE001 - a failing feed backs off, never stops the loop
+            metrics.FEED_POLLS.labels("error").inc()
             error = f"{type(exc).__name__}: {exc}"
             next_in = next_poll_in(feed_backoff(interval, feed.consecutive_errors + 1),
                                    retry_after=getattr(exc, "retry_after", None))

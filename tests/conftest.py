@@ -122,6 +122,7 @@ def app_env(settings) -> dict[str, str]:
         "NEWSLOOM_MAX_ATTEMPTS": "3", "NEWSLOOM_RETRY_BASE": "0.2s", "NEWSLOOM_FETCH_TIMEOUT": "2s",
         # Every page of the fixture site is on one host; politeness has tests of its own.
         "NEWSLOOM_HOST_DELAY": "0s",
+        "NEWSLOOM_METRICS_PORT": "0",
     })
     return env
 

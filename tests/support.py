@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -46,16 +47,19 @@ def run_url(ctx: Context, url: str, feed_id: int | None = None) -> dict:
         return db.get_url(conn, url_id)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class PrivateRedis:
     """A redis-server of the test's own on a loopback port, without persistence, so a
     restart comes back empty (as a Redis without persistence after a crash does)."""
 
     def __init__(self, directory) -> None:
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.directory = directory
         self.process = None
 

@@ -14,12 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
 
 from site_fixture import BOILERPLATE_MARKERS, FeedItem, article_html, rss2, seed_article
-from support import wait_until
+from support import free_port, wait_until
 
 ARTICLE_PATH = "/world/2017/09/30/iraq-iran-drills"
 
@@ -63,6 +65,8 @@ def base_env(tmp_path: Path, site) -> dict[str, str]:
         "NEWSLOOM_PROCESS_CONCURRENCY": "1",
         "NEWSLOOM_FETCH_CONCURRENCY": "4",
         "NEWSLOOM_DATA_DIR": str(tmp_path / "data"),
+        "NEWSLOOM_HOST_DELAY": "0s",
+        "NEWSLOOM_METRICS_PORT": "0",
     })
     return env
 
@@ -105,20 +109,43 @@ def assert_seed_collected(database_url: str, paragraphs: list[str], process, log
     assert any("utm_source" in u["url"] for u in article_urls)
 
 
+def scrape(port: int) -> dict[str, float]:
+    """The metrics endpoint, parsed: {'name{label="v"}': value}."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
 def test_up_on_given_servers(settings, site, tmp_path):
-    """`docker compose` / operators' path: DATABASE_URL and REDIS_URL point at servers."""
+    """`docker compose` / operators' path: DATABASE_URL and REDIS_URL point at servers;
+    the metrics endpoint counts what happened."""
     _, paragraphs = serve_seed_feed(site)
     env = base_env(tmp_path, site)
+    port = free_port()
     env.update({"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-                "NEWSLOOM_REDIS_KEY_PREFIX": settings.redis_key_prefix})
+                "NEWSLOOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+                "NEWSLOOM_METRICS_PORT": str(port)})
     log_path = tmp_path / "up.log"
     process = start_up(env, log_path)
     try:
         wait_until(finished(settings.database_url, 2), 120, "both URLs to reach an outcome")
+        metrics = wait_until(lambda: (m := scrape(port)).get("newsloom_duplicates_total") and m,
+                             30, "the metrics to count the duplicate")
     finally:
         stop(process, log_path)
     assert_seed_collected(settings.database_url, paragraphs, process, log_path)
     assert site.hits("/feed.xml") >= 1
+    assert metrics["newsloom_articles_stored_total"] == 1
+    assert metrics["newsloom_duplicates_total"] == 1
+    assert metrics['newsloom_url_outcomes_total{outcome="stored",reason=""}'] == 1
+    assert metrics["newsloom_fetch_seconds_count"] == 2
+    assert metrics["newsloom_urls_enqueued_total"] == 2
+    assert metrics['newsloom_feed_polls_total{result="new"}'] >= 1
+    assert metrics['newsloom_queue_depth{queue="fetch"}'] == 0
 
 
 @pytest.mark.timeout(400)

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from psycopg_pool import ConnectionPool
 
-from newsloom import db, log, queue, web
+from newsloom import db, log, metrics, queue, web
 from newsloom.errors import Deferred, Poisoned
 from newsloom.retry import RetryPolicy, Verdict, classify
 from newsloom.settings import Settings
@@ -83,7 +83,8 @@ def fetch_step(ctx: Context, url_id: int, not_before: float | None = None) -> bo
         delay = max(delay, ctx.robots.check(url) or 0.0)
     if delay > 0:
         _wait_for_host(ctx, urlsplit(url).hostname, delay, not_before)
-    page = fetch_page(ctx.http, url, ctx.settings)
+    with metrics.FETCH_SECONDS.time():
+        page = fetch_page(ctx.http, url, ctx.settings)
     with ctx.pool.connection() as conn:
         db.save_raw_page(conn, url_id, final_url=page.final_url, content_type=page.content_type,
                          html_zlib=zlib.compress(page.html, 6))
@@ -135,6 +136,8 @@ def process_step(ctx: Context, url_id: int) -> str | None:
             conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
             canonical_url=keys.canonical_url, content_hash=keys.content_hash,
             fields=fields, entities=entities)
+    metrics.URL_OUTCOMES.labels(outcome, "").inc()
+    (metrics.ARTICLES_STORED if outcome == "stored" else metrics.DUPLICATES).inc()
     return outcome
 
 
@@ -152,14 +155,18 @@ def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception) -> floa
         if verdict is Verdict.PERMANENT:
             logger.info("skipped", reason=exc.reason, detail=exc.detail)
             db.finish_url(conn, url_id, "skipped", reason=exc.reason, detail=exc.detail[:500])
+            metrics.URL_OUTCOMES.labels("skipped", exc.reason).inc()
             return None
         attempts = db.count_attempt(conn, url_id)
         if policy.should_retry(exc, attempts):
             delay = policy.delay(attempts, exc)
             logger.warning("retrying", error=error, attempt=attempts, delay=round(delay, 1))
+            metrics.RETRIES.labels(task).inc()
             return delay
         logger.error("dead-lettered", error=error, attempts=attempts, verdict=verdict.value)
         db.add_dead_letter(conn, task=task, payload={"url_id": url_id}, url_id=url_id,
                            error_class=type(exc).__name__, error=error,
                            traceback="".join(traceback.format_exception(exc)), attempts=attempts)
+    metrics.URL_OUTCOMES.labels("dead", type(exc).__name__).inc()
+    metrics.DEAD_LETTERS.labels(type(exc).__name__).inc()
     return None
