@@ -158,7 +158,8 @@ def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
 def get_url(conn: psycopg.Connection, url_id: int) -> dict | None:
     """A URL of the ledger, with its feed's politeness settings."""
     return conn.execute(
-        """SELECT u.*, f.host_delay_seconds, coalesce(f.obey_robots, true) AS obey_robots
+        """SELECT u.*, f.url AS feed_url, f.host_delay_seconds,
+                  coalesce(f.obey_robots, true) AS obey_robots
            FROM urls u LEFT JOIN feeds f ON f.id = u.feed_id WHERE u.id = %s""",
         (url_id,)).fetchone()
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -130,15 +128,8 @@ def app_env(settings) -> dict[str, str]:
 @pytest.fixture
 def workers(app_env, tmp_path):
     """`newsloom worker` (both queues) running against this test's servers."""
-    log_path = tmp_path / "workers.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "newsloom", "worker"], env=app_env,
-                                   stdout=log, stderr=subprocess.STDOUT)
-    yield process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    from support import start_workers, stop_workers
+
+    processes = start_workers(app_env, tmp_path)
+    yield processes[0]
+    stop_workers(processes)

@@ -93,3 +93,32 @@ class PrivateRedis:
     def restart_empty(self) -> None:
         self.stop()
         self.start()
+
+
+def start_workers(env: dict[str, str], log_dir, count: int = 1, **overrides: str) -> list:
+    """`newsloom worker` processes (both queues), logging to log_dir/workerN.log."""
+    import subprocess
+    import sys
+
+    processes = []
+    for n in range(count):
+        with (log_dir / f"worker{n}.log").open("wb") as log:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "newsloom", "worker"], env={**env, **overrides},
+                stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
+def stop_workers(processes) -> None:
+    """SIGTERM (warm shutdown), then wait; killed if they do not stop in a minute."""
+    import subprocess
+
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -3,8 +3,6 @@ while a host's turn has not come."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from itertools import pairwise
 from urllib.parse import urlsplit
 
@@ -13,7 +11,7 @@ import pytest
 from newsloom import db, queue
 from newsloom.worker.politeness import HostLimiter
 from site_fixture import FixtureSite, article_html, synthetic_article
-from support import wait_until
+from support import start_workers, stop_workers, wait_until
 
 
 def test_slots_are_spaced_and_shared(settings):
@@ -41,23 +39,6 @@ def serve_articles(site, prefix: str, count: int) -> list[str]:
         site.add(path, article_html(title, paragraphs))
         urls.append(site.url(path))
     return urls
-
-
-def start_workers(app_env, tmp_path, count: int, **env) -> list[subprocess.Popen]:
-    processes = []
-    for n in range(count):
-        with (tmp_path / f"worker{n}.log").open("wb") as log:
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "newsloom", "worker"], env={**app_env, **env},
-                stdout=log, stderr=subprocess.STDOUT))
-    return processes
-
-
-def stop_workers(processes) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(60)
 
 
 def page_requests(site) -> list:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from psycopg_pool import ConnectionPool
+from structlog.contextvars import bind_contextvars
 
 from newsloom import db, log, metrics, queue, web
 from newsloom.errors import Deferred, Poisoned
@@ -76,6 +77,7 @@ def fetch_step(ctx: Context, url_id: int, not_before: float | None = None) -> bo
     if row is None or row["state"] != "queued":
         return False
     url = row["url"]
+    bind_contextvars(url=url, feed=row["feed_url"])
     web.check_url(url, ctx.settings.allow_private_networks)
     delay = row["host_delay_seconds"]
     delay = ctx.settings.host_delay if delay is None else delay
@@ -116,6 +118,7 @@ def process_step(ctx: Context, url_id: int) -> str | None:
         raw = db.load_raw_page(conn, url_id) if row and row["state"] == "fetched" else None
         if raw is None:
             return None
+        bind_contextvars(url=row["url"], feed=row["feed_url"])
         deliveries = db.count_delivery(conn, url_id)
     if deliveries > ctx.settings.max_attempts:
         raise Poisoned(f"processing started {deliveries} times without finishing")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Task
 from celery.signals import setup_logging, worker_process_init
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from functools import partial
 
@@ -60,13 +60,15 @@ def process(self: Task, url_id: int) -> None:
 def _run(task: Task, url_id: int, step):
     """Run a step; a failure ends the URL, is retried later, or is dead-lettered."""
     ctx = context()
-    with bound_contextvars(task=task.name, task_id=task.request.id, url_id=url_id):
-        try:
-            return step(ctx, url_id)
-        except Deferred:
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure gets an outcome
-            delay = settle_failure(ctx, task.name, url_id, exc)
-            if delay is not None:
-                raise task.retry(countdown=delay, exc=exc) from None
-            return None
+    # Every log line of this task names it and its URL (the step binds url and feed).
+    clear_contextvars()
+    bind_contextvars(task=task.name, task_id=task.request.id, url_id=url_id)
+    try:
+        return step(ctx, url_id)
+    except Deferred:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure gets an outcome
+        delay = settle_failure(ctx, task.name, url_id, exc)
+        if delay is not None:
+            raise task.retry(countdown=delay, exc=exc) from None
+        return None
