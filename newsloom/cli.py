@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -174,13 +175,21 @@ def _json_default(value: object) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
-    table = Table(title=title, title_justify="left", show_lines=False)
+def _table(title: str, columns: list[str], rows: list[list[object]]):
+    """A titled table; the title on its own line, so a narrow table does not wrap it."""
+    from rich.console import Group
+    from rich.text import Text
+
+    table = Table(show_lines=False)
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*("" if v is None else _short(v) for v in row))
-    Console().print(table)
+    return Group(Text(title, style="bold"), table)
+
+
+def _print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
+    Console().print(_table(title, columns, rows))
 
 
 def _short(value: object) -> str:
@@ -342,30 +351,75 @@ def dlq_discard(letter_ids: Annotated[list[int], typer.Argument(metavar="ID...")
 
 
 @app.command()
-def status(as_json: JsonOption = False) -> None:
-    """Queue depths, URLs by outcome, dead letters and failing feeds."""
-    settings, conn = _connect()
-    with conn:
-        report = db.status_report(conn)
+def status(
+    as_json: JsonOption = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh in place until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between refreshes.")] = 2.0,
+) -> None:
+    """Queue depths, workers alive, URLs by outcome, articles per hour, dead letters and
+    failing feeds."""
+    settings = _settings()
+    if settings.database_url is None:
+        raise SettingsError("DATABASE_URL is not set")
     celery = queue.make_app(settings)
     try:
-        report["queues"] = queue.queue_depths(celery)
+        if as_json:
+            _print_json(_status_report(settings, celery))
+        elif not watch:
+            Console().print(_status_screen(_status_report(settings, celery)))
+        else:
+            _watch(lambda: _status_screen(_status_report(settings, celery)), interval)
     finally:
         celery.close()
-    if as_json:
-        _print_json(report)
-        return
-    _print_table("queues (waiting)", ["queue", "messages"], [[q, n] for q, n in report["queues"].items()])
-    _print_table(f"articles: {report['articles']['total']} ({report['articles']['last_hour']} in the last hour)",
-                 ["outcome", "reason", "URLs", "last hour"],
-                 [[r["state"], r["reason"], r["total"], r["last_hour"]] for r in report["outcomes"]])
-    _print_table("open dead letters", ["error", "count"],
-                 [[r["error_class"], r["n"]] for r in report["dead_letters"]])
-    feeds = report["feeds"]
-    _print_table(f"feeds: {feeds['active']} active, {feeds['failing']} failing",
-                 ["feed", "errors in a row", "last error", "last success", "next check"],
-                 [[f["name"] or f["url"], f["consecutive_errors"], (f["last_error"] or "")[:60],
-                   f["last_success_at"], f["next_check_at"]] for f in feeds["failing_feeds"]])
+
+
+def _watch(render, interval: float) -> None:
+    """Redraw in place in a terminal; elsewhere (a pipe, a log) print each screen."""
+    from rich.live import Live
+
+    console = Console()
+    try:
+        if console.is_terminal:
+            with Live(console=console, auto_refresh=False) as live:
+                while True:
+                    live.update(render(), refresh=True)
+                    time.sleep(interval)
+        while True:
+            console.print(render())
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+def _status_report(settings: Settings, celery) -> dict:
+    with db.connect(settings.database_url) as conn:
+        report = db.status_report(conn)
+    report["queues"] = queue.queue_depths(celery)
+    report["workers"] = queue.workers_alive(celery)
+    return report
+
+
+def _status_screen(report: dict):
+    from rich.console import Group
+
+    articles, feeds = report["articles"], report["feeds"]
+    return Group(
+        _table(f"newsloom status at {datetime.now():%Y-%m-%d %H:%M:%S}: "
+               f"{len(report['workers'])} worker(s) alive",
+               ["queue", "waiting"], [[q, n] for q, n in report["queues"].items()]),
+        _table(f"articles: {articles['total']} stored, {articles['last_hour']} in the last hour",
+               ["hour", "stored"], [[r["hour"].strftime("%H:00"), r["stored"]]
+                                    for r in articles["per_hour"]]),
+        _table("URLs by outcome", ["outcome", "reason", "total", "last hour"],
+               [[r["state"], r["reason"], r["total"], r["last_hour"]] for r in report["outcomes"]]),
+        _table("open dead letters", ["error", "count"],
+               [[r["error_class"], r["n"]] for r in report["dead_letters"]]),
+        _table(f"feeds: {feeds['active']} active, {feeds['failing']} failing",
+               ["feed", "errors in a row", "last error", "last success", "next check"],
+               [[f["name"] or f["url"], f["consecutive_errors"], (f["last_error"] or "")[:60],
+                 f["last_success_at"], f["next_check_at"]] for f in feeds["failing_feeds"]]),
+        "workers: " + (", ".join(report["workers"]) or "none answered"),
+    )
 
 
 @app.command()

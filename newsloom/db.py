@@ -401,5 +401,10 @@ def status_report(conn: psycopg.Connection) -> dict:
         """SELECT count(*) AS total,
                   count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS last_hour
            FROM articles""").fetchone()
+    per_hour = conn.execute(
+        """SELECT date_trunc('hour', h) AS hour, count(a.id) AS stored
+           FROM generate_series(now() - interval '5 hours', now(), interval '1 hour') AS h
+           LEFT JOIN articles a ON date_trunc('hour', a.created_at) = date_trunc('hour', h)
+           GROUP BY 1 ORDER BY 1 DESC""").fetchall()
     return {"outcomes": outcomes, "dead_letters": dead, "feeds": {**feeds, "failing_feeds": failing},
-            "articles": articles}
+            "articles": {**articles, "per_hour": per_hour}}

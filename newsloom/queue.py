@@ -91,3 +91,8 @@ def queue_depths(celery: Celery) -> dict[str, int]:
 def redis_client(url: str) -> redis.Redis:
     """A plain Redis client for the broker's server (kombu's socket URLs included)."""
     return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))
+
+
+def workers_alive(celery: Celery, timeout: float = 1.0) -> list[str]:
+    """Names of the workers that answer a ping within `timeout`."""
+    return sorted(name for reply in celery.control.ping(timeout=timeout) for name in reply)

@@ -31,7 +31,7 @@ def worker_argv(queue: str, settings: Settings) -> list[str]:
     else:
         raise ValueError(f"unknown queue {queue!r}")
     return ["worker", "--queues", queue, "--pool", pool, "--concurrency", str(concurrency),
-            "--hostname", f"{queue}@%h", "--without-mingle", "--without-gossip",
+            "--hostname", f"{queue}-{os.getpid()}@%h", "--without-mingle", "--without-gossip",
             "--loglevel", settings.log_level.upper()]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import signal
 import subprocess
 import sys
 
@@ -104,3 +104,21 @@ def test_status_json_matches_the_ledger(ctx, site, conn, app_env):
     assert report["queues"] == {"fetch": 0, "process": 0}
     assert report["feeds"]["active"] == 2 and report["feeds"]["failing"] == 0
     assert newsloom(app_env, "status").returncode == 0
+
+
+def test_status_names_the_workers_alive_and_watch_refreshes(app_env, conn, workers, tmp_path):
+    def two_workers():
+        report = json.loads(newsloom(app_env, "status", "--json").stdout)
+        return report if len(report["workers"]) == 2 else None
+    report = wait_until(two_workers, 60, "both worker processes to answer a ping")
+    assert {name.split("-")[0] for name in report["workers"]} == {"fetch", "process"}
+    assert len(report["articles"]["per_hour"]) == 6
+    watch = subprocess.Popen([sys.executable, "-m", "newsloom", "status", "--watch", "--interval", "0.2"],
+                             env=app_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        watch.wait(4)
+    except subprocess.TimeoutExpired:
+        watch.send_signal(signal.SIGINT)
+    out, _ = watch.communicate(timeout=30)
+    assert watch.returncode == 0
+    assert out.count("worker(s) alive") >= 2  # refreshed at least once
