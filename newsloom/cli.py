@@ -245,7 +245,7 @@ def feeds_check(path: Annotated[Path, typer.Argument(metavar="FILE")], as_json: 
                 f"{result.rejected_links} entries without a usable link"}
 
     with web.make_client(settings) as client, ThreadPoolExecutor(settings.poll_concurrency) as pool:
-        results = list(pool.map(probe, feeds))
+        results = list(_progress(pool.map(probe, feeds), len(feeds), "probing"))
     if as_json:
         _print_json(results)
     else:
@@ -331,7 +331,8 @@ def dlq_replay(
         replayed = db.replay_dead_letters(conn, letter_ids)
     celery = queue.make_app(settings)
     try:
-        for row in replayed:  # recorded in Postgres first: a lost message is resent later
+        # Recorded in Postgres first: a message lost now is resent later.
+        for row in _progress(replayed, len(replayed), "replaying"):
             if row["state"] == "fetched":
                 queue.enqueue_process(row["url_id"], celery)
             else:
@@ -371,6 +372,21 @@ def status(
             _watch(lambda: _status_screen(_status_report(settings, celery)), interval)
     finally:
         celery.close()
+
+
+def _progress(items, total: int, label: str):
+    """Yield items with a progress bar on a terminal, plain lines every 10% elsewhere."""
+    from rich.progress import track
+
+    console = Console(stderr=True)
+    if console.is_terminal:
+        yield from track(items, total=total, description=label, console=console, transient=True)
+        return
+    step = max(1, total // 10)
+    for done, item in enumerate(items, start=1):
+        yield item
+        if done % step == 0 or done == total:
+            typer.echo(f"{label}: {done}/{total}", err=True)
 
 
 def _watch(render, interval: float) -> None:

@@ -73,7 +73,8 @@ def test_replay_that_succeeds_resolves_and_discard_closes(ctx, site, conn, app_e
 
 def test_replay_all_that_fails_again_stays_dead(ctx, site, conn, app_env, workers):
     busy_id, reset_id = make_dead_letters(ctx, site, conn)
-    assert "replaying 2" in newsloom(app_env, "dlq", "replay", "--all").stdout
+    replay = newsloom(app_env, "dlq", "replay", "--all")
+    assert "replaying 2" in replay.stdout and "replaying: 2/2" in replay.stderr
 
     def failed_again():
         return all(db.get_dead_letter(conn, i)["url_state"] == "dead" and

@@ -65,6 +65,7 @@ def test_check_probes_every_feed(site, settings, app_env, tmp_path):
     assert "http_404" in report[site.url("/gone")]["error"]
     table = newsloom(app_env, "feeds", "check", str(path))
     assert "1 failing" not in table.stdout and "2 failing" in table.stdout
+    assert "probing: 3/3" in table.stderr  # progress, as plain lines outside a terminal
 
 
 def test_check_reports_a_bad_file(app_env, tmp_path):
