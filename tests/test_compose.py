@@ -3,6 +3,7 @@ structure, safety, and that every command and variable is one newsloom really ha
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -11,6 +12,9 @@ import pytest
 import yaml
 from typer.main import get_command
 
+from prometheus_client import REGISTRY
+
+from newsloom import metrics  # noqa: F401 - registers the metrics the dashboard names
 from newsloom.cli import app
 from newsloom.settings import Settings, env_names
 
@@ -52,9 +56,12 @@ def unknown_variables(environment: dict) -> set[str]:
     return set(environment) - setting_names()
 
 
+MONITORING = ("prometheus", "grafana", "flower")
+
+
 def test_services_and_volumes(compose):
-    assert set(compose["services"]) == {"postgres", "redis", *APP_SERVICES}
-    assert set(compose["volumes"]) == {"pgdata", "redisdata"}
+    assert set(compose["services"]) == {"postgres", "redis", *APP_SERVICES, *MONITORING}
+    assert set(compose["volumes"]) == {"pgdata", "redisdata", "promdata"}
     assert "pgdata:/var/lib/postgresql/data" in compose["services"]["postgres"]["volumes"]
     assert "redisdata:/data" in compose["services"]["redis"]["volumes"]
 
@@ -138,3 +145,33 @@ def test_dockerfile_installs_the_official_model():
     assert re.search(r"^USER (?!root)", dockerfile, re.MULTILINE)
     for path in re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE):
         assert (ROOT / path).exists(), f"Dockerfile copies {path}, which is missing"
+
+
+def test_monitoring_is_an_optional_profile(compose):
+    for name in MONITORING:
+        assert compose["services"][name]["profiles"] == ["monitoring"], name
+    for name in ("postgres", "redis", *APP_SERVICES):
+        assert "profiles" not in compose["services"][name], name
+
+
+def test_prometheus_scrapes_every_app_service_on_the_metrics_port(compose):
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    [discovery] = job["dns_sd_configs"]
+    assert set(discovery["names"]) == {"scheduler", "fetcher", "processor"}
+    for name in discovery["names"]:
+        port = compose["services"][name]["environment"]["NEWSLOOM_METRICS_PORT"]
+        assert int(port) == discovery["port"]
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert "./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+
+
+def test_dashboard_queries_real_metrics():
+    dashboard = json.loads((ROOT / "monitoring" / "grafana" / "dashboards" / "newsloom.json").read_text())
+    # Importing newsloom.metrics registered its metrics; the queue depth is collected at scrape.
+    names = {family.name for family in REGISTRY.collect()} | {"newsloom_queue_depth"}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            used = set(re.findall(r"newsloom_[a-z_]+", target["expr"]))
+            used = {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in used}
+            assert used and used <= names, (panel["title"], used - names)
