@@ -58,9 +58,13 @@ def measure_cycle(database_url: str, scheduler: psutil.Process, count: int) -> d
         conn.execute("UPDATE feeds SET next_check_at = now()")
         conn.commit()
     cpu0, t0 = sum(scheduler.cpu_times()[:2]), time.monotonic()
-    while polled(database_url, start_at) < count:
+    last_report = t0
+    while (done := polled(database_url, start_at)) < count:
         if time.monotonic() - t0 > 3600:
             raise SystemExit("a cycle took more than an hour")
+        if time.monotonic() - last_report >= 5:
+            print(f"  ... {done}/{count} feeds polled", file=sys.stderr, flush=True)
+            last_report = time.monotonic()
         time.sleep(0.5)
     seconds, cpu = time.monotonic() - t0, sum(scheduler.cpu_times()[:2]) - cpu0
     return {"seconds": seconds, "polls_per_s": count / seconds, "cpu_ms_per_poll": cpu / count * 1000}
