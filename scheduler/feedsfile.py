@@ -36,6 +36,9 @@ class FeedConfig:
 def load_feeds(path: Path, default_interval: float = 900.0) -> list[FeedConfig]:
     try:
         raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FeedsFileError(str(path), None, "no such file (copy feeds.example.toml to start, "
+                                              "or point NEWSLOOM_FEEDS at your feeds file)") from None
     except OSError as exc:
         raise FeedsFileError(str(path), None, f"cannot read: {exc.strerror}") from None
     if path.suffix.lower() in (".opml", ".xml"):
