@@ -149,9 +149,12 @@ def run_pipeline(admin_url: str, redis_url: str, site_urls: list[str], feed_urls
             root = psutil.Process(process.pid)
             peak: dict[int, tuple[str, int]] = {}
             warm_rss: dict[int, int] = {}
-            start = time.monotonic()
+            start = last_report = time.monotonic()
             stored = 0
             while stored < len(site_urls):
+                if time.monotonic() - last_report >= 5:
+                    print(f"  ... {stored}/{len(site_urls)} URLs done", file=sys.stderr, flush=True)
+                    last_report = time.monotonic()
                 if time.monotonic() - start > 3600 or process.poll() is not None:
                     raise SystemExit("the pipeline stopped or took more than an hour")
                 tree_cpu_and_rss(root, peak)
