@@ -43,6 +43,12 @@ def _settings() -> Settings:
     return settings
 
 
+def _database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise SettingsError("DATABASE_URL is not set")
+    return settings.database_url
+
+
 def _require_servers(settings: Settings) -> None:
     if settings.embedded:
         raise SettingsError("DATABASE_URL and REDIS_URL must be set (only `newsloom up` "
@@ -85,10 +91,7 @@ def _apply_schema(database_url: str) -> None:
 @app.command("init-db")
 def init_db() -> None:
     """Apply schema.sql to DATABASE_URL; safe to run again."""
-    settings = _settings()
-    if settings.database_url is None:
-        raise SettingsError("DATABASE_URL is not set")
-    _apply_schema(settings.database_url)
+    _apply_schema(_database_url(_settings()))
     typer.echo("schema applied")
 
 
@@ -121,9 +124,15 @@ def _parse_queues(value: str) -> list[str]:
     return list(dict.fromkeys(queues))
 
 
+def _check_queues(value: str) -> str:
+    _parse_queues(value)  # while parsing, so a bad value fails before anything starts
+    return value
+
+
 @app.command()
 def worker(queues: Annotated[str, typer.Option(
-        "--queues", "-Q", help="Comma-separated: fetch (I/O, threads), process (CPU, processes).")]
+        "--queues", "-Q", callback=_check_queues,
+        help="Comma-separated: fetch (I/O, threads), process (CPU, processes).")]
         = ",".join(QUEUES)) -> None:
     """Run Celery workers for the given queues."""
     _prepare_metrics()
@@ -200,9 +209,7 @@ def _short(value: object) -> str:
 
 def _connect() -> tuple[Settings, object]:
     settings = _settings()
-    if settings.database_url is None:
-        raise SettingsError("DATABASE_URL is not set")
-    return settings, db.connect(settings.database_url)
+    return settings, db.connect(_database_url(settings))
 
 
 @feeds_app.command("list")
@@ -360,8 +367,7 @@ def status(
     """Queue depths, workers alive, URLs by outcome, articles per hour, dead letters and
     failing feeds."""
     settings = _settings()
-    if settings.database_url is None:
-        raise SettingsError("DATABASE_URL is not set")
+    _database_url(settings)
     celery = queue.make_app(settings)
     try:
         if as_json:

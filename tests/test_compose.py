@@ -112,7 +112,8 @@ def test_worker_services_split_the_queues(compose):
 
 
 @pytest.mark.parametrize("argv", [["frobnicate"], ["worker", "--queues"], ["worker", "--pool", "x"],
-                                  ["dlq", "bogus"]])
+                                  ["dlq", "bogus"], ["worker", "--queues", "frob"],
+                                  ["worker", "-Q", "fetch,nope"], ["worker", "--queues=,"]])
 def test_checker_rejects_what_newsloom_rejects(argv):
     assert parse_all(argv) is not None
 
