@@ -25,12 +25,15 @@ STOP_TIMEOUT = 60.0
 def worker_argv(queue: str, settings: Settings) -> list[str]:
     """Celery worker arguments: threads for network waits, processes for CPU work."""
     if queue == FETCH_QUEUE:
-        pool, concurrency = "threads", settings.fetch_concurrency
+        pool, concurrency, prefetch = "threads", settings.fetch_concurrency, 1
     elif queue == PROCESS_QUEUE:
-        pool, concurrency = "prefork", settings.process_concurrency
+        # A few messages in hand per process, so a child never waits on the broker
+        # between two articles (with late acks they come back if the worker dies).
+        pool, concurrency, prefetch = "prefork", settings.process_concurrency, 4
     else:
         raise ValueError(f"unknown queue {queue!r}")
     return ["worker", "--queues", queue, "--pool", pool, "--concurrency", str(concurrency),
+            "--prefetch-multiplier", str(prefetch),
             "--hostname", f"{queue}-{os.getpid()}@%h", "--without-mingle", "--without-gossip",
             "--loglevel", settings.log_level.upper()]
 
