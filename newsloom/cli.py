@@ -445,6 +445,24 @@ def _status_screen(report: dict):
 
 
 @app.command()
+def search(words: Annotated[str, typer.Argument(help='Words, "a phrase", -excluded, or.')],
+           limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+           as_json: JsonOption = False) -> None:
+    """Full-text search over the collected articles, best matches first."""
+    _, conn = _connect()
+    with conn:
+        rows = db.search_articles(conn, words, limit)
+    if as_json:
+        _print_json([{**r, "rank": float(r["rank"])} for r in rows])
+        return
+    if not rows:
+        typer.echo("no match")
+    for r in rows:
+        typer.echo(f"{r['published_at']:%Y-%m-%d}  {r['title'] or '(no title)'}\n"
+                   f"    {r['url']}\n    {' '.join(r['snippet'].split())}\n")
+
+
+@app.command()
 def health() -> None:
     """Exit 0 when the broker and the database answer and the schema is current."""
     settings = _settings()

