@@ -445,6 +445,27 @@ def _status_screen(report: dict):
 
 
 @app.command()
+def reprocess(
+    every: Annotated[bool, typer.Option("--all", help="Every article, not only those extracted "
+                                                      "by another extractor version.")] = False,
+) -> None:
+    """Extract and tag stored articles again from their kept pages, without fetching."""
+    from newsloom.worker.extract import EXTRACTOR
+    from newsloom.worker.pipeline import Context, reprocess_article
+
+    settings = _settings()
+    ctx = Context(settings)
+    with db.connect(_database_url(settings)) as conn:
+        ids = db.articles_to_reprocess(conn, None if every else EXTRACTOR)
+    try:
+        updated = sum(reprocess_article(ctx, article_id)
+                      for article_id in _progress(ids, len(ids), "reprocessing"))
+    finally:
+        ctx.pool.close()
+    typer.echo(f"reprocessed {updated} of {len(ids)} article(s) with {EXTRACTOR}")
+
+
+@app.command()
 def search(words: Annotated[str, typer.Argument(help='Words, "a phrase", -excluded, or.')],
            limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
            as_json: JsonOption = False) -> None:

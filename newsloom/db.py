@@ -279,6 +279,43 @@ def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: i
     return outcome, article_id
 
 
+def articles_to_reprocess(conn: psycopg.Connection, extractor: str | None) -> list[int]:
+    """Ids of the articles extracted by another extractor than `extractor` (all if None)."""
+    rows = conn.execute(
+        """SELECT id FROM articles WHERE %(x)s::text IS NULL OR extractor <> %(x)s ORDER BY id""",
+        {"x": extractor}).fetchall()
+    return [r["id"] for r in rows]
+
+
+def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
+    """The kept page of an article: the one fetched at the URL it was first seen at."""
+    return conn.execute(
+        """SELECT r.final_url, r.html_zlib, r.fetched_at, u.entry_published_at
+           FROM articles a JOIN urls u ON u.url = a.url JOIN raw_pages r ON r.url_id = u.id
+           WHERE a.id = %s""", (article_id,)).fetchone()
+
+
+def update_article(conn: psycopg.Connection, article_id: int, *, content_hash: str,
+                   fields: dict, entities: Iterable[tuple[str, str, int]]) -> bool:
+    """Replace an article's content and entities; False (nothing changed) when the new
+    text is another article's."""
+    try:
+        with conn.transaction():
+            conn.execute(
+                """UPDATE articles SET title = %(title)s, author = %(author)s,
+                       published_at = %(published_at)s, language = %(language)s,
+                       text = %(text)s, site_name = %(site_name)s,
+                       description = %(description)s, extractor = %(extractor)s,
+                       content_hash = %(content_hash)s
+                   WHERE id = %(id)s""",
+                {**fields, "content_hash": content_hash, "id": article_id})
+            conn.execute("DELETE FROM article_entities WHERE article_id = %s", (article_id,))
+            _store_entities(conn, article_id, entities)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True
+
+
 def _store_entities(conn: psycopg.Connection, article_id: int,
                     entities: Iterable[tuple[str, str, int]]) -> None:
     # Sorted, so two transactions upserting the same entities lock them in the same order.

@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from structlog.contextvars import bind_contextvars
 
 from newsloom import db, log, metrics, queue, web
-from newsloom.errors import Deferred, Poisoned
+from newsloom.errors import Deferred, Permanent, Poisoned
 from newsloom.retry import RetryPolicy, Verdict, classify
 from newsloom.settings import Settings
 from newsloom.worker.dedupe import article_keys
@@ -111,6 +111,41 @@ def _wait_for_host(ctx: Context, host: str, delay: float, not_before: float | No
     raise Deferred(time.time() + delay)
 
 
+def analyse(ctx: Context, raw: dict, entry_published_at=None):
+    """Extract, dedupe keys and tag a kept page: (ArticleKeys, article fields, entities)."""
+    html = zlib.decompress(raw["html_zlib"])
+    extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars)
+    keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
+    [entities] = tag(ctx.nlp, [f"{extracted.title or ''}\n\n{extracted.text}"],
+                     ctx.settings.entity_labels)
+    fields = {
+        "title": extracted.title, "author": extracted.author,
+        "published_at": extracted.published_at or entry_published_at,
+        "language": extracted.language, "text": extracted.text,
+        "site_name": extracted.site_name, "description": extracted.description,
+        "fetched_at": raw["fetched_at"], "extractor": EXTRACTOR,
+    }
+    return keys, fields, entities
+
+
+def reprocess_article(ctx: Context, article_id: int) -> bool:
+    """Extract and tag an article again from its kept page (after an upgrade), without
+    fetching. False when it keeps its current content: no page kept, no text found now,
+    or the new text is that of another article."""
+    with ctx.pool.connection() as conn:
+        raw = db.load_article_page(conn, article_id)
+    if raw is None:
+        return False
+    try:
+        keys, fields, entities = analyse(ctx, raw, raw["entry_published_at"])
+    except Permanent as exc:
+        logger.warning("not reprocessed", article_id=article_id, reason=exc.reason)
+        return False
+    with ctx.pool.connection() as conn:
+        return db.update_article(conn, article_id, content_hash=keys.content_hash,
+                                 fields=fields, entities=entities)
+
+
 def process_step(ctx: Context, url_id: int) -> str | None:
     """Returns the URL's outcome ('stored' or 'duplicate'), or None if nothing was to do."""
     with ctx.pool.connection() as conn:
@@ -122,18 +157,7 @@ def process_step(ctx: Context, url_id: int) -> str | None:
         deliveries = db.count_delivery(conn, url_id)
     if deliveries > ctx.settings.max_attempts:
         raise Poisoned(f"processing started {deliveries} times without finishing")
-    html = zlib.decompress(raw["html_zlib"])
-    extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars)
-    keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
-    [entities] = tag(ctx.nlp, [f"{extracted.title or ''}\n\n{extracted.text}"],
-                     ctx.settings.entity_labels)
-    fields = {
-        "title": extracted.title, "author": extracted.author,
-        "published_at": extracted.published_at or row["entry_published_at"],
-        "language": extracted.language, "text": extracted.text,
-        "site_name": extracted.site_name, "description": extracted.description,
-        "fetched_at": raw["fetched_at"], "extractor": EXTRACTOR,
-    }
+    keys, fields, entities = analyse(ctx, raw, row["entry_published_at"])
     with ctx.pool.connection() as conn:
         outcome, _ = db.store_article(
             conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
