@@ -179,12 +179,6 @@ def save_raw_page(conn: psycopg.Connection, url_id: int, *, final_url: str,
             (url_id,))
 
 
-def load_raw_page(conn: psycopg.Connection, url_id: int) -> dict | None:
-    return conn.execute(
-        "SELECT final_url, content_type, html_zlib, fetched_at FROM raw_pages WHERE url_id = %s",
-        (url_id,)).fetchone()
-
-
 def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
     """One more failed attempt for this URL; returns how many it has had."""
     with conn.transaction():
@@ -194,13 +188,18 @@ def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
     return row["attempts"] if row else 1
 
 
-def count_delivery(conn: psycopg.Connection, url_id: int) -> int:
-    """Processing of this URL starts once more; returns how many times it has."""
+def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
+    """A fetched URL with its kept page, counting this start in `deliveries`; None when
+    the URL is not waiting to be processed. One statement: this runs once per article."""
     with conn.transaction():
-        row = conn.execute(
-            "UPDATE urls SET deliveries = deliveries + 1 WHERE id = %s RETURNING deliveries",
+        return conn.execute(
+            """UPDATE urls u SET deliveries = u.deliveries + 1
+               FROM raw_pages r
+               WHERE u.id = %s AND u.state = 'fetched' AND r.url_id = u.id
+               RETURNING u.id, u.url, u.feed_id, u.entry_published_at, u.deliveries,
+                         (SELECT f.url FROM feeds f WHERE f.id = u.feed_id) AS feed_url,
+                         r.final_url, r.html_zlib, r.fetched_at""",
             (url_id,)).fetchone()
-    return row["deliveries"] if row else 1
 
 
 def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | None = None,
@@ -211,16 +210,16 @@ def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | 
     Any outcome but 'dead' resolves the URL's open dead letter: its replay worked.
     """
     assert state in FINAL_STATES, state
-    changed = conn.execute(
-        """UPDATE urls SET state = %s, reason = %s, detail = %s, article_id = %s,
-               updated_at = now()
-           WHERE id = %s AND state IN ('queued', 'fetched')""",
-        (state, reason, detail, article_id, url_id)).rowcount
-    if changed and state != "dead":
-        conn.execute(
-            """UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
-               WHERE url_id = %s AND resolved_at IS NULL""",
-            (url_id,))
+    conn.execute(
+        """WITH changed AS (
+               UPDATE urls SET state = %(state)s, reason = %(reason)s, detail = %(detail)s,
+                   article_id = %(article_id)s, updated_at = now()
+               WHERE id = %(id)s AND state IN ('queued', 'fetched') RETURNING id)
+           UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
+           WHERE %(state)s <> 'dead' AND resolved_at IS NULL
+             AND url_id IN (SELECT id FROM changed)""",
+        {"state": state, "reason": reason, "detail": detail, "article_id": article_id,
+         "id": url_id})
 
 
 def stale_in_flight(conn: psycopg.Connection, older_than: float, limit: int) -> list[dict]:

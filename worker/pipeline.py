@@ -149,15 +149,13 @@ def reprocess_article(ctx: Context, article_id: int) -> bool:
 def process_step(ctx: Context, url_id: int) -> str | None:
     """Returns the URL's outcome ('stored' or 'duplicate'), or None if nothing was to do."""
     with ctx.pool.connection() as conn:
-        row = db.get_url(conn, url_id)
-        raw = db.load_raw_page(conn, url_id) if row and row["state"] == "fetched" else None
-        if raw is None:
-            return None
-        bind_contextvars(url=row["url"], feed=row["feed_url"])
-        deliveries = db.count_delivery(conn, url_id)
-    if deliveries > ctx.settings.max_attempts:
-        raise Poisoned(f"processing started {deliveries} times without finishing")
-    keys, fields, entities = analyse(ctx, raw, row["entry_published_at"])
+        row = db.start_processing(conn, url_id)
+    if row is None:
+        return None
+    bind_contextvars(url=row["url"], feed=row["feed_url"])
+    if row["deliveries"] > ctx.settings.max_attempts:
+        raise Poisoned(f"processing started {row['deliveries']} times without finishing")
+    keys, fields, entities = analyse(ctx, row, row["entry_published_at"])
     with ctx.pool.connection() as conn:
         outcome, _ = db.store_article(
             conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
