@@ -78,7 +78,6 @@ def fetch_step(ctx: Context, url_id: int, not_before: float | None = None) -> bo
         return False
     url = row["url"]
     bind_contextvars(url=url, feed=row["feed_url"])
-    web.check_url(url, ctx.settings.allow_private_networks)
     delay = row["host_delay_seconds"]
     delay = ctx.settings.host_delay if delay is None else delay
     if row["obey_robots"]:
