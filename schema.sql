@@ -106,6 +106,22 @@ CREATE TABLE IF NOT EXISTS article_entities (
 );
 CREATE INDEX IF NOT EXISTS article_entities_entity ON article_entities (entity_id);
 
+-- Version 2. Columns are added here rather than above so that a database made by
+-- version 1 gains them too.
+ALTER TABLE articles
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz,   -- a later fetch changed the text
+    ADD COLUMN IF NOT EXISTS image_url text,           -- the page's top image
+    ADD COLUMN IF NOT EXISTS tags text[] NOT NULL DEFAULT '{}',  -- the page's tags and categories
+    ADD COLUMN IF NOT EXISTS entities_skipped text,    -- why no entities were tagged, if so
+    -- The ledger URL whose kept page holds the current text (reprocess reads it).
+    ADD COLUMN IF NOT EXISTS page_url_id bigint REFERENCES urls (id) ON DELETE SET NULL,
+    -- MinHash LSH band keys of the text: articles sharing one are near-duplicate candidates.
+    ADD COLUMN IF NOT EXISTS lsh_bands bigint[] NOT NULL DEFAULT '{}';
+CREATE INDEX IF NOT EXISTS articles_lsh ON articles USING gin (lsh_bands);
+CREATE INDEX IF NOT EXISTS articles_tags ON articles USING gin (tags);
+-- The feed entry's update time: a newer one makes a stored article be fetched again.
+ALTER TABLE urls ADD COLUMN IF NOT EXISTS entry_updated_at timestamptz;
+
 CREATE TABLE IF NOT EXISTS dead_letters (
     id              bigserial PRIMARY KEY,
     task            text NOT NULL,
@@ -131,7 +147,8 @@ SELECT a.id, coalesce(a.published_at, a.fetched_at) AS published_at, f.name AS f
        a.url, a.language,
        (SELECT array_agg(e.name || ' (' || e.label || ')' ORDER BY ae.mentions DESC, e.name)
         FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
-        WHERE ae.article_id = a.id) AS entities
+        WHERE ae.article_id = a.id) AS entities,
+       a.updated_at, a.tags
 FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
 ORDER BY coalesce(a.published_at, a.fetched_at) DESC;
 
@@ -173,5 +190,5 @@ CREATE TABLE IF NOT EXISTS schema_meta (
     key     text PRIMARY KEY,
     value   text NOT NULL
 );
-INSERT INTO schema_meta (key, value) VALUES ('version', '1')
+INSERT INTO schema_meta (key, value) VALUES ('version', '2')
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;

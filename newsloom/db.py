@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -10,8 +11,11 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
+
+from newsloom.errors import Transient
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
 _SCHEMA_LOCK = 0x6E65_7773  # advisory lock id: concurrent init-db runs take turns
@@ -142,16 +146,28 @@ def list_feeds(conn: psycopg.Connection) -> list[dict]:
 # --- the URL ledger ----------------------------------------------------------------------
 
 def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
-                    entries: Sequence[tuple[str, datetime | None]]) -> list[int]:
-    """Record URLs not seen before; returns the ids of the new ones only."""
+                    entries: Sequence[tuple[str, datetime | None, datetime | None]],
+                    refresh_min_age: float = 0.0) -> list[int]:
+    """Record the (url, published, updated) entries of a feed; returns the ids of the URLs
+    to fetch: those not seen before, and stored articles whose entry shows an update newer
+    than the last one seen, once their last fetch is `refresh_min_age` seconds old."""
     if not entries:
         return []
     with conn.transaction():
         rows = conn.execute(
-            """INSERT INTO urls (url, feed_id, entry_published_at)
-               SELECT u, %s, p FROM unnest(%s::text[], %s::timestamptz[]) AS e(u, p)
-               ON CONFLICT (url) DO NOTHING RETURNING id""",
-            (feed_id, [e[0] for e in entries], [e[1] for e in entries])).fetchall()
+            """INSERT INTO urls (url, feed_id, entry_published_at, entry_updated_at)
+               SELECT * FROM unnest(%(urls)s::text[], %(feed)s::bigint[],
+                                    %(published)s::timestamptz[], %(updated)s::timestamptz[])
+               ON CONFLICT (url) DO UPDATE SET state = 'queued', reason = NULL, detail = NULL,
+                   attempts = 0, deliveries = 0, updated_at = now(),
+                   entry_updated_at = EXCLUDED.entry_updated_at
+               WHERE urls.state = 'stored'
+                 AND EXCLUDED.entry_updated_at > coalesce(urls.entry_updated_at, '-infinity')
+                 AND urls.updated_at <= now() - make_interval(secs => %(min_age)s)
+               RETURNING id""",
+            {"urls": [e[0] for e in entries], "feed": [feed_id] * len(entries),
+             "published": [e[1] for e in entries], "updated": [e[2] for e in entries],
+             "min_age": refresh_min_age}).fetchall()
     return [r["id"] for r in rows]
 
 
@@ -196,7 +212,7 @@ def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
             """UPDATE urls u SET deliveries = u.deliveries + 1
                FROM raw_pages r
                WHERE u.id = %s AND u.state = 'fetched' AND r.url_id = u.id
-               RETURNING u.id, u.url, u.feed_id, u.entry_published_at, u.deliveries,
+               RETURNING u.id, u.id AS url_id, u.url, u.feed_id, u.entry_published_at, u.deliveries,
                          (SELECT f.url FROM feeds f WHERE f.id = u.feed_id) AS feed_url,
                          r.final_url, r.html_zlib, r.fetched_at""",
             (url_id,)).fetchone()
@@ -241,40 +257,71 @@ def outcome_counts(conn: psycopg.Connection) -> dict[str, int]:
 
 # --- articles ----------------------------------------------------------------------------
 
-def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: int | None,
-                  canonical_url: str, content_hash: str, fields: dict,
-                  entities: Iterable[tuple[str, str, int]]) -> tuple[str, int]:
-    """Store an article, or attach `url` to the article it duplicates; one transaction.
+# The columns an article's page determines: written when it is stored, replaced when a
+# later fetch of its URL changes the text or `newsloom reprocess` extracts it again.
+ARTICLE_CONTENT = ("title", "author", "published_at", "language", "text", "site_name",
+                   "description", "image_url", "tags", "fetched_at", "extractor",
+                   "content_hash", "lsh_bands", "entities_skipped", "page_url_id")
 
-    Returns (outcome, article_id) with outcome 'stored' or 'duplicate'. Running it again
-    for the same URL gives the same answer and the same rows.
+
+def find_article_candidates(conn: psycopg.Connection, *, canonical_url: str,
+                            content_hash: str, lsh_bands: list[int],
+                            limit: int = 20) -> list[dict]:
+    """Stored articles this page may be: the same canonical URL, the same text hash, or a
+    shared LSH band, most shared bands first.
+
+    First takes transaction-scoped locks on the page's keys, so two workers storing copies
+    of one story at the same moment take turns and the second sees the first.
     """
-    with conn.transaction():
+    keys = sorted({*lsh_bands, _lock_key(canonical_url), _lock_key(content_hash)})
+    conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,))
+    return conn.execute(
+        """SELECT id, url, canonical_url, content_hash, text, fetched_at FROM articles
+           WHERE canonical_url = %(c)s OR content_hash = %(h)s OR lsh_bands && %(b)s::bigint[]
+           ORDER BY canonical_url = %(c)s DESC, content_hash = %(h)s DESC,
+                    cardinality(ARRAY(SELECT unnest(lsh_bands) INTERSECT
+                                      SELECT unnest(%(b)s::bigint[]))) DESC, id
+           LIMIT %(n)s""",
+        {"c": canonical_url, "h": content_hash, "b": lsh_bands, "n": limit}).fetchall()
+
+
+def _lock_key(value: str) -> int:
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
+def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: int | None,
+                  canonical_url: str, content: dict, entities: Iterable[tuple[str, str, int]],
+                  existing: dict | None, replace_content: bool) -> tuple[str, int]:
+    """Store a new article (`existing` None) or attach `url` to `existing`, replacing its
+    content when `replace_content`; then give the URL its outcome. Runs in the caller's
+    transaction, after find_article_candidates.
+
+    Returns (outcome, article_id): 'stored' when the URL is the article's own, else
+    'duplicate'. Running it again for the same URL gives the same answer and rows.
+    """
+    if existing is None:
+        columns = ("url", "canonical_url", "feed_id", *ARTICLE_CONTENT)
         row = conn.execute(
-            """INSERT INTO articles (url, canonical_url, content_hash, feed_id, title, author,
-                   published_at, language, text, site_name, description, fetched_at, extractor)
-               VALUES (%(url)s, %(canonical_url)s, %(content_hash)s, %(feed_id)s, %(title)s,
-                   %(author)s, %(published_at)s, %(language)s, %(text)s, %(site_name)s,
-                   %(description)s, %(fetched_at)s, %(extractor)s)
-               ON CONFLICT DO NOTHING RETURNING id""",
-            {**fields, "url": url, "canonical_url": canonical_url,
-             "content_hash": content_hash, "feed_id": feed_id}).fetchone()
-        if row is not None:
-            article_id = row["id"]
-            _store_entities(conn, article_id, entities)
-            outcome = "stored"
-        else:
-            existing = conn.execute(
-                """SELECT id, url FROM articles WHERE canonical_url = %s OR content_hash = %s
-                   ORDER BY id LIMIT 1""",
-                (canonical_url, content_hash)).fetchone()
-            article_id = existing["id"]
-            outcome = "stored" if existing["url"] == url else "duplicate"
-        conn.execute(
-            """INSERT INTO article_urls (url, article_id, feed_id) VALUES (%s, %s, %s)
-               ON CONFLICT (url) DO NOTHING""",
-            (url, article_id, feed_id))
-        finish_url(conn, url_id, outcome, article_id=article_id)
+            sql.SQL("INSERT INTO articles ({}) VALUES ({}) ON CONFLICT DO NOTHING RETURNING id")
+            .format(sql.SQL(", ").join(map(sql.Identifier, columns)),
+                    sql.SQL(", ").join(map(sql.Placeholder, columns))),
+            {**content, "url": url, "canonical_url": canonical_url, "feed_id": feed_id},
+        ).fetchone()
+        if row is None:  # only a concurrent reprocess gets here: the next try sees it
+            raise Transient(f"article {canonical_url} was changed while this one was stored")
+        article_id = row["id"]
+        _store_entities(conn, article_id, entities)
+    else:
+        article_id = existing["id"]
+        if replace_content:
+            replace_article_content(conn, article_id, content, entities, updated=True)
+    outcome = "stored" if existing is None or existing["url"] == url else "duplicate"
+    conn.execute(
+        """INSERT INTO article_urls (url, article_id, feed_id) VALUES (%s, %s, %s)
+           ON CONFLICT (url) DO NOTHING""",
+        (url, article_id, feed_id))
+    finish_url(conn, url_id, outcome, article_id=article_id)
     return outcome, article_id
 
 
@@ -287,27 +334,28 @@ def articles_to_reprocess(conn: psycopg.Connection, extractor: str | None) -> li
 
 
 def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
-    """The kept page of an article: the one fetched at the URL it was first seen at."""
+    """The kept page that holds an article's current text."""
     return conn.execute(
-        """SELECT r.final_url, r.html_zlib, r.fetched_at, u.entry_published_at
-           FROM articles a JOIN urls u ON u.url = a.url JOIN raw_pages r ON r.url_id = u.id
+        """SELECT u.id AS url_id, r.final_url, r.html_zlib, r.fetched_at, u.entry_published_at
+           FROM articles a
+           JOIN urls u ON u.id = a.page_url_id OR (a.page_url_id IS NULL AND u.url = a.url)
+           JOIN raw_pages r ON r.url_id = u.id
            WHERE a.id = %s""", (article_id,)).fetchone()
 
 
-def update_article(conn: psycopg.Connection, article_id: int, *, content_hash: str,
-                   fields: dict, entities: Iterable[tuple[str, str, int]]) -> bool:
-    """Replace an article's content and entities; False (nothing changed) when the new
-    text is another article's."""
+def replace_article_content(conn: psycopg.Connection, article_id: int, content: dict,
+                            entities: Iterable[tuple[str, str, int]], *, updated: bool) -> bool:
+    """Replace an article's content and entities (`updated`: because its page changed);
+    False, with nothing changed, when the new text is another article's."""
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in ARTICLE_CONTENT)
     try:
         with conn.transaction():
             conn.execute(
-                """UPDATE articles SET title = %(title)s, author = %(author)s,
-                       published_at = %(published_at)s, language = %(language)s,
-                       text = %(text)s, site_name = %(site_name)s,
-                       description = %(description)s, extractor = %(extractor)s,
-                       content_hash = %(content_hash)s
-                   WHERE id = %(id)s""",
-                {**fields, "content_hash": content_hash, "id": article_id})
+                sql.SQL("""UPDATE articles SET {},
+                               updated_at = CASE WHEN %(updated)s THEN now() ELSE updated_at END
+                           WHERE id = %(id)s""").format(assignments),
+                {**content, "updated": updated, "id": article_id})
             conn.execute("DELETE FROM article_entities WHERE article_id = %s", (article_id,))
             _store_entities(conn, article_id, entities)
     except psycopg.errors.UniqueViolation:

@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     default_interval: Duration = 900.0
     scheduler_tick: Duration = 5.0
     poll_concurrency: int = Field(8, gt=0, le=256)
+    # A stored article whose feed entry shows a newer update time is fetched again, once
+    # its last fetch is this old; its text is replaced if the page changed.
+    refresh_min_age: DurationOrZero = 3600.0
 
     # Workers.
     fetch_concurrency: int = Field(16, gt=0, le=512)
@@ -125,9 +128,25 @@ class Settings(BaseSettings):
 
     # Content.
     spacy_model: str = "en_core_web_sm"
+    # More models by language, "de=de_core_news_sm,fr=fr_core_news_sm". An article in a
+    # language without a model is stored without entities, the reason in entities_skipped.
+    spacy_models: Annotated[dict[str, str], NoDecode] = {}
     # Comma-separated spaCy labels to keep; numeric ones (DATE, CARDINAL, ...) are left out.
     entity_labels: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ENTITY_LABELS
     min_text_chars: int = Field(200, ge=0)
+
+    @field_validator("spacy_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        models = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            language, sep, model = (s.strip() for s in item.partition("="))
+            if not (sep and language and model):
+                raise ValueError(f"{item!r} is not language=model")
+            models[language.lower()] = model
+        return models
 
     @field_validator("entity_labels", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
@@ -18,12 +19,18 @@ ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
           "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
 
 
+class FeedEntry(NamedTuple):
+    url: str
+    published_at: datetime | None
+    updated_at: datetime | None  # the entry's last update, else its publication
+
+
 @dataclass(frozen=True)
 class PollResult:
     not_modified: bool
     etag: str | None
     last_modified: str | None
-    entries: list[tuple[str, datetime | None]] = field(default_factory=list)
+    entries: list[FeedEntry] = field(default_factory=list)
     rejected_links: int = 0       # entries whose link is missing or not http(s)
     ttl_seconds: float | None = None
     max_age_seconds: float | None = None  # Cache-Control: max-age
@@ -54,7 +61,8 @@ def poll_feed(client: httpx.Client, url: str, settings: Settings, *, etag: str |
             rejected += 1
         elif link not in seen:
             seen.add(link)
-            entries.append((link, _entry_date(entry)))
+            entries.append(FeedEntry(link, _entry_date(entry, "published_parsed", "updated_parsed"),
+                                     _entry_date(entry, "updated_parsed", "published_parsed")))
     return PollResult(False, resp.headers.get("etag"), resp.headers.get("last-modified"),
                       entries, rejected, _ttl(parsed), max_age)
 
@@ -70,8 +78,10 @@ def _entry_link(entry, feed_url: str) -> str | None:
     return link
 
 
-def _entry_date(entry) -> datetime | None:
-    struct = entry.get("published_parsed") or entry.get("updated_parsed")
+def _entry_date(entry, *keys: str) -> datetime | None:
+    """The first of `keys` the entry has. (`in` first: feedparser's get() of a missing
+    updated_parsed answers published_parsed, with a deprecation warning.)"""
+    struct = next((entry[key] for key in keys if key in entry and entry[key]), None)
     if not struct:
         return None
     return datetime.fromtimestamp(calendar.timegm(struct), tz=timezone.utc)

@@ -90,7 +90,8 @@ class Scheduler:
                 result = poll_feed(self.http, feed.url, self.settings, etag=feed.etag,
                                    last_modified=feed.last_modified)
             with self.pool.connection() as conn:
-                new_ids = db.record_new_urls(conn, feed.id, result.entries)
+                new_ids = db.record_new_urls(conn, feed.id, result.entries,
+                                              self.settings.refresh_min_age)
             queue.enqueue_fetch(new_ids, self.celery)
             metrics.URLS_ENQUEUED.inc(len(new_ids))
             metrics.FEED_POLLS.labels("not_modified" if result.not_modified else "new").inc()
@@ -105,7 +106,7 @@ class Scheduler:
             return
         # A 304 says nothing of how often the feed publishes: keep the pace found before.
         poll_every = (feed.poll_every_seconds or interval if result.not_modified
-                      else adapted_interval(interval, [when for _, when in result.entries]))
+                      else adapted_interval(interval, [e.published_at for e in result.entries]))
         next_in = next_poll_in(poll_every, ttl=result.ttl_seconds, max_age=result.max_age_seconds)
         with self.pool.connection() as conn:
             db.record_poll_success(conn, feed.id, etag=result.etag,

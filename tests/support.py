@@ -7,11 +7,13 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import TypeVar
 
 from newsloom import db
 from newsloom.errors import Deferred
-from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
+from newsloom.worker.dedupe import article_keys
+from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure, store
 
 T = TypeVar("T")
 
@@ -32,7 +34,7 @@ def run_url(ctx: Context, url: str, feed_id: int | None = None) -> dict:
     """One URL through fetch and process in-process, retried as the policy says (without
     waiting), until it ends; returns its `urls` row."""
     with ctx.pool.connection() as conn:
-        [url_id] = db.record_new_urls(conn, feed_id, [(url, None)])
+        [url_id] = db.record_new_urls(conn, feed_id, [(url, None, None)])
     for step, task in ((fetch_step, "newsloom.fetch"), (process_step, "newsloom.process")):
         not_before = None
         while True:
@@ -47,6 +49,25 @@ def run_url(ctx: Context, url: str, feed_id: int | None = None) -> dict:
                     break
     with ctx.pool.connection() as conn:
         return db.get_url(conn, url_id)
+
+
+def store_text(conn, url: str, text: str, *, title: str = "T", canonical: str | None = None,
+               feed_id: int | None = None, language: str = "en", when: datetime | None = None,
+               entities=()) -> tuple[str, int]:
+    """Record `url` and store `text` as its article through the pipeline's dedupe-and-store
+    step, without fetching; returns (outcome, article_id)."""
+    when = when or datetime.now(timezone.utc)
+    [url_id] = db.record_new_urls(conn, feed_id, [(url, None, None)]) or [
+        conn.execute("SELECT id FROM urls WHERE url = %s", (url,)).fetchone()["id"]]
+    conn.execute("UPDATE urls SET state = 'fetched' WHERE id = %s", (url_id,))
+    keys = article_keys(url, canonical, text)
+    content = {"title": title, "author": None, "published_at": when, "language": language,
+               "text": text, "site_name": None, "description": None, "image_url": None,
+               "tags": [], "fetched_at": when, "extractor": "test",
+               "content_hash": keys.content_hash, "lsh_bands": keys.lsh_bands,
+               "entities_skipped": None, "page_url_id": url_id}
+    return store(conn, url_id=url_id, url=url, feed_id=feed_id, keys=keys, content=content,
+                 entities=list(entities))
 
 
 def free_port() -> int:

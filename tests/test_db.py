@@ -1,13 +1,7 @@
 """The SQL layer against a real Postgres."""
 
-from datetime import datetime, timezone
-
 from newsloom import db
-
-FIELDS = {"title": "T", "author": "A", "published_at": datetime(2024, 1, 2, tzinfo=timezone.utc),
-          "language": "en", "text": "Body text.", "site_name": "S", "description": None,
-          "fetched_at": datetime.now(timezone.utc), "extractor": "test"}
-
+from support import store_text
 
 def test_schema_applies_twice_without_change(conn):
     before = conn.execute(
@@ -44,26 +38,22 @@ def test_due_feeds_are_claimed_once(conn, database_url):
 def test_new_urls_recorded_once(conn):
     db.sync_feeds(conn, [("https://a.org/rss", None, 900, None, True)])
     feed_id = db.list_feeds(conn)[0]["id"]
-    first = db.record_new_urls(conn, feed_id, [("https://a.org/1", None), ("https://a.org/2", None)])
-    again = db.record_new_urls(conn, feed_id, [("https://a.org/2", None), ("https://a.org/3", None)])
+    first = db.record_new_urls(conn, feed_id, [("https://a.org/1", None, None),
+                                               ("https://a.org/2", None, None)])
+    again = db.record_new_urls(conn, feed_id, [("https://a.org/2", None, None),
+                                               ("https://a.org/3", None, None)])
     assert len(first) == 2 and len(again) == 1
     assert db.outcome_counts(conn) == {"queued": 3}
 
 
-def store(conn, url_id, url, canonical, content_hash, entities=()):
-    return db.store_article(conn, url_id=url_id, url=url, feed_id=None, canonical_url=canonical,
-                            content_hash=content_hash, fields=FIELDS, entities=entities)
-
-
 def test_store_is_idempotent_and_attaches_duplicates(conn):
-    ids = db.record_new_urls(conn, None, [("https://a.org/x", None), ("https://a.org/x?utm_source=y", None),
-                                          ("https://mirror.org/x", None)])
     entities = [("Iraq", "GPE", 3), ("Erdogan", "PERSON", 1)]
-    first = store(conn, ids[0], "https://a.org/x", "https://a.org/x", "h1", entities)
+    text = "Iraq and Iran hold joint military drills near the border, officials said."
+    first = store_text(conn, "https://a.org/x", text, entities=entities)
     assert first[0] == "stored"
-    assert store(conn, ids[0], "https://a.org/x", "https://a.org/x", "h1", entities) == first
-    assert store(conn, ids[1], "https://a.org/x?utm_source=y", "https://a.org/x", "h1")[0] == "duplicate"
-    assert store(conn, ids[2], "https://mirror.org/x", "https://mirror.org/x", "h1") == ("duplicate", first[1])
+    assert store_text(conn, "https://a.org/x", text, entities=entities) == first
+    assert store_text(conn, "https://a.org/x?utm_source=y", text)[0] == "duplicate"
+    assert store_text(conn, "https://mirror.org/x", text) == ("duplicate", first[1])
     counts = conn.execute("""SELECT (SELECT count(*) FROM articles) a, (SELECT count(*) FROM article_urls) u,
                                     (SELECT count(*) FROM entities) e,
                                     (SELECT sum(mentions) FROM article_entities) m""").fetchone()
@@ -72,7 +62,7 @@ def test_store_is_idempotent_and_attaches_duplicates(conn):
 
 
 def test_dead_letter_ends_the_url(conn):
-    [url_id] = db.record_new_urls(conn, None, [("https://a.org/x", None)])
+    [url_id] = db.record_new_urls(conn, None, [("https://a.org/x", None, None)])
     for attempts in (1, 2):
         db.add_dead_letter(conn, task="newsloom.fetch", payload={"url_id": url_id}, url_id=url_id,
                            error_class="ValueError", error="ValueError: boom", traceback="tb",
@@ -83,7 +73,8 @@ def test_dead_letter_ends_the_url(conn):
 
 
 def test_stale_in_flight(conn):
-    ids = db.record_new_urls(conn, None, [("https://a.org/1", None), ("https://a.org/2", None)])
+    ids = db.record_new_urls(conn, None, [("https://a.org/1", None, None),
+                                          ("https://a.org/2", None, None)])
     conn.execute("UPDATE urls SET updated_at = now() - interval '2 hours' WHERE id = %s", (ids[0],))
     conn.commit()
     assert [r["id"] for r in db.stale_in_flight(conn, 3600, 10)] == [ids[0]]

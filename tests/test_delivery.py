@@ -13,7 +13,7 @@ from support import wait_until
 def test_duplicate_messages_leave_the_rows_of_one_run(site, settings, conn, workers):
     title, paragraphs = seed_article()
     site.add("/story", article_html(title, paragraphs))
-    [url_id] = db.record_new_urls(conn, None, [(site.url("/story"), None)])
+    [url_id] = db.record_new_urls(conn, None, [(site.url("/story"), None, None)])
     celery = queue.make_app(settings)
     try:
         for _ in range(3):

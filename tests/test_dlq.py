@@ -94,7 +94,7 @@ def test_status_json_matches_the_ledger(ctx, site, conn, app_env):
     site.add("/good", article_html(title, paragraphs))
     assert run_url(ctx, site.url("/good"))["state"] == "stored"
     run_url(ctx, site.url("/nowhere"))
-    db.record_new_urls(conn, None, [(site.url("/waiting"), None)])
+    db.record_new_urls(conn, None, [(site.url("/waiting"), None, None)])
     report = json.loads(newsloom(app_env, "status", "--json").stdout)
     outcomes = {(r["state"], r["reason"]): r["total"] for r in report["outcomes"]}
     assert outcomes == {("dead", "Transient"): 1, ("dead", "RemoteProtocolError"): 1,

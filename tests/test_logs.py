@@ -15,7 +15,7 @@ def test_json_lines_name_the_url_feed_and_task(site, settings, conn, app_env, tm
     site.add("/good", article_html(title, paragraphs))
     db.sync_feeds(conn, [(site.url("/feed"), "Loom", 900, None, True)])
     [feed] = db.list_feeds(conn)
-    ids = db.record_new_urls(conn, feed["id"], [(site.url("/good"), None), (site.url("/gone"), None)])
+    ids = db.record_new_urls(conn, feed["id"], [(site.url("/good"), None, None), (site.url("/gone"), None, None)])
     workers = start_workers(app_env, tmp_path, NEWSLOOM_LOG_FORMAT="json")
     try:
         celery = queue.make_app(settings)

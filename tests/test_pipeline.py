@@ -148,7 +148,7 @@ def test_a_page_that_kills_its_worker_ends_dead_lettered(ctx, site, conn):
     step never returns) is dead-lettered instead of being redelivered forever."""
     title, paragraphs = seed_article()
     site.add("/a", article_html(title, paragraphs))
-    [url_id] = db.record_new_urls(conn, None, [(site.url("/a"), None)])
+    [url_id] = db.record_new_urls(conn, None, [(site.url("/a"), None, None)])
     assert fetch_step(ctx, url_id)
     conn.execute("UPDATE urls SET deliveries = %s WHERE id = %s", (ctx.settings.max_attempts, url_id))
     with pytest.raises(Exception) as caught:

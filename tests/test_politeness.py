@@ -55,7 +55,7 @@ def test_host_rate_robots_and_no_held_worker(site, settings, conn, app_env, tmp_
     site.add("/private/secret", article_html(*synthetic_article(999)))
     with FixtureSite() as other:
         other_urls = [u.replace("127.0.0.1", "localhost") for u in serve_articles(other, "b", 8)]
-        db.record_new_urls(conn, None, [(u, None) for u in slow_urls + other_urls])
+        db.record_new_urls(conn, None, [(u, None, None) for u in slow_urls + other_urls])
         workers = start_workers(app_env, tmp_path, 2, NEWSLOOM_HOST_DELAY="0.3s",
                                 NEWSLOOM_FETCH_CONCURRENCY="1")
         try:

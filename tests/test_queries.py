@@ -8,20 +8,14 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from newsloom import db
+from support import store_text
 
 DAY = datetime(2024, 5, 6, 12, tzinfo=timezone.utc)
 
 
 def add(conn, n: int, title: str, text: str, entities, *, feed_id=None, language="en", day=DAY):
-    [url_id] = db.record_new_urls(conn, feed_id, [(f"https://news.example/{n}", None)])
-    conn.execute("UPDATE urls SET state = 'fetched' WHERE id = %s", (url_id,))
-    return db.store_article(
-        conn, url_id=url_id, url=f"https://news.example/{n}", feed_id=feed_id,
-        canonical_url=f"https://news.example/{n}", content_hash=f"hash{n}",
-        fields={"title": title, "author": None, "published_at": day, "language": language,
-                "text": text, "site_name": None, "description": None,
-                "fetched_at": day, "extractor": "test"},
-        entities=entities)[1]
+    return store_text(conn, f"https://news.example/{n}", text, title=title, feed_id=feed_id,
+                      language=language, when=day, entities=entities)[1]
 
 
 def seed(conn):
@@ -84,6 +78,6 @@ def test_mentions_over_time(conn):
 
 def test_feed_stats(conn):
     feed, *_ = seed(conn)
-    db.record_new_urls(conn, feed["id"], [("https://news.example/waiting", None)])
+    db.record_new_urls(conn, feed["id"], [("https://news.example/waiting", None, None)])
     [row] = conn.execute("SELECT * FROM feed_stats WHERE id = %s", (feed["id"],)).fetchall()
     assert (row["urls"], row["stored"], row["in_flight"], row["dead"]) == (3, 2, 1, 0)

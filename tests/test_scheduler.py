@@ -33,8 +33,8 @@ def test_feed_formats(site, client, settings, build):
     site.add("/feed", build(items(site), title="T", link=site.url("/")),
              content_type="application/xml")
     result = poll_feed(client, site.url("/feed"), settings)
-    assert [url for url, _ in result.entries] == [site.url(f"/story/{i}") for i in range(3)]
-    assert all(when == WHEN for _, when in result.entries)
+    assert [e.url for e in result.entries] == [site.url(f"/story/{i}") for i in range(3)]
+    assert all(e.published_at == WHEN for e in result.entries)
 
 
 def test_relative_and_garbage_links(site, client, settings):
@@ -43,7 +43,7 @@ def test_relative_and_garbage_links(site, client, settings):
                 title="T", link=site.url("/"))
     site.add("/feed", feed, content_type="application/rss+xml")
     result = poll_feed(client, site.url("/feed"), settings)
-    assert [url for url, _ in result.entries] == [site.url("/relative/1")]
+    assert [e.url for e in result.entries] == [site.url("/relative/1")]
     assert result.rejected_links == 3
 
 
@@ -76,7 +76,7 @@ def test_truncated_feed_keeps_the_entries_before_the_break(site, client, setting
     whole = rss2(items(site), title="T", link=site.url("/"))
     site.add("/feed", whole[: whole.index("Story 2")], content_type="application/rss+xml")
     result = poll_feed(client, site.url("/feed"), settings)
-    assert [url for url, _ in result.entries][:2] == [site.url("/story/0"), site.url("/story/1")]
+    assert [e.url for e in result.entries][:2] == [site.url("/story/0"), site.url("/story/1")]
 
 
 def write_feeds(settings, *urls, interval="15m"):

@@ -1,30 +1,50 @@
-"""Dedupe stage: the keys under which an article is unique.
+"""Dedupe stage: the keys under which an article is unique, and the rule that says a new
+page is an article already stored.
 
-Two pages are the same article when their canonical URLs match or their normalised
-texts hash the same; Postgres' unique indexes on both keys make the decision, so it
-holds across all workers.
+A page is an existing article when its canonical URL matches, when its normalised text
+hashes the same, or when its text is a near-duplicate: word 5-shingle Jaccard similarity
+at least NEAR_DUPLICATE_JACCARD. Candidates for the last come from MinHash LSH bands
+indexed in Postgres, so the rule holds across all workers and restarts; each candidate is
+then checked on its full text, so the bands only decide what is looked at.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 import courlan
+import numpy as np
 
 _SPACE = re.compile(r"\s+")
+_WORD = re.compile(r"\w+")
+
+SHINGLE_WORDS = 5
+# Chosen on the labelled pairs in tests/test_near_duplicates.py (figures in the README).
+NEAR_DUPLICATE_JACCARD = 0.5
+# 30 bands of 3 MinHash rows: a pair at the threshold shares a band with probability
+# 1 - (1 - 0.5**3)**30 = 0.98, at Jaccard 0.6 with 0.9993.
+LSH_BANDS, LSH_ROWS = 30, 3
+_PRIME = (1 << 61) - 1
+_rng = np.random.default_rng(0x6E6C)  # fixed: signatures must agree across processes
+_A = _rng.integers(1, 1 << 29, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
+_B = _rng.integers(0, 1 << 29, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
 
 
 @dataclass(frozen=True)
 class ArticleKeys:
     canonical_url: str
     content_hash: str
+    lsh_bands: list[int]
 
 
 def article_keys(page_url: str, declared_url: str | None, text: str) -> ArticleKeys:
-    return ArticleKeys(canonical_url(page_url, declared_url), content_hash(text))
+    return ArticleKeys(canonical_url(page_url, declared_url), content_hash(text),
+                       lsh_bands(shingles(text)))
 
 
 def normalize_url(url: str) -> str:
@@ -55,3 +75,60 @@ def _site(url: str) -> str | None:
         return None
     host = parts.hostname.lower()
     return host[4:] if host.startswith("www.") else host
+
+
+def shingles(text: str) -> frozenset[int]:
+    """Hashes of the text's overlapping runs of SHINGLE_WORDS words (case and punctuation
+    ignored); a text shorter than that is one shingle."""
+    words = _WORD.findall(text.casefold())
+    runs = (" ".join(words[i:i + SHINGLE_WORDS])
+            for i in range(max(1, len(words) - SHINGLE_WORDS + 1)))
+    return frozenset(zlib.crc32(run.encode()) for run in runs)
+
+
+def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def lsh_bands(shingle_hashes: frozenset[int]) -> list[int]:
+    """One signed 64-bit key per band; two texts sharing any key are candidates."""
+    x = np.fromiter(shingle_hashes, dtype=np.uint64, count=len(shingle_hashes))
+    if not len(x):
+        return []
+    # Universal hashing a*x+b mod p: a < 2^29 and x < 2^32 keep the product below 2^64.
+    signature = ((np.outer(_A, x) + _B[:, None]) % _PRIME).min(axis=1)
+    rows = signature.reshape(LSH_BANDS, LSH_ROWS)
+    return [int.from_bytes(hashlib.blake2b(bytes([band]) + row.tobytes(), digest_size=8).digest(),
+                           "big", signed=True) for band, row in enumerate(rows)]
+
+
+@dataclass(frozen=True)
+class Match:
+    """What a new page is to a stored article: the same URL (perhaps an updated text),
+    the same text, or a near-duplicate text."""
+
+    kind: Literal["same_url", "same_text", "near_duplicate"]
+    article: dict
+
+    def replaces(self, keys: ArticleKeys, fetched_at) -> bool:
+        """True when the page is a newer fetch of the article's URL with another text: the
+        article takes the new text. (Whitespace and case are not changes.)"""
+        return (self.kind == "same_url" and keys.content_hash != self.article["content_hash"]
+                and fetched_at > self.article["fetched_at"])
+
+
+def find_match(keys: ArticleKeys, text: str, candidates: list[dict]) -> Match | None:
+    """The stored article this page is, among `candidates` (rows with id, canonical_url,
+    content_hash and text), or None when it is a new article. The oldest one wins."""
+    candidates = sorted(candidates, key=lambda row: row["id"])
+    for row in candidates:
+        if row["canonical_url"] == keys.canonical_url:
+            return Match("same_url", row)
+    for row in candidates:
+        if row["content_hash"] == keys.content_hash:
+            return Match("same_text", row)
+    mine = shingles(text)
+    for row in candidates:
+        if jaccard(mine, shingles(row["text"])) >= NEAR_DUPLICATE_JACCARD:
+            return Match("near_duplicate", row)
+    return None

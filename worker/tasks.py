@@ -33,9 +33,9 @@ def _logging(**_: object) -> None:
 
 @worker_process_init.connect
 def _warm_up(**_: object) -> None:
-    """Load the model in each process pool child before its first task."""
+    """Load the models in each process pool child before its first task."""
     if "process" in app.amqp.queues:
-        context().nlp  # noqa: B018 - loads and caches
+        context().models.load_all()
 
 
 # max_retries=None: newsloom.retry decides when to stop, not Celery's default of 3.
