@@ -1,4 +1,5 @@
-from newsloom.worker.dedupe import article_keys, canonical_url, content_hash, normalize_url
+from newsloom.worker.dedupe import (article_keys, canonical_url, content_hash, jaccard, lsh_bands,
+                                    normalize_url, shingles)
 
 
 def test_tracking_parameters_fragment_case_and_port_removed():
@@ -31,3 +32,26 @@ def test_keys():
     keys = article_keys("https://example.org/a?utm_source=x", None, "Text")
     assert keys.canonical_url == "https://example.org/a"
     assert keys.content_hash == content_hash("text")
+
+
+def test_lsh_bands_agree_across_processes():
+    """Workers on other hosts must compute the same keys for the same text."""
+    import subprocess
+    import sys
+    text = "Iraq, Iran and Turkey are forming a united military front against secessionism."
+    code = ("from newsloom.worker.dedupe import lsh_bands, shingles; "
+            f"print(lsh_bands(shingles({text!r})))")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env={"PYTHONHASHSEED": seed}, check=True).stdout
+               for seed in ("1", "2")}
+    assert outputs == {f"{lsh_bands(shingles(text))}\n"}
+
+
+def test_near_duplicate_rule():
+    story = " ".join(f"word{i}" for i in range(200))
+    edited = story.replace("word50", "changed").replace("word120", "altered") + " credit line"
+    other = " ".join(f"word{i}" for i in range(100)) + " " + " ".join(f"new{i}" for i in range(100))
+    assert jaccard(shingles(story), shingles(edited)) > 0.85
+    assert jaccard(shingles(story), shingles(other)) < 0.5
+    assert set(lsh_bands(shingles(story))) & set(lsh_bands(shingles(edited)))
+    assert lsh_bands(shingles("")) == lsh_bands(frozenset()) == []

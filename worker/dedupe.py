@@ -29,10 +29,10 @@ NEAR_DUPLICATE_JACCARD = 0.5
 # 30 bands of 3 MinHash rows: a pair at the threshold shares a band with probability
 # 1 - (1 - 0.5**3)**30 = 0.98, at Jaccard 0.6 with 0.9993.
 LSH_BANDS, LSH_ROWS = 30, 3
-_PRIME = (1 << 61) - 1
+_PRIME = 4_294_967_311  # the first prime above 2^32, the range of the shingle hashes
 _rng = np.random.default_rng(0x6E6C)  # fixed: signatures must agree across processes
-_A = _rng.integers(1, 1 << 29, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
-_B = _rng.integers(0, 1 << 29, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
+_A = _rng.integers(1, 1 << 31, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
+_B = _rng.integers(0, _PRIME, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
 
 
 @dataclass(frozen=True)
@@ -79,10 +79,10 @@ def _site(url: str) -> str | None:
 
 def shingles(text: str) -> frozenset[int]:
     """Hashes of the text's overlapping runs of SHINGLE_WORDS words (case and punctuation
-    ignored); a text shorter than that is one shingle."""
+    ignored); a shorter text is one shingle, a text without words none."""
     words = _WORD.findall(text.casefold())
     runs = (" ".join(words[i:i + SHINGLE_WORDS])
-            for i in range(max(1, len(words) - SHINGLE_WORDS + 1)))
+            for i in range(max(1, len(words) - SHINGLE_WORDS + 1)) if words)
     return frozenset(zlib.crc32(run.encode()) for run in runs)
 
 
@@ -95,7 +95,7 @@ def lsh_bands(shingle_hashes: frozenset[int]) -> list[int]:
     x = np.fromiter(shingle_hashes, dtype=np.uint64, count=len(shingle_hashes))
     if not len(x):
         return []
-    # Universal hashing a*x+b mod p: a < 2^29 and x < 2^32 keep the product below 2^64.
+    # Universal hashing (a*x + b) mod p: a < 2^31 and x, b < 2^33 keep it below 2^64.
     signature = ((np.outer(_A, x) + _B[:, None]) % _PRIME).min(axis=1)
     rows = signature.reshape(LSH_BANDS, LSH_ROWS)
     return [int.from_bytes(hashlib.blake2b(bytes([band]) + row.tobytes(), digest_size=8).digest(),
