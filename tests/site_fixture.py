@@ -32,6 +32,7 @@ class FeedItem:
     published: datetime | None = None
     summary: str = ""
     guid: str | None = None
+    updated: datetime | None = None  # Atom only; the publication time when None
 
 
 def seed_article() -> tuple[str, list[str]]:
@@ -50,6 +51,7 @@ def seed_article() -> tuple[str, list[str]]:
 def article_html(title: str, paragraphs: list[str], *, author: str | None = None,
                  published: str | None = None, canonical: str | None = None,
                  site_name: str = "The Daily Loom", lang: str = "en",
+                 image: str | None = None, tags: tuple[str, ...] = (),
                  related: tuple[str, ...] = (
                      "Arab unity and Russian unity – the Donbass and Kurdistan case study",
                      "Here’s what Russia has accomplished in Syria over the last two years")) -> str:
@@ -68,6 +70,9 @@ def article_html(title: str, paragraphs: list[str], *, author: str | None = None
         head.append(f'<meta name="author" content="{e(author)}">')
     if published:
         head.append(f'<meta property="article:published_time" content="{e(published)}">')
+    if image:
+        head.append(f'<meta property="og:image" content="{e(image)}">')
+    head += [f'<meta property="article:tag" content="{e(t)}">' for t in tags]
     menu = "".join(f'<li><a href="/{s.lower()}/">{s}</a></li>' for s in (
         "Home", "World", "Politics", "Business", "Technology", "Science", "Opinion", "Sport",
         "Culture", "Video"))
@@ -157,8 +162,8 @@ def atom(items: list[FeedItem], *, title: str, link: str) -> str:
     entries = "".join(
         f'<entry><title>{escape(i.title)}</title><link rel="alternate" href="{escape(i.url)}"/>'
         f"<id>{escape(i.guid or i.url)}</id>"
-        + (f"<updated>{i.published.isoformat()}</updated><published>{i.published.isoformat()}</published>"
-           if i.published else "")
+        + (f"<updated>{(i.updated or i.published).isoformat()}</updated>"
+           f"<published>{i.published.isoformat()}</published>" if i.published else "")
         + f"<summary>{escape(i.summary)}</summary></entry>\n" for i in items)
     return ('<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
             f'<title>{escape(title)}</title><link href="{escape(link)}"/><id>{escape(link)}</id>'

@@ -35,6 +35,11 @@ def run_url(ctx: Context, url: str, feed_id: int | None = None) -> dict:
     waiting), until it ends; returns its `urls` row."""
     with ctx.pool.connection() as conn:
         [url_id] = db.record_new_urls(conn, feed_id, [(url, None, None)])
+    return run_steps(ctx, url_id)
+
+
+def run_steps(ctx: Context, url_id: int) -> dict:
+    """A recorded URL through fetch and process, as run_url does."""
     for step, task in ((fetch_step, "newsloom.fetch"), (process_step, "newsloom.process")):
         not_before = None
         while True:

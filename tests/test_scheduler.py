@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -237,3 +238,30 @@ def test_two_schedulers_never_poll_a_feed_twice(site, settings, conn, database_u
                 thread.join(30)
     assert all(site.hits(p) == 1 for p in paths), {p: site.hits(p) for p in paths if site.hits(p) != 1}
     assert db.outcome_counts(conn) == {"queued": 30}
+
+
+def test_an_updated_entry_of_a_stored_article_is_fetched_again(site, settings, conn, database_url):
+    story = FeedItem(site.url("/story/0"), "Story", published=WHEN)
+    site.add("/feed", atom([story], title="T", link=site.url("/")),
+             content_type="application/atom+xml")
+    settings = settings.model_copy(update={"refresh_min_age": 0.0})
+    write_feeds(settings, site.url("/feed"), interval="1s")
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        run_once(scheduler)
+        # As if the worker had stored it; then the same entry polled again, unchanged.
+        conn.execute("UPDATE urls SET state = 'stored'")
+        conn.execute("UPDATE feeds SET next_check_at = now()")
+        conn.commit()
+        run_once(scheduler)
+        assert len(fetch_queue(settings)) == 1 and db.outcome_counts(conn) == {"stored": 1}
+        # The feed says the entry was updated: the URL goes through the pipeline again.
+        site.add("/feed", atom([replace(story, updated=WHEN + timedelta(hours=2))], title="T",
+                               link=site.url("/")), content_type="application/atom+xml")
+        conn.execute("UPDATE feeds SET next_check_at = now()")
+        conn.commit()
+        run_once(scheduler)
+    assert len(fetch_queue(settings)) == 2 and db.outcome_counts(conn) == {"queued": 1}
+    [url] = conn.execute("SELECT entry_published_at, entry_updated_at FROM urls").fetchall()
+    assert (url["entry_published_at"], url["entry_updated_at"]) == (WHEN, WHEN + timedelta(hours=2))

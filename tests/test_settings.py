@@ -22,7 +22,9 @@ def test_reads_environment(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgresql://db/x")
     monkeypatch.setenv("NEWSLOOM_FETCH_TIMEOUT", "45s")
     monkeypatch.setenv("NEWSLOOM_ENTITY_LABELS", "person, gpe")
+    monkeypatch.setenv("NEWSLOOM_SPACY_MODELS", "DE=de_core_news_sm, fr = fr_core_news_md,")
     settings = load_settings()
+    assert settings.spacy_models == {"de": "de_core_news_sm", "fr": "fr_core_news_md"}
     assert settings.database_url == "postgresql://db/x"
     assert settings.fetch_timeout == 45
     assert settings.entity_labels == ("PERSON", "GPE")
@@ -33,6 +35,8 @@ def test_reads_environment(monkeypatch):
     ("NEWSLOOM_MAX_ATTEMPTS", "0"),
     ("NEWSLOOM_LOG_FORMAT", "xml"),
     ("NEWSLOOM_ALLOW_PRIVATE_NETWORKS", "perhaps"),
+    ("NEWSLOOM_SPACY_MODELS", "de_core_news_sm"),
+    ("NEWSLOOM_REFRESH_MIN_AGE", "later"),
 ])
 def test_bad_value_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
