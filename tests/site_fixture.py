@@ -4,10 +4,14 @@ an HTTP server whose routes, failures and request log the tests control."""
 from __future__ import annotations
 
 import gzip
+import json
+import random
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from email.utils import format_datetime
 from html import escape
@@ -302,43 +306,28 @@ class FixtureSite:
         self.stop()
 
 
-_PEOPLE = ("Angela Merkel", "Emmanuel Macron", "Recep Tayyip Erdogan", "Joe Biden", "Xi Jinping",
-           "Narendra Modi", "Olaf Scholz", "Giorgia Meloni", "Pedro Sanchez", "Jacinda Ardern")
-_PLACES = ("Berlin", "Paris", "Ankara", "Washington", "Beijing", "New Delhi", "Rome", "Madrid",
-           "Brazil", "Kenya", "Canada", "Japan", "Egypt", "Mexico", "Norway")
-_ORGS = ("the United Nations", "NATO", "the World Bank", "the European Commission", "Reuters",
-         "the International Monetary Fund", "Amnesty International", "the Red Cross")
-_SENTENCES = (
-    "{person} met officials from {org} in {place} on {day} to discuss {topic}.",
-    "Analysts in {place} said the decision on {topic} could reshape relations with {place2}.",
-    "{org} warned that {topic} would remain a concern for months, according to a statement.",
-    "Speaking to reporters, {person} described the talks on {topic} as frank and constructive.",
-    "The delegation from {place2} is expected to return to {place} before the end of {month}.",
-    "Critics of {person} argue that the plan on {topic} ignores the needs of rural communities.",
-    "Figures published by {org} show that {topic} affected {n} thousand people last year.",
-    "Residents of {place} gathered near the parliament as the debate on {topic} continued.",
-)
-_TOPICS = ("energy prices", "water rights", "trade tariffs", "refugee quotas", "grain exports",
-           "climate finance", "border security", "public health funding", "rail investment",
-           "fishing quotas", "digital taxation", "nuclear safety")
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
-_MONTHS = ("March", "June", "September", "November")
+_SENTENCE_END = re.compile(r"(?<=[.!?”])\s+(?=[A-Z“\"])")
+
+
+@lru_cache(maxsize=1)
+def _story_corpus() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(titles, sentences) of the story corpus in fixtures/stories: real news prose."""
+    titles, sentences = [], []
+    for path in sorted((FIXTURES / "stories").glob("*.json")):
+        for story in json.loads(path.read_text())["stories"]:
+            titles.append(story["title"])
+            for paragraph in story["paragraphs"]:
+                sentences += _SENTENCE_END.split(paragraph)
+    return tuple(titles), tuple(sentences)
 
 
 def synthetic_article(index: int, paragraphs: int = 8) -> tuple[str, list[str]]:
-    """A distinct, plausible news article for load and fault runs (deterministic per index)."""
-    import random
-
+    """A distinct news article for load and fault runs, deterministic per index: sentences
+    of the story corpus recombined, so texts are varied prose with real-looking names that
+    share little with one another (as real articles do)."""
     rng = random.Random(index)
-    topic = rng.choice(_TOPICS)
-    person, place = rng.choice(_PEOPLE), rng.choice(_PLACES)
-    title = f"{person} presses {place} on {topic} in report number {index}"
-    body = []
-    for _ in range(paragraphs):
-        sentences = [rng.choice(_SENTENCES).format(
-            person=rng.choice(_PEOPLE), place=rng.choice(_PLACES), place2=rng.choice(_PLACES),
-            org=rng.choice(_ORGS), topic=rng.choice(_TOPICS), day=rng.choice(_DAYS),
-            month=rng.choice(_MONTHS), n=rng.randint(2, 900)) for _ in range(rng.randint(3, 5))]
-        body.append(" ".join(sentences))
+    titles, sentences = _story_corpus()
+    title = f"{rng.choice(titles)} (report {index})"
+    body = [" ".join(rng.sample(sentences, rng.randint(3, 5))) for _ in range(paragraphs)]
     body[0] = f"Report {index}: " + body[0]  # no two articles share a text
     return title, body
