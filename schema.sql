@@ -115,7 +115,9 @@ ALTER TABLE articles
     ADD COLUMN IF NOT EXISTS entities_skipped text,    -- why no entities were tagged, if so
     -- The ledger URL whose kept page holds the current text (reprocess reads it).
     ADD COLUMN IF NOT EXISTS page_url_id bigint REFERENCES urls (id) ON DELETE SET NULL,
-    -- MinHash LSH band keys of the text: articles sharing one are near-duplicate candidates.
+    -- The text's MinHash signature, and its LSH band keys: articles sharing a key are
+    -- near-duplicate candidates (newsloom.worker.dedupe).
+    ADD COLUMN IF NOT EXISTS minhash bigint[] NOT NULL DEFAULT '{}',
     ADD COLUMN IF NOT EXISTS lsh_bands bigint[] NOT NULL DEFAULT '{}';
 CREATE INDEX IF NOT EXISTS articles_lsh ON articles USING gin (lsh_bands);
 CREATE INDEX IF NOT EXISTS articles_tags ON articles USING gin (tags);

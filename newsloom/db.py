@@ -1,4 +1,8 @@
-"""All SQL lives here. Every statement is parameterised; every write is idempotent."""
+"""All SQL lives here. Every statement is parameterised; every write is idempotent.
+
+Connections are in autocommit mode, so a statement costs one round trip; a function that
+writes more than once wraps its statements in a transaction.
+"""
 
 from __future__ import annotations
 
@@ -24,13 +28,15 @@ FINAL_STATES = ("stored", "duplicate", "skipped", "dead")
 
 
 def connect(url: str, connect_timeout: int = 10) -> psycopg.Connection:
-    return psycopg.connect(url, row_factory=dict_row, connect_timeout=connect_timeout)
+    return psycopg.connect(url, row_factory=dict_row, autocommit=True,
+                           connect_timeout=connect_timeout)
 
 
 def make_pool(url: str, max_size: int = 4) -> ConnectionPool:
     """A pool whose connections are checked before use, so a restarted Postgres is survived."""
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
-                          kwargs={"row_factory": dict_row}, check=ConnectionPool.check_connection,
+                          kwargs={"row_factory": dict_row, "autocommit": True},
+                          check=ConnectionPool.check_connection,
                           name="newsloom")
 
 
@@ -103,40 +109,37 @@ def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) 
     Their next check moves `lease_seconds` ahead in the same statement, so another
     scheduler skips them (SKIP LOCKED) now and after this transaction commits.
     """
-    with conn.transaction():
-        rows = conn.execute(
-            """UPDATE feeds SET next_check_at = now() + make_interval(secs => %s)
-               FROM (SELECT id FROM feeds WHERE active AND next_check_at <= now()
-                     ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED) due
-               WHERE feeds.id = due.id
-               RETURNING feeds.id, feeds.url, feeds.name, feeds.interval_seconds, feeds.etag,
-                         feeds.last_modified, feeds.consecutive_errors, feeds.poll_every_seconds""",
-            (lease_seconds, limit)).fetchall()
+    rows = conn.execute(
+        """UPDATE feeds SET next_check_at = now() + make_interval(secs => %s)
+           FROM (SELECT id FROM feeds WHERE active AND next_check_at <= now()
+                 ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED) due
+           WHERE feeds.id = due.id
+           RETURNING feeds.id, feeds.url, feeds.name, feeds.interval_seconds, feeds.etag,
+                     feeds.last_modified, feeds.consecutive_errors, feeds.poll_every_seconds""",
+        (lease_seconds, limit)).fetchall()
     return [FeedRow(**r) for r in rows]
 
 
 def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | None,
                         last_modified: str | None, poll_every: float, next_in: float,
                         items: int, rejected_links: int) -> None:
-    with conn.transaction():
-        conn.execute(
-            """UPDATE feeds SET etag = %s, last_modified = %s, last_checked_at = now(),
-                   last_success_at = now(), consecutive_errors = 0, poll_every_seconds = %s,
-                   next_check_at = now() + make_interval(secs => %s),
-                   items_seen = items_seen + %s, rejected_links = %s
-               WHERE id = %s""",
-            (etag, last_modified, poll_every, next_in, items, rejected_links, feed_id))
+    conn.execute(
+        """UPDATE feeds SET etag = %s, last_modified = %s, last_checked_at = now(),
+               last_success_at = now(), consecutive_errors = 0, poll_every_seconds = %s,
+               next_check_at = now() + make_interval(secs => %s),
+               items_seen = items_seen + %s, rejected_links = %s
+           WHERE id = %s""",
+        (etag, last_modified, poll_every, next_in, items, rejected_links, feed_id))
 
 
 def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,
                         next_in: float) -> None:
-    with conn.transaction():
-        conn.execute(
-            """UPDATE feeds SET last_checked_at = now(), last_error = %s, last_error_at = now(),
-                   consecutive_errors = consecutive_errors + 1,
-                   next_check_at = now() + make_interval(secs => %s)
-               WHERE id = %s""",
-            (error, next_in, feed_id))
+    conn.execute(
+        """UPDATE feeds SET last_checked_at = now(), last_error = %s, last_error_at = now(),
+               consecutive_errors = consecutive_errors + 1,
+               next_check_at = now() + make_interval(secs => %s)
+           WHERE id = %s""",
+        (error, next_in, feed_id))
 
 
 def list_feeds(conn: psycopg.Connection) -> list[dict]:
@@ -153,21 +156,20 @@ def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
     than the last one seen, once their last fetch is `refresh_min_age` seconds old."""
     if not entries:
         return []
-    with conn.transaction():
-        rows = conn.execute(
-            """INSERT INTO urls (url, feed_id, entry_published_at, entry_updated_at)
-               SELECT * FROM unnest(%(urls)s::text[], %(feed)s::bigint[],
-                                    %(published)s::timestamptz[], %(updated)s::timestamptz[])
-               ON CONFLICT (url) DO UPDATE SET state = 'queued', reason = NULL, detail = NULL,
-                   attempts = 0, deliveries = 0, updated_at = now(),
-                   entry_updated_at = EXCLUDED.entry_updated_at
-               WHERE urls.state = 'stored'
-                 AND EXCLUDED.entry_updated_at > coalesce(urls.entry_updated_at, '-infinity')
-                 AND urls.updated_at <= now() - make_interval(secs => %(min_age)s)
-               RETURNING id""",
-            {"urls": [e[0] for e in entries], "feed": [feed_id] * len(entries),
-             "published": [e[1] for e in entries], "updated": [e[2] for e in entries],
-             "min_age": refresh_min_age}).fetchall()
+    rows = conn.execute(
+        """INSERT INTO urls (url, feed_id, entry_published_at, entry_updated_at)
+           SELECT * FROM unnest(%(urls)s::text[], %(feed)s::bigint[],
+                                %(published)s::timestamptz[], %(updated)s::timestamptz[])
+           ON CONFLICT (url) DO UPDATE SET state = 'queued', reason = NULL, detail = NULL,
+               attempts = 0, deliveries = 0, updated_at = now(),
+               entry_updated_at = EXCLUDED.entry_updated_at
+           WHERE urls.state = 'stored'
+             AND EXCLUDED.entry_updated_at > coalesce(urls.entry_updated_at, '-infinity')
+             AND urls.updated_at <= now() - make_interval(secs => %(min_age)s)
+           RETURNING id""",
+        {"urls": [e[0] for e in entries], "feed": [feed_id] * len(entries),
+         "published": [e[1] for e in entries], "updated": [e[2] for e in entries],
+         "min_age": refresh_min_age}).fetchall()
     return [r["id"] for r in rows]
 
 
@@ -182,40 +184,39 @@ def get_url(conn: psycopg.Connection, url_id: int) -> dict | None:
 
 def save_raw_page(conn: psycopg.Connection, url_id: int, *, final_url: str,
                   content_type: str | None, html_zlib: bytes) -> None:
-    with conn.transaction():
-        conn.execute(
-            """INSERT INTO raw_pages (url_id, final_url, content_type, html_zlib)
+    """Keep a fetched page and move its URL on to 'fetched': one statement."""
+    conn.execute(
+        """WITH page AS (
+               INSERT INTO raw_pages (url_id, final_url, content_type, html_zlib)
                VALUES (%s, %s, %s, %s)
                ON CONFLICT (url_id) DO UPDATE SET final_url = EXCLUDED.final_url,
                    content_type = EXCLUDED.content_type, html_zlib = EXCLUDED.html_zlib,
-                   fetched_at = now()""",
-            (url_id, final_url, content_type, html_zlib))
-        conn.execute(
-            "UPDATE urls SET state = 'fetched', updated_at = now() WHERE id = %s AND state = 'queued'",
-            (url_id,))
+                   fetched_at = now()
+               RETURNING url_id)
+           UPDATE urls SET state = 'fetched', updated_at = now()
+           WHERE id = (SELECT url_id FROM page) AND state = 'queued'""",
+        (url_id, final_url, content_type, html_zlib))
 
 
 def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
     """One more failed attempt for this URL; returns how many it has had."""
-    with conn.transaction():
-        row = conn.execute(
-            """UPDATE urls SET attempts = attempts + 1, updated_at = now() WHERE id = %s
-               RETURNING attempts""", (url_id,)).fetchone()
+    row = conn.execute(
+        """UPDATE urls SET attempts = attempts + 1, updated_at = now() WHERE id = %s
+           RETURNING attempts""", (url_id,)).fetchone()
     return row["attempts"] if row else 1
 
 
 def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
     """A fetched URL with its kept page, counting this start in `deliveries`; None when
     the URL is not waiting to be processed. One statement: this runs once per article."""
-    with conn.transaction():
-        return conn.execute(
-            """UPDATE urls u SET deliveries = u.deliveries + 1
-               FROM raw_pages r
-               WHERE u.id = %s AND u.state = 'fetched' AND r.url_id = u.id
-               RETURNING u.id, u.id AS url_id, u.url, u.feed_id, u.entry_published_at, u.deliveries,
-                         (SELECT f.url FROM feeds f WHERE f.id = u.feed_id) AS feed_url,
-                         r.final_url, r.html_zlib, r.fetched_at""",
-            (url_id,)).fetchone()
+    return conn.execute(
+        """UPDATE urls u SET deliveries = u.deliveries + 1
+           FROM raw_pages r
+           WHERE u.id = %s AND u.state = 'fetched' AND r.url_id = u.id
+           RETURNING u.id, u.id AS url_id, u.url, u.feed_id, u.entry_published_at, u.deliveries,
+                     (SELECT f.url FROM feeds f WHERE f.id = u.feed_id) AS feed_url,
+                     r.final_url, r.html_zlib, r.fetched_at""",
+        (url_id,)).fetchone()
 
 
 def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | None = None,
@@ -240,14 +241,13 @@ def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | 
 
 def stale_in_flight(conn: psycopg.Connection, older_than: float, limit: int) -> list[dict]:
     """In-flight URLs untouched for `older_than` seconds: their message may have been lost."""
-    with conn.transaction():
-        return conn.execute(
-            """UPDATE urls SET updated_at = now()
-               FROM (SELECT id FROM urls WHERE state IN ('queued', 'fetched')
-                     AND updated_at < now() - make_interval(secs => %s)
-                     ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED) stale
-               WHERE urls.id = stale.id RETURNING urls.id, urls.state""",
-            (older_than, limit)).fetchall()
+    return conn.execute(
+        """UPDATE urls SET updated_at = now()
+           FROM (SELECT id FROM urls WHERE state IN ('queued', 'fetched')
+                 AND updated_at < now() - make_interval(secs => %s)
+                 ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED) stale
+           WHERE urls.id = stale.id RETURNING urls.id, urls.state""",
+        (older_than, limit)).fetchall()
 
 
 def outcome_counts(conn: psycopg.Connection) -> dict[str, int]:
@@ -261,14 +261,15 @@ def outcome_counts(conn: psycopg.Connection) -> dict[str, int]:
 # later fetch of its URL changes the text or `newsloom reprocess` extracts it again.
 ARTICLE_CONTENT = ("title", "author", "published_at", "language", "text", "site_name",
                    "description", "image_url", "tags", "fetched_at", "extractor",
-                   "content_hash", "lsh_bands", "entities_skipped", "page_url_id")
+                   "content_hash", "minhash", "lsh_bands", "entities_skipped", "page_url_id")
 
 
 def find_article_candidates(conn: psycopg.Connection, *, canonical_url: str,
-                            content_hash: str, lsh_bands: list[int],
-                            limit: int = 20) -> list[dict]:
+                            content_hash: str, minhash: list[int], lsh_bands: list[int],
+                            min_agreement: int, limit: int = 20) -> list[dict]:
     """Stored articles this page may be: the same canonical URL, the same text hash, or a
-    shared LSH band, most shared bands first.
+    shared LSH band, most shared bands first. A row's text is read only when its URL or
+    hash match, or when at least `min_agreement` of the MinHash values agree.
 
     First takes transaction-scoped locks on the page's keys, so two workers storing copies
     of one story at the same moment take turns and the second sees the first.
@@ -276,13 +277,18 @@ def find_article_candidates(conn: psycopg.Connection, *, canonical_url: str,
     keys = sorted({*lsh_bands, _lock_key(canonical_url), _lock_key(content_hash)})
     conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,))
     return conn.execute(
-        """SELECT id, url, canonical_url, content_hash, text, fetched_at FROM articles
-           WHERE canonical_url = %(c)s OR content_hash = %(h)s OR lsh_bands && %(b)s::bigint[]
-           ORDER BY canonical_url = %(c)s DESC, content_hash = %(h)s DESC,
-                    cardinality(ARRAY(SELECT unnest(lsh_bands) INTERSECT
-                                      SELECT unnest(%(b)s::bigint[]))) DESC, id
+        """SELECT id, url, canonical_url, content_hash, fetched_at,
+                  CASE WHEN canonical_url = %(c)s OR content_hash = %(h)s OR agreement >= %(a)s
+                       THEN text END AS text
+           FROM (SELECT *, (SELECT count(*) FROM unnest(minhash, %(m)s::bigint[]) AS v(x, y)
+                            WHERE x = y) AS agreement
+                 FROM articles
+                 WHERE canonical_url = %(c)s OR content_hash = %(h)s
+                    OR lsh_bands && %(b)s::bigint[]) found
+           ORDER BY canonical_url = %(c)s DESC, content_hash = %(h)s DESC, agreement DESC, id
            LIMIT %(n)s""",
-        {"c": canonical_url, "h": content_hash, "b": lsh_bands, "n": limit}).fetchall()
+        {"c": canonical_url, "h": content_hash, "m": minhash, "b": lsh_bands,
+         "a": min_agreement, "n": limit}).fetchall()
 
 
 def _lock_key(value: str) -> int:
@@ -392,18 +398,17 @@ def add_dead_letter(conn: psycopg.Connection, *, task: str, payload: dict, url_i
 
     A URL has at most one open dead letter: failing again after a replay updates it.
     """
-    with conn.transaction():
-        conn.execute(
-            """INSERT INTO dead_letters (task, payload, url_id, error_class, error, traceback,
-                   attempts)
-               VALUES (%s, %s, %s, %s, %s, %s, %s)
-               ON CONFLICT (url_id) WHERE resolved_at IS NULL DO UPDATE
-               SET task = EXCLUDED.task, error_class = EXCLUDED.error_class,
-                   error = EXCLUDED.error, traceback = EXCLUDED.traceback,
-                   attempts = EXCLUDED.attempts, last_failed_at = now()""",
-            (task, json.dumps(payload), url_id, error_class, error, traceback, attempts))
-        if url_id is not None:
-            finish_url(conn, url_id, "dead", reason=error_class, detail=error[:500])
+    conn.execute(
+        """INSERT INTO dead_letters (task, payload, url_id, error_class, error, traceback,
+               attempts)
+           VALUES (%s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (url_id) WHERE resolved_at IS NULL DO UPDATE
+           SET task = EXCLUDED.task, error_class = EXCLUDED.error_class,
+               error = EXCLUDED.error, traceback = EXCLUDED.traceback,
+               attempts = EXCLUDED.attempts, last_failed_at = now()""",
+        (task, json.dumps(payload), url_id, error_class, error, traceback, attempts))
+    if url_id is not None:
+        finish_url(conn, url_id, "dead", reason=error_class, detail=error[:500])
 
 
 def list_dead_letters(conn: psycopg.Connection, *, error: str | None = None,
@@ -438,28 +443,26 @@ def get_dead_letter(conn: psycopg.Connection, letter_id: int) -> dict | None:
 def replay_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> list[dict]:
     """Put the URLs of these open dead letters back in flight; returns (url_id, state) to
     enqueue. A page already fetched goes straight back to processing."""
-    with conn.transaction():
-        return conn.execute(
-            """WITH letters AS (
-                   UPDATE dead_letters SET replays = replays + 1
-                   WHERE id = ANY(%s) AND resolved_at IS NULL RETURNING url_id)
-               UPDATE urls SET state = CASE WHEN EXISTS (
-                       SELECT 1 FROM raw_pages r WHERE r.url_id = urls.id)
-                       THEN 'fetched' ELSE 'queued' END,
-                   reason = NULL, detail = NULL, attempts = 0, deliveries = 0,
-                   updated_at = now()
-               FROM letters WHERE urls.id = letters.url_id AND urls.state = 'dead'
-               RETURNING urls.id AS url_id, urls.state""",
-            (list(letter_ids),)).fetchall()
+    return conn.execute(
+        """WITH letters AS (
+               UPDATE dead_letters SET replays = replays + 1
+               WHERE id = ANY(%s) AND resolved_at IS NULL RETURNING url_id)
+           UPDATE urls SET state = CASE WHEN EXISTS (
+                   SELECT 1 FROM raw_pages r WHERE r.url_id = urls.id)
+                   THEN 'fetched' ELSE 'queued' END,
+               reason = NULL, detail = NULL, attempts = 0, deliveries = 0,
+               updated_at = now()
+           FROM letters WHERE urls.id = letters.url_id AND urls.state = 'dead'
+           RETURNING urls.id AS url_id, urls.state""",
+        (list(letter_ids),)).fetchall()
 
 
 def discard_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> int:
     """Close these dead letters without replaying; their URLs stay dead."""
-    with conn.transaction():
-        return conn.execute(
-            """UPDATE dead_letters SET resolved_at = now(), resolution = 'discarded'
-               WHERE id = ANY(%s) AND resolved_at IS NULL""",
-            (list(letter_ids),)).rowcount
+    return conn.execute(
+        """UPDATE dead_letters SET resolved_at = now(), resolution = 'discarded'
+           WHERE id = ANY(%s) AND resolved_at IS NULL""",
+        (list(letter_ids),)).rowcount
 
 
 # --- search ------------------------------------------------------------------------------

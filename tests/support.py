@@ -69,7 +69,8 @@ def store_text(conn, url: str, text: str, *, title: str = "T", canonical: str | 
     content = {"title": title, "author": None, "published_at": when, "language": language,
                "text": text, "site_name": None, "description": None, "image_url": None,
                "tags": [], "fetched_at": when, "extractor": "test",
-               "content_hash": keys.content_hash, "lsh_bands": keys.lsh_bands,
+               "content_hash": keys.content_hash, "minhash": keys.minhash,
+               "lsh_bands": keys.lsh_bands,
                "entities_skipped": None, "page_url_id": url_id}
     return store(conn, url_id=url_id, url=url, feed_id=feed_id, keys=keys, content=content,
                  entities=list(entities))

@@ -1,5 +1,5 @@
 from newsloom.worker.dedupe import (article_keys, canonical_url, content_hash, jaccard, lsh_bands,
-                                    normalize_url, shingles)
+                                    minhash, normalize_url, shingles)
 
 
 def test_tracking_parameters_fragment_case_and_port_removed():
@@ -39,12 +39,12 @@ def test_lsh_bands_agree_across_processes():
     import subprocess
     import sys
     text = "Iraq, Iran and Turkey are forming a united military front against secessionism."
-    code = ("from newsloom.worker.dedupe import lsh_bands, shingles; "
-            f"print(lsh_bands(shingles({text!r})))")
+    code = ("from newsloom.worker.dedupe import lsh_bands, minhash, shingles; "
+            f"print(lsh_bands(minhash(shingles({text!r}))))")
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               env={"PYTHONHASHSEED": seed}, check=True).stdout
                for seed in ("1", "2")}
-    assert outputs == {f"{lsh_bands(shingles(text))}\n"}
+    assert outputs == {f"{lsh_bands(minhash(shingles(text)))}\n"}
 
 
 def test_near_duplicate_rule():
@@ -53,5 +53,5 @@ def test_near_duplicate_rule():
     other = " ".join(f"word{i}" for i in range(100)) + " " + " ".join(f"new{i}" for i in range(100))
     assert jaccard(shingles(story), shingles(edited)) > 0.85
     assert jaccard(shingles(story), shingles(other)) < 0.5
-    assert set(lsh_bands(shingles(story))) & set(lsh_bands(shingles(edited)))
-    assert lsh_bands(shingles("")) == lsh_bands(frozenset()) == []
+    assert set(lsh_bands(minhash(shingles(story)))) & set(lsh_bands(minhash(shingles(edited))))
+    assert lsh_bands(minhash(shingles(""))) == lsh_bands(minhash(frozenset())) == []

@@ -29,6 +29,11 @@ NEAR_DUPLICATE_JACCARD = 0.5
 # 30 bands of 3 MinHash rows: a pair at the threshold shares a band with probability
 # 1 - (1 - 0.5**3)**30 = 0.98, at Jaccard 0.6 with 0.9993.
 LSH_BANDS, LSH_ROWS = 30, 3
+# A candidate's text is read and compared only when this many of the MinHash values agree
+# (an estimated Jaccard of 0.4): look-alike articles that share a band or two cost a few
+# integer comparisons in Postgres, not a text read. A pair at the threshold passes with
+# probability 0.97, at Jaccard 0.6 with 0.9999.
+CANDIDATE_MIN_AGREEMENT = 36
 _PRIME = 4_294_967_311  # the first prime above 2^32, the range of the shingle hashes
 _rng = np.random.default_rng(0x6E6C)  # fixed: signatures must agree across processes
 _A = _rng.integers(1, 1 << 31, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
@@ -39,12 +44,14 @@ _B = _rng.integers(0, _PRIME, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
 class ArticleKeys:
     canonical_url: str
     content_hash: str
+    minhash: list[int]
     lsh_bands: list[int]
 
 
 def article_keys(page_url: str, declared_url: str | None, text: str) -> ArticleKeys:
-    return ArticleKeys(canonical_url(page_url, declared_url), content_hash(text),
-                       lsh_bands(shingles(text)))
+    signature = minhash(shingles(text))
+    return ArticleKeys(canonical_url(page_url, declared_url), content_hash(text), signature,
+                       lsh_bands(signature))
 
 
 def normalize_url(url: str) -> str:
@@ -90,16 +97,22 @@ def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-def lsh_bands(shingle_hashes: frozenset[int]) -> list[int]:
-    """One signed 64-bit key per band; two texts sharing any key are candidates."""
+def minhash(shingle_hashes: frozenset[int]) -> list[int]:
+    """The text's MinHash signature: LSH_BANDS * LSH_ROWS values. The share of values two
+    signatures agree on estimates their texts' Jaccard similarity."""
     x = np.fromiter(shingle_hashes, dtype=np.uint64, count=len(shingle_hashes))
     if not len(x):
         return []
     # Universal hashing (a*x + b) mod p: a < 2^31 and x, b < 2^33 keep it below 2^64.
-    signature = ((np.outer(_A, x) + _B[:, None]) % _PRIME).min(axis=1)
-    rows = signature.reshape(LSH_BANDS, LSH_ROWS)
-    return [int.from_bytes(hashlib.blake2b(bytes([band]) + row.tobytes(), digest_size=8).digest(),
-                           "big", signed=True) for band, row in enumerate(rows)]
+    return ((np.outer(_A, x) + _B[:, None]) % _PRIME).min(axis=1).tolist()
+
+
+def lsh_bands(signature: list[int]) -> list[int]:
+    """One signed 64-bit key per band of the signature; texts sharing a key are candidates."""
+    rows = [signature[i:i + LSH_ROWS] for i in range(0, len(signature), LSH_ROWS)]
+    return [int.from_bytes(hashlib.blake2b(
+                bytes([band]) + b"".join(v.to_bytes(8, "big") for v in row), digest_size=8
+            ).digest(), "big", signed=True) for band, row in enumerate(rows)]
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,8 @@ class Match:
 
 def find_match(keys: ArticleKeys, text: str, candidates: list[dict]) -> Match | None:
     """The stored article this page is, among `candidates` (rows with id, canonical_url,
-    content_hash and text), or None when it is a new article. The oldest one wins."""
+    content_hash, and text unless too few MinHash values agree), or None when it is a new
+    article. The oldest one wins."""
     candidates = sorted(candidates, key=lambda row: row["id"])
     for row in candidates:
         if row["canonical_url"] == keys.canonical_url:
@@ -129,6 +143,6 @@ def find_match(keys: ArticleKeys, text: str, candidates: list[dict]) -> Match | 
             return Match("same_text", row)
     mine = shingles(text)
     for row in candidates:
-        if jaccard(mine, shingles(row["text"])) >= NEAR_DUPLICATE_JACCARD:
+        if row["text"] is not None and jaccard(mine, shingles(row["text"])) >= NEAR_DUPLICATE_JACCARD:
             return Match("near_duplicate", row)
     return None

@@ -23,7 +23,7 @@ from newsloom import db, log, metrics, queue, web
 from newsloom.errors import Deferred, Permanent, Poisoned
 from newsloom.retry import RetryPolicy, Verdict, classify
 from newsloom.settings import Settings
-from newsloom.worker.dedupe import ArticleKeys, article_keys, find_match
+from newsloom.worker.dedupe import CANDIDATE_MIN_AGREEMENT, ArticleKeys, article_keys, find_match
 from newsloom.worker.extract import EXTRACTOR, extract
 from newsloom.worker.fetch import fetch_page
 from newsloom.worker.politeness import HostLimiter
@@ -129,7 +129,7 @@ def analyse(ctx: Context, raw: dict, entry_published_at=None):
         "site_name": extracted.site_name, "description": extracted.description,
         "image_url": extracted.image_url, "tags": extracted.tags,
         "fetched_at": raw["fetched_at"], "extractor": EXTRACTOR,
-        "content_hash": keys.content_hash, "lsh_bands": keys.lsh_bands,
+        "content_hash": keys.content_hash, "minhash": keys.minhash, "lsh_bands": keys.lsh_bands,
         "entities_skipped": skipped, "page_url_id": raw["url_id"],
     }
     return keys, content, entities
@@ -154,15 +154,14 @@ def reprocess_article(ctx: Context, article_id: int) -> bool:
 
 def process_step(ctx: Context, url_id: int) -> str | None:
     """Returns the URL's outcome ('stored' or 'duplicate'), or None if nothing was to do."""
-    with ctx.pool.connection() as conn:
+    with ctx.pool.connection() as conn:  # one connection for the step: fewer round trips
         row = db.start_processing(conn, url_id)
-    if row is None:
-        return None
-    bind_contextvars(url=row["url"], feed=row["feed_url"])
-    if row["deliveries"] > ctx.settings.max_attempts:
-        raise Poisoned(f"processing started {row['deliveries']} times without finishing")
-    keys, content, entities = analyse(ctx, row, row["entry_published_at"])
-    with ctx.pool.connection() as conn:
+        if row is None:
+            return None
+        bind_contextvars(url=row["url"], feed=row["feed_url"])
+        if row["deliveries"] > ctx.settings.max_attempts:
+            raise Poisoned(f"processing started {row['deliveries']} times without finishing")
+        keys, content, entities = analyse(ctx, row, row["entry_published_at"])
         outcome, _ = store(conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
                            keys=keys, content=content, entities=entities)
     metrics.URL_OUTCOMES.labels(outcome, "").inc()
@@ -177,7 +176,8 @@ def store(conn, *, url_id: int, url: str, feed_id: int | None, keys: ArticleKeys
     with conn.transaction():
         candidates = db.find_article_candidates(
             conn, canonical_url=keys.canonical_url, content_hash=keys.content_hash,
-            lsh_bands=keys.lsh_bands)
+            minhash=keys.minhash, lsh_bands=keys.lsh_bands,
+            min_agreement=CANDIDATE_MIN_AGREEMENT)
         match = find_match(keys, content["text"], candidates)
         result = db.store_article(
             conn, url_id=url_id, url=url, feed_id=feed_id, canonical_url=keys.canonical_url,
