@@ -119,7 +119,9 @@ ALTER TABLE articles
     -- near-duplicate candidates (newsloom.worker.dedupe).
     ADD COLUMN IF NOT EXISTS minhash bigint[] NOT NULL DEFAULT '{}',
     ADD COLUMN IF NOT EXISTS lsh_bands bigint[] NOT NULL DEFAULT '{}';
-CREATE INDEX IF NOT EXISTS articles_lsh ON articles USING gin (lsh_bands);
+-- fastupdate off: every store searches this index, and a search reads all of the pending
+-- list that fastupdate would keep, which grows between vacuums.
+CREATE INDEX IF NOT EXISTS articles_lsh ON articles USING gin (lsh_bands) WITH (fastupdate = off);
 CREATE INDEX IF NOT EXISTS articles_tags ON articles USING gin (tags);
 -- The feed entry's update time: a newer one makes a stored article be fetched again.
 ALTER TABLE urls ADD COLUMN IF NOT EXISTS entry_updated_at timestamptz;

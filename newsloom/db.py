@@ -275,7 +275,14 @@ def find_article_candidates(conn: psycopg.Connection, *, canonical_url: str,
     of one story at the same moment take turns and the second sees the first.
     """
     keys = sorted({*lsh_bands, _lock_key(canonical_url), _lock_key(content_hash)})
-    conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,))
+    # For this transaction only, no sequential scans: without statistics on lsh_bands (a
+    # new table, or autovacuum off) the planner guesses many overlaps and would read the
+    # whole table for every article instead of the GIN index.
+    conn.execute(
+        """SELECT set_config('enable_seqscan', 'off', true),
+                  (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k)
+                                         FROM unnest(%s::bigint[]) AS k) locked)""",
+        (keys,))
     return conn.execute(
         """SELECT id, url, canonical_url, content_hash, fetched_at,
                   CASE WHEN canonical_url = %(c)s OR content_hash = %(h)s OR agreement >= %(a)s
