@@ -55,3 +55,11 @@ def test_near_duplicate_rule():
     assert jaccard(shingles(story), shingles(other)) < 0.5
     assert set(lsh_bands(minhash(shingles(story)))) & set(lsh_bands(minhash(shingles(edited))))
     assert lsh_bands(minhash(shingles(""))) == lsh_bands(minhash(frozenset())) == []
+
+
+def test_unspaced_scripts_shingle_by_character():
+    text = "东京电力公司周二表示，福岛第一核电站的处理水排放将持续到本月底。官员说监测结果正常。"
+    edited = text.replace("周二", "周三")
+    assert len(shingles(text)) > 30
+    assert 0.6 < jaccard(shingles(text), shingles(edited)) < 1
+    assert shingles("Iraq and Iran hold joint drills") == shingles("iraq, and IRAN hold joint drills!")

@@ -21,7 +21,10 @@ import courlan
 import numpy as np
 
 _SPACE = re.compile(r"\s+")
-_WORD = re.compile(r"\w+")
+# A word, or a single Chinese or Japanese character: those scripts do not space their
+# words, so their shingles are runs of characters.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")
 
 SHINGLE_WORDS = 5
 # Chosen on the labelled pairs in tests/test_near_duplicates.py (figures in the README).
