@@ -268,8 +268,9 @@ def find_article_candidates(conn: psycopg.Connection, *, canonical_url: str,
                             content_hash: str, minhash: list[int], lsh_bands: list[int],
                             min_agreement: int, limit: int = 20) -> list[dict]:
     """Stored articles this page may be: the same canonical URL, the same text hash, or a
-    shared LSH band, most shared bands first. A row's text is read only when its URL or
-    hash match, or when at least `min_agreement` of the MinHash values agree.
+    shared LSH band; URL and hash matches first, then the most agreeing MinHash values. A
+    row's text is read only when its URL or hash match, or when at least `min_agreement`
+    of the MinHash values agree.
 
     First takes transaction-scoped locks on the page's keys, so two workers storing copies
     of one story at the same moment take turns and the second sees the first.

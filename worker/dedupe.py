@@ -4,8 +4,9 @@ page is an article already stored.
 A page is an existing article when its canonical URL matches, when its normalised text
 hashes the same, or when its text is a near-duplicate: word 5-shingle Jaccard similarity
 at least NEAR_DUPLICATE_JACCARD. Candidates for the last come from MinHash LSH bands
-indexed in Postgres, so the rule holds across all workers and restarts; each candidate is
-then checked on its full text, so the bands only decide what is looked at.
+indexed in Postgres, so the rule holds across all workers and restarts; a candidate whose
+MinHash values agree enough is then checked on its full text, so the bands and signatures
+only decide what is looked at.
 """
 
 from __future__ import annotations
@@ -47,14 +48,16 @@ _B = _rng.integers(0, _PRIME, LSH_BANDS * LSH_ROWS, dtype=np.uint64)
 class ArticleKeys:
     canonical_url: str
     content_hash: str
+    shingles: frozenset[int]
     minhash: list[int]
     lsh_bands: list[int]
 
 
 def article_keys(page_url: str, declared_url: str | None, text: str) -> ArticleKeys:
-    signature = minhash(shingles(text))
-    return ArticleKeys(canonical_url(page_url, declared_url), content_hash(text), signature,
-                       lsh_bands(signature))
+    text_shingles = shingles(text)
+    signature = minhash(text_shingles)
+    return ArticleKeys(canonical_url(page_url, declared_url), content_hash(text),
+                       text_shingles, signature, lsh_bands(signature))
 
 
 def normalize_url(url: str) -> str:
@@ -133,7 +136,7 @@ class Match:
                 and fetched_at > self.article["fetched_at"])
 
 
-def find_match(keys: ArticleKeys, text: str, candidates: list[dict]) -> Match | None:
+def find_match(keys: ArticleKeys, candidates: list[dict]) -> Match | None:
     """The stored article this page is, among `candidates` (rows with id, canonical_url,
     content_hash, and text unless too few MinHash values agree), or None when it is a new
     article. The oldest one wins."""
@@ -144,8 +147,8 @@ def find_match(keys: ArticleKeys, text: str, candidates: list[dict]) -> Match | 
     for row in candidates:
         if row["content_hash"] == keys.content_hash:
             return Match("same_text", row)
-    mine = shingles(text)
     for row in candidates:
-        if row["text"] is not None and jaccard(mine, shingles(row["text"])) >= NEAR_DUPLICATE_JACCARD:
+        if (row["text"] is not None
+                and jaccard(keys.shingles, shingles(row["text"])) >= NEAR_DUPLICATE_JACCARD):
             return Match("near_duplicate", row)
     return None

@@ -178,7 +178,7 @@ def store(conn, *, url_id: int, url: str, feed_id: int | None, keys: ArticleKeys
             conn, canonical_url=keys.canonical_url, content_hash=keys.content_hash,
             minhash=keys.minhash, lsh_bands=keys.lsh_bands,
             min_agreement=CANDIDATE_MIN_AGREEMENT)
-        match = find_match(keys, content["text"], candidates)
+        match = find_match(keys, candidates)
         result = db.store_article(
             conn, url_id=url_id, url=url, feed_id=feed_id, canonical_url=keys.canonical_url,
             content=content, entities=entities, existing=match and match.article,
