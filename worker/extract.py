@@ -44,7 +44,7 @@ def extract(html: bytes | str, url: str, min_chars: int = 200) -> Extracted:
     declared_url = _declared_url(tree)
     doc, text = _extract_text(tree, url, favor_precision=True)
     if len(text) < min_chars:  # empty or implausibly short: the fallback
-        doc, text = _extract_text(load_html(html), url, favor_recall=True)
+        doc, text = _extract_text(tree, url, favor_recall=True)  # trafilatura copies the tree
     if len(text) < min_chars:
         raise Permanent("no_text", f"{len(text)} characters of article text")
     return Extracted(
