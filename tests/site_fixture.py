@@ -4,7 +4,6 @@ an HTTP server whose routes, failures and request log the tests control."""
 from __future__ import annotations
 
 import gzip
-import json
 import random
 import re
 import threading
@@ -18,6 +17,8 @@ from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from near_duplicates import corpus
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -312,13 +313,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?”])\s+(?=[A-Z“\"])")
 @lru_cache(maxsize=1)
 def _story_corpus() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(titles, sentences) of the story corpus in fixtures/stories: real news prose."""
-    titles, sentences = [], []
-    for path in sorted((FIXTURES / "stories").glob("*.json")):
-        for story in json.loads(path.read_text())["stories"]:
-            titles.append(story["title"])
-            for paragraph in story["paragraphs"]:
-                sentences += _SENTENCE_END.split(paragraph)
-    return tuple(titles), tuple(sentences)
+    stories = corpus()
+    return (tuple(story.title for story in stories),
+            tuple(sentence for story in stories for paragraph in story.paragraphs
+                  for sentence in _SENTENCE_END.split(paragraph)))
 
 
 def synthetic_article(index: int, paragraphs: int = 8) -> tuple[str, list[str]]:
