@@ -1,5 +1,7 @@
--- newsloom schema. Idempotent: `newsloom init-db` runs it at every start, and the
--- postgres container runs it on first boot. Only add statements that can run again.
+-- newsloom's current schema, for reading: the result of every migration in
+-- newsloom/migrations (a test keeps the two equal). The postgres container runs it on first
+-- boot; `newsloom migrate` (and `up`, `init-db`) apply migrations. Change the schema by
+-- adding a migration, then bring this file up to date.
 
 CREATE TABLE IF NOT EXISTS feeds (
     id                  bigserial PRIMARY KEY,
@@ -189,10 +191,14 @@ SELECT f.id, f.url, f.name, f.active, count(u.id) AS urls,
 FROM feeds f LEFT JOIN urls u ON u.feed_id = f.id
 GROUP BY f.id;
 
--- The schema's version, raised with every change above; `newsloom health` compares it.
-CREATE TABLE IF NOT EXISTS schema_meta (
-    key     text PRIMARY KEY,
-    value   text NOT NULL
+-- The migrations this schema is the result of (newsloom/migrations): a database made from
+-- this file is current, and `newsloom migrate` applies later ones to it.
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO schema_meta (key, value) VALUES ('version', '2')
-ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;
+INSERT INTO schema_migrations (version, name) VALUES
+    (1, 'baseline'),
+    (2, 'drop_schema_meta')
+ON CONFLICT (version) DO NOTHING;

@@ -83,16 +83,26 @@ def _children_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "NEWSLOOM_METRICS_PORT": "0"}
 
 
-def _apply_schema(database_url: str) -> None:
+def _migrate(database_url: str) -> list:
+    from newsloom import migrate
+
     with db.connect(database_url) as conn:
-        db.apply_schema(conn)
+        return migrate.apply(conn)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending schema migrations to DATABASE_URL; safe to run again."""
+    applied = _migrate(_database_url(_settings()))
+    for migration in applied:
+        typer.echo(f"applied {migration.version:04d}_{migration.name}")
+    typer.echo(f"{len(applied)} migration(s) applied; the schema is current")
 
 
 @app.command("init-db")
 def init_db() -> None:
-    """Apply schema.sql to DATABASE_URL; safe to run again."""
-    _apply_schema(_database_url(_settings()))
-    typer.echo("schema applied")
+    """Create or bring up to date the schema (as `migrate`); safe to run again."""
+    migrate()
 
 
 @app.command()
@@ -168,7 +178,7 @@ def up() -> None:
             env.setdefault("REDIS_URL", urls.redis_url)
             typer.echo(f"embedded servers under {settings.data_dir.resolve()}\n"
                        f"  query with: psql '{env['DATABASE_URL']}'", err=True)
-        _apply_schema(env["DATABASE_URL"])
+        _migrate(env["DATABASE_URL"])
         _serve_metrics(load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"]))
         code = supervise(child_commands(settings, scheduler=True, queues=QUEUES), _children_env(env))
     raise typer.Exit(code)
@@ -486,15 +496,17 @@ def search(words: Annotated[str, typer.Argument(help='Words, "a phrase", -exclud
 @app.command()
 def health() -> None:
     """Exit 0 when the broker and the database answer and the schema is current."""
+    from newsloom import migrate
+
     settings = _settings()
     _require_servers(settings)
     problems = []
     try:
         with db.connect(settings.database_url) as conn:
-            applied, expected = db.schema_version(conn), db.expected_schema_version()
+            applied, expected = migrate.applied_version(conn), migrate.latest_version()
             if applied != expected:
                 problems.append(f"schema version {applied or 'none'}, expected {expected}: "
-                                "run `newsloom init-db`")
+                                "run `newsloom migrate`")
     except psycopg.OperationalError as exc:
         problems.append(f"database unreachable: {str(exc).strip()}")
     celery = queue.make_app(settings)

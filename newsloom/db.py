@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 import psycopg
 from psycopg import sql
@@ -21,8 +19,6 @@ from psycopg_pool import ConnectionPool
 
 from newsloom.errors import Transient
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-_SCHEMA_LOCK = 0x6E65_7773  # advisory lock id: concurrent init-db runs take turns
 IN_FLIGHT = ("queued", "fetched")
 FINAL_STATES = ("stored", "duplicate", "skipped", "dead")
 
@@ -38,30 +34,6 @@ def make_pool(url: str, max_size: int = 4) -> ConnectionPool:
                           kwargs={"row_factory": dict_row, "autocommit": True},
                           check=ConnectionPool.check_connection,
                           name="newsloom")
-
-
-def expected_schema_version() -> str:
-    """The version schema.sql writes into schema_meta."""
-    found = re.search(r"VALUES \('version', '([^']+)'\)", SCHEMA_PATH.read_text())
-    assert found, "schema.sql sets no version"
-    return found.group(1)
-
-
-def schema_version(conn: psycopg.Connection) -> str | None:
-    """The version applied to this database, None if none is."""
-    try:
-        with conn.transaction():
-            row = conn.execute("SELECT value FROM schema_meta WHERE key = 'version'").fetchone()
-    except psycopg.errors.UndefinedTable:
-        return None
-    return row["value"] if row else None
-
-
-def apply_schema(conn: psycopg.Connection) -> None:
-    sql = SCHEMA_PATH.read_text()
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-        conn.execute(sql)
 
 
 # --- feeds -------------------------------------------------------------------------------

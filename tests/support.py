@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from newsloom import db
+from newsloom import db, migrate
 from newsloom.errors import Deferred
 from newsloom.worker.dedupe import article_keys
 from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure, store
@@ -166,7 +166,7 @@ def scratch_database(admin_url: str, label: str = "test") -> Iterator[str]:
     try:
         url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
         with db.connect(url) as conn:
-            db.apply_schema(conn)
+            migrate.apply(conn)
         yield url
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:

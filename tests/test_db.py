@@ -3,16 +3,6 @@
 from newsloom import db
 from support import store_text
 
-def test_schema_applies_twice_without_change(conn):
-    before = conn.execute(
-        "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = 'public'").fetchone()
-    db.apply_schema(conn)
-    db.apply_schema(conn)
-    after = conn.execute(
-        "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = 'public'").fetchone()
-    assert before == after
-
-
 def test_sync_feeds_adds_updates_and_deactivates(conn):
     db.sync_feeds(conn, [("https://a.org/rss", "A", 900, None, True), ("https://b.org/rss", None, 60, 2.0, False)])
     db.sync_feeds(conn, [("https://a.org/rss", "A2", 300, None, True)])

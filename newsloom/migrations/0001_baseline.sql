@@ -1,0 +1,190 @@
+-- The schema as version 0.1 left it (schema.sql's "version 2"). Idempotent, so a database
+-- made by that schema.sql is recognised as this baseline by running it again.
+
+CREATE TABLE IF NOT EXISTS feeds (
+    id                  bigserial PRIMARY KEY,
+    url                 text NOT NULL UNIQUE,
+    name                text,
+    interval_seconds    integer NOT NULL CHECK (interval_seconds > 0),
+    poll_every_seconds  real,                            -- the interval adapted to the feed's pace
+    active              boolean NOT NULL DEFAULT true,   -- false once removed from the feeds file
+    host_delay_seconds  real,                            -- NULL: NEWSLOOM_HOST_DELAY
+    obey_robots         boolean NOT NULL DEFAULT true,
+    etag                text,
+    last_modified       text,
+    next_check_at       timestamptz NOT NULL DEFAULT now(),
+    last_checked_at     timestamptz,
+    last_success_at     timestamptz,
+    last_error          text,
+    last_error_at       timestamptz,
+    consecutive_errors  integer NOT NULL DEFAULT 0,
+    items_seen          bigint NOT NULL DEFAULT 0,
+    rejected_links      integer NOT NULL DEFAULT 0,     -- entries of the last poll without a usable link
+    created_at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_check_at) WHERE active;
+
+-- The URL ledger: every URL the scheduler accepted, and where it is now.
+-- queued/fetched are in flight; the other states are final.
+CREATE TABLE IF NOT EXISTS urls (
+    id              bigserial PRIMARY KEY,
+    url             text NOT NULL UNIQUE,
+    feed_id         bigint REFERENCES feeds (id) ON DELETE SET NULL,
+    state           text NOT NULL DEFAULT 'queued'
+                    CHECK (state IN ('queued', 'fetched', 'stored', 'duplicate', 'skipped', 'dead')),
+    reason          text,            -- why skipped (a short code) or dead (the error class)
+    detail          text,
+    attempts        integer NOT NULL DEFAULT 0,   -- failed attempts
+    deliveries      integer NOT NULL DEFAULT 0,   -- times processing started
+    entry_published_at timestamptz,  -- from the feed entry, used when the page has no date
+    article_id      bigint,
+    first_seen_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS urls_in_flight ON urls (updated_at) WHERE state IN ('queued', 'fetched');
+CREATE INDEX IF NOT EXISTS urls_state ON urls (state);
+
+-- Raw pages as fetched, zlib-compressed, so processing and re-extraction never fetch again.
+CREATE TABLE IF NOT EXISTS raw_pages (
+    url_id          bigint PRIMARY KEY REFERENCES urls (id) ON DELETE CASCADE,
+    final_url       text NOT NULL,
+    content_type    text,
+    html_zlib       bytea NOT NULL,
+    fetched_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS articles (
+    id              bigserial PRIMARY KEY,
+    url             text NOT NULL,            -- the URL it was first seen at
+    canonical_url   text NOT NULL UNIQUE,
+    title           text,
+    author          text,
+    published_at    timestamptz,
+    language        text,
+    text            text NOT NULL,
+    site_name       text,
+    description     text,
+    feed_id         bigint REFERENCES feeds (id) ON DELETE SET NULL,
+    fetched_at      timestamptz NOT NULL,
+    content_hash    text NOT NULL UNIQUE,     -- sha256 of the normalised text
+    extractor       text NOT NULL,            -- extractor and version that produced text
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    -- Full-text search: the title weighs more than the body; English stemming for English.
+    search          tsvector GENERATED ALWAYS AS (
+        setweight(to_tsvector(CASE WHEN language = 'en' THEN 'english'::regconfig
+                                   ELSE 'simple'::regconfig END, coalesce(title, '')), 'A') ||
+        setweight(to_tsvector(CASE WHEN language = 'en' THEN 'english'::regconfig
+                                   ELSE 'simple'::regconfig END, text), 'B')) STORED
+);
+CREATE INDEX IF NOT EXISTS articles_search ON articles USING gin (search);
+CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at DESC NULLS LAST);
+CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at DESC);
+CREATE INDEX IF NOT EXISTS articles_feed ON articles (feed_id);
+
+-- Every URL at which an article was seen (its first URL included).
+CREATE TABLE IF NOT EXISTS article_urls (
+    id              bigserial PRIMARY KEY,
+    url             text NOT NULL UNIQUE,
+    article_id      bigint NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    feed_id         bigint REFERENCES feeds (id) ON DELETE SET NULL,
+    first_seen_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS article_urls_article ON article_urls (article_id);
+
+CREATE TABLE IF NOT EXISTS entities (
+    id      bigserial PRIMARY KEY,
+    name    text NOT NULL,
+    label   text NOT NULL,
+    UNIQUE (name, label)
+);
+
+CREATE TABLE IF NOT EXISTS article_entities (
+    article_id  bigint NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+    entity_id   bigint NOT NULL REFERENCES entities (id) ON DELETE CASCADE,
+    mentions    integer NOT NULL CHECK (mentions > 0),
+    PRIMARY KEY (article_id, entity_id)
+);
+CREATE INDEX IF NOT EXISTS article_entities_entity ON article_entities (entity_id);
+
+-- Version 2. Columns are added here rather than above so that a database made by
+-- version 1 gains them too.
+ALTER TABLE articles
+    ADD COLUMN IF NOT EXISTS updated_at timestamptz,   -- a later fetch changed the text
+    ADD COLUMN IF NOT EXISTS image_url text,           -- the page's top image
+    ADD COLUMN IF NOT EXISTS tags text[] NOT NULL DEFAULT '{}',  -- the page's tags and categories
+    ADD COLUMN IF NOT EXISTS entities_skipped text,    -- why no entities were tagged, if so
+    -- The ledger URL whose kept page holds the current text (reprocess reads it).
+    ADD COLUMN IF NOT EXISTS page_url_id bigint REFERENCES urls (id) ON DELETE SET NULL,
+    -- The text's MinHash signature, and its LSH band keys: articles sharing a key are
+    -- near-duplicate candidates (newsloom.worker.dedupe).
+    ADD COLUMN IF NOT EXISTS minhash bigint[] NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS lsh_bands bigint[] NOT NULL DEFAULT '{}';
+-- fastupdate off: every store searches this index, and a search reads all of the pending
+-- list that fastupdate would keep, which grows between vacuums.
+CREATE INDEX IF NOT EXISTS articles_lsh ON articles USING gin (lsh_bands) WITH (fastupdate = off);
+CREATE INDEX IF NOT EXISTS articles_tags ON articles USING gin (tags);
+-- The feed entry's update time: a newer one makes a stored article be fetched again.
+ALTER TABLE urls ADD COLUMN IF NOT EXISTS entry_updated_at timestamptz;
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id              bigserial PRIMARY KEY,
+    task            text NOT NULL,
+    payload         jsonb NOT NULL,
+    url_id          bigint REFERENCES urls (id) ON DELETE CASCADE,
+    error_class     text NOT NULL,
+    error           text NOT NULL,    -- exception class and message
+    traceback       text,
+    attempts        integer NOT NULL,
+    first_failed_at timestamptz NOT NULL DEFAULT now(),
+    last_failed_at  timestamptz NOT NULL DEFAULT now(),
+    replays         integer NOT NULL DEFAULT 0,
+    resolved_at     timestamptz,
+    resolution      text CHECK (resolution IN ('replayed', 'discarded'))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open_url ON dead_letters (url_id) WHERE resolved_at IS NULL;
+
+-- Views for the usual questions (README has examples).
+
+-- Latest articles with their entities, most mentioned first.
+CREATE OR REPLACE VIEW latest_articles AS
+SELECT a.id, coalesce(a.published_at, a.fetched_at) AS published_at, f.name AS feed, a.title,
+       a.url, a.language,
+       (SELECT array_agg(e.name || ' (' || e.label || ')' ORDER BY ae.mentions DESC, e.name)
+        FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+        WHERE ae.article_id = a.id) AS entities,
+       a.updated_at, a.tags
+FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+ORDER BY coalesce(a.published_at, a.fetched_at) DESC;
+
+-- Entities mentioned in the same articles (each pair in both directions).
+CREATE OR REPLACE VIEW entity_pairs AS
+SELECT e1.name AS entity, e1.label, e2.name AS other, e2.label AS other_label,
+       count(*) AS articles
+FROM article_entities a1
+JOIN article_entities a2 ON a2.article_id = a1.article_id AND a2.entity_id <> a1.entity_id
+JOIN entities e1 ON e1.id = a1.entity_id
+JOIN entities e2 ON e2.id = a2.entity_id
+GROUP BY e1.id, e2.id;
+
+-- Mentions of each entity per day.
+CREATE OR REPLACE VIEW entity_mentions_daily AS
+SELECT e.name AS entity, e.label,
+       date_trunc('day', coalesce(a.published_at, a.fetched_at)) AS day,
+       count(*) AS articles, sum(ae.mentions) AS mentions
+FROM article_entities ae
+JOIN entities e ON e.id = ae.entity_id
+JOIN articles a ON a.id = ae.article_id
+GROUP BY e.id, day;
+
+-- Per feed: its URLs by outcome and its health.
+CREATE OR REPLACE VIEW feed_stats AS
+SELECT f.id, f.url, f.name, f.active, count(u.id) AS urls,
+       count(*) FILTER (WHERE u.state = 'stored') AS stored,
+       count(*) FILTER (WHERE u.state = 'duplicate') AS duplicates,
+       count(*) FILTER (WHERE u.state = 'skipped') AS skipped,
+       count(*) FILTER (WHERE u.state = 'dead') AS dead,
+       count(*) FILTER (WHERE u.state IN ('queued', 'fetched')) AS in_flight,
+       max(u.first_seen_at) AS last_new_url_at, f.last_success_at, f.consecutive_errors,
+       f.last_error
+FROM feeds f LEFT JOIN urls u ON u.feed_id = f.id
+GROUP BY f.id;
