@@ -83,8 +83,10 @@ def test_health_wants_the_current_schema(servers, settings):
         url = psycopg.conninfo.make_conninfo(admin_url, dbname=name)
         env = {"DATABASE_URL": url, "REDIS_URL": settings.redis_url}
         stale = newsloom("health", env=env)
-        assert stale.returncode == 1 and "newsloom init-db" in stale.stderr
-        assert newsloom("init-db", env=env).returncode == 0
+        assert stale.returncode == 1 and "newsloom migrate" in stale.stderr
+        migrated = newsloom("migrate", env=env)
+        assert migrated.returncode == 0 and "applied 0001_baseline" in migrated.stdout
+        assert "0 migration(s) applied" in newsloom("init-db", env=env).stdout
         assert newsloom("health", env=env).returncode == 0
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:

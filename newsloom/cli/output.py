@@ -1,0 +1,100 @@
+"""Drawing: tables, JSON, progress bars and redrawn screens. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def print_json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2, default=json_default))
+
+
+def json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def table(title: str, columns: list[str], rows: list[list[object]]):
+    """A titled table; the title on its own line, so a narrow table does not wrap it."""
+    from rich.console import Group
+    from rich.text import Text
+
+    table = Table(show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else short(v) for v in row))
+    return Group(Text(title, style="bold"), table)
+
+
+def print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
+    Console().print(table(title, columns, rows))
+
+
+def short(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def progress(items, total: int, label: str):
+    """Yield items with a progress bar on a terminal, plain lines every 10% elsewhere."""
+    from rich.progress import track
+
+    console = Console(stderr=True)
+    if console.is_terminal:
+        yield from track(items, total=total, description=label, console=console, transient=True)
+        return
+    step = max(1, total // 10)
+    for done, item in enumerate(items, start=1):
+        yield item
+        if done % step == 0 or done == total:
+            typer.echo(f"{label}: {done}/{total}", err=True)
+
+
+def watch(render, interval: float) -> None:
+    """Redraw in place in a terminal; elsewhere (a pipe, a log) print each screen."""
+    from rich.live import Live
+
+    console = Console()
+    try:
+        if console.is_terminal:
+            with Live(console=console, auto_refresh=False) as live:
+                while True:
+                    live.update(render(), refresh=True)
+                    time.sleep(interval)
+        while True:
+            console.print(render())
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+def status_screen(report: dict):
+    from rich.console import Group
+
+    articles, feeds = report["articles"], report["feeds"]
+    return Group(
+        table(f"newsloom status at {datetime.now():%Y-%m-%d %H:%M:%S}: "
+               f"{len(report['workers'])} worker(s) alive",
+               ["queue", "waiting"], [[q, n] for q, n in report["queues"].items()]),
+        table(f"articles: {articles['total']} stored, {articles['last_hour']} in the last hour",
+               ["hour", "stored"], [[r["hour"].strftime("%H:00"), r["stored"]]
+                                    for r in articles["per_hour"]]),
+        table("URLs by outcome", ["outcome", "reason", "total", "last hour"],
+               [[r["state"], r["reason"], r["total"], r["last_hour"]] for r in report["outcomes"]]),
+        table("open dead letters", ["error", "count"],
+               [[r["error_class"], r["n"]] for r in report["dead_letters"]]),
+        table(f"feeds: {feeds['active']} active, {feeds['failing']} failing",
+               ["feed", "errors in a row", "last error", "last success", "next check"],
+               [[f["name"] or f["url"], f["consecutive_errors"], (f["last_error"] or "")[:60],
+                 f["last_success_at"], f["next_check_at"]] for f in feeds["failing_feeds"]]),
+        "workers: " + (", ".join(report["workers"]) or "none answered"),
+    )
