@@ -1,28 +1,38 @@
-"""Poll one feed: a conditional GET, then feedparser. No database, no queue."""
+"""Poll one source: a conditional GET, then the parser for its kind (scheduler/sources.py),
+the child sitemaps of an index, and the feed's rules (include, exclude, since, hosts).
+No database, no queue."""
 
 from __future__ import annotations
 
-import calendar
+import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import NamedTuple
-from urllib.parse import urljoin, urlsplit
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
-import feedparser
 import httpx
 
 from newsloom import web
-from newsloom.errors import Permanent
+from newsloom.errors import Permanent, Transient
+from newsloom.scheduler import sources
+from newsloom.scheduler.sources import SITEMAP_KINDS, ChildSitemap, FeedEntry, Notes
 from newsloom.settings import Settings
 
+__all__ = ["ACCEPT", "FeedEntry", "PollResult", "SourceRules", "poll_feed"]
+
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
-          "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
+          "application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
+MAX_INDEX_DEPTH = 3          # index -> index -> index -> sitemap, no deeper
+FUTURE_SLACK = timedelta(days=1)  # clocks and time zones; later dates are wrong
 
 
-class FeedEntry(NamedTuple):
-    url: str
-    published_at: datetime | None
-    updated_at: datetime | None  # the entry's last update, else its publication
+@dataclass(frozen=True)
+class SourceRules:
+    """A feed's keys from the feeds file, ready for a poll."""
+    type: str | None = None                # feed, sitemap or page; None: detect
+    include: re.Pattern[str] | None = None  # keep only URLs it matches (any host)
+    exclude: re.Pattern[str] | None = None  # drop URLs it matches
+    since: datetime | None = None           # sitemaps: leave out URLs dated before
+    changed_since: datetime | None = None   # sitemap indexes: children older were read
 
 
 @dataclass(frozen=True)
@@ -34,65 +44,159 @@ class PollResult:
     rejected_links: int = 0       # entries whose link is missing or not http(s)
     ttl_seconds: float | None = None
     max_age_seconds: float | None = None  # Cache-Control: max-age
+    kind: str | None = None
+    note: str | None = None       # what the poll left out, by reason
 
 
-def poll_feed(client: httpx.Client, url: str, settings: Settings, *, etag: str | None = None,
+def poll_feed(client: httpx.Client, url: str, settings: Settings, *,
+              rules: SourceRules = SourceRules(), etag: str | None = None,
               last_modified: str | None = None) -> PollResult:
     headers = {"Accept": ACCEPT}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    resp = web.get(client, url, settings, max_bytes=settings.max_feed_bytes, headers=headers)
+    resp = web.get(client, url, settings, max_bytes=_fetch_cap(rules, settings), headers=headers)
     max_age = _max_age(resp.headers.get("cache-control"))
     if resp.status == 304:
         return PollResult(True, etag, last_modified, max_age_seconds=max_age)
-    parsed = feedparser.parse(resp.body, response_headers={
-        "content-type": resp.headers.get("content-type", ""), "content-location": resp.url})
-    if not parsed.get("version"):
-        raise Permanent("not_a_feed", "no RSS or Atom document")
-    if parsed.bozo and not parsed.entries:
-        # A feed cut short still yields what parsed before the break; nothing did here.
-        raise Permanent("malformed_feed", str(parsed.get("bozo_exception", ""))[:300])
-    entries, seen, rejected = [], set(), 0
-    for entry in parsed.entries:
-        link = _entry_link(entry, resp.url)
-        if link is None:
-            rejected += 1
-        elif link not in seen:
-            seen.add(link)
-            entries.append(FeedEntry(link, _entry_date(entry, "published_parsed", "updated_parsed"),
-                                     _entry_date(entry, "updated_parsed", "published_parsed")))
-    return PollResult(False, resp.headers.get("etag"), resp.headers.get("last-modified"),
-                      entries, rejected, _ttl(parsed), max_age)
+    doc = read_document(resp.body, resp.url, resp.headers.get("content-type", ""), rules,
+                        settings)
+    entries = doc.entries
+    if doc.children:
+        walk = _IndexWalk(client, settings, rules, doc.notes, {url, resp.url})
+        entries = entries + walk.read(doc.children, resp.url, depth=1)
+    kept = select_entries(entries, resp.url, rules, doc.kind, doc.notes)
+    return PollResult(False, resp.headers.get("etag"), resp.headers.get("last-modified"), kept,
+                      doc.rejected_links, doc.ttl_seconds, max_age, doc.kind, doc.notes.describe())
 
 
-def _entry_link(entry, feed_url: str) -> str | None:
-    link = (entry.get("link") or "").strip()
-    if not link:
-        return None
-    link = urljoin(feed_url, link)
-    parts = urlsplit(link)
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in link:
-        return None
-    return link
+def _fetch_cap(rules: SourceRules, settings: Settings) -> int:
+    if rules.type in ("feed", "page"):
+        return settings.max_feed_bytes
+    return max(settings.max_feed_bytes, settings.max_sitemap_bytes)
 
 
-def _entry_date(entry, *keys: str) -> datetime | None:
-    """The first of `keys` the entry has. (`in` first: feedparser's get() of a missing
-    updated_parsed answers published_parsed, with a deprecation warning.)"""
-    struct = next((entry[key] for key in keys if key in entry and entry[key]), None)
-    if not struct:
-        return None
-    return datetime.fromtimestamp(calendar.timegm(struct), tz=timezone.utc)
+def read_document(body: bytes, url: str, content_type: str, rules: SourceRules,
+                  settings: Settings) -> sources.Document:
+    """The document parsed as its `type`, or as what it looks like when none is set."""
+    body = sources.ungzip(body, max(settings.max_feed_bytes, settings.max_sitemap_bytes))
+    found = sources.sniff(body)
+    if rules.type == "page":
+        return sources.parse_page(body, url)
+    if rules.type == "sitemap" or (rules.type is None and found in SITEMAP_KINDS):
+        if found not in SITEMAP_KINDS:
+            raise Permanent("not_a_sitemap", f"the document is {_describe(found)}")
+        if len(body) > settings.max_sitemap_bytes:
+            raise Permanent("too_large", f"more than {settings.max_sitemap_bytes} bytes")
+        return sources.parse_sitemap(body, url, settings.max_sitemap_urls)
+    if found == "html":
+        raise Permanent("not_a_feed", 'an HTML page (set type = "page" to follow its links)')
+    if len(body) > settings.max_feed_bytes:
+        raise Permanent("too_large", f"more than {settings.max_feed_bytes} bytes")
+    if found == "json":
+        return sources.parse_json_feed(body, url)
+    return sources.parse_feed(body, url, content_type)
 
 
-def _ttl(parsed) -> float | None:
-    ttl = parsed.feed.get("ttl")
-    try:
-        return float(ttl) * 60 if ttl else None
-    except ValueError:
-        return None
+def _describe(found: str) -> str:
+    return {"html": "an HTML page", "json": "JSON"}.get(found, "XML but no <urlset> or "
+                                                               "<sitemapindex>")
+
+
+class _IndexWalk:
+    """Reads the sitemaps an index lists, depth-first, each URL at most once per poll."""
+
+    def __init__(self, client: httpx.Client, settings: Settings, rules: SourceRules,
+                 notes: Notes, visited: set[str]):
+        self.client, self.settings, self.rules, self.notes = client, settings, rules, notes
+        self.visited = visited
+        self.budget = settings.sitemap_children_per_poll
+
+    def read(self, children: list[ChildSitemap], index_url: str, depth: int) -> list[FeedEntry]:
+        entries: list[FeedEntry] = []
+        # Newest first, undated ones before all, so the budget goes to what changed.
+        far_past = datetime.min.replace(tzinfo=timezone.utc)
+        for child in sorted(children, key=lambda c: c.lastmod or datetime.max.replace(
+                tzinfo=timezone.utc), reverse=True):
+            if child.url in self.visited:
+                self.notes["sitemap_loop"] += 1
+            elif not same_site(index_url, child.url):
+                self.notes["child_other_host"] += 1
+            elif child.lastmod and child.lastmod < max(self.rules.since or far_past,
+                                                       self.rules.changed_since or far_past):
+                self.notes["child_unchanged"] += 1
+            elif depth > MAX_INDEX_DEPTH:
+                self.notes["index_too_deep"] += 1
+            elif self.budget <= 0:
+                self.notes["children_left_for_later"] += 1
+            else:
+                self.budget -= 1
+                self.visited.add(child.url)
+                entries += self._read_child(child.url, depth)
+        return entries
+
+    def _read_child(self, url: str, depth: int) -> list[FeedEntry]:
+        try:
+            resp = web.get(self.client, url, self.settings,
+                           max_bytes=self.settings.max_sitemap_bytes,
+                           headers={"Accept": "application/xml, text/xml;q=0.9, */*;q=0.1"})
+            doc = read_document(resp.body, resp.url, "", SourceRules(type="sitemap"),
+                                self.settings)
+        except (Permanent, Transient, httpx.HTTPError) as exc:
+            # One bad child loses only its own URLs.
+            self.notes[f"child_{getattr(exc, 'reason', None) or type(exc).__name__}"] += 1
+            return []
+        self.notes.update(doc.notes)
+        self.notes["rejected_links"] += doc.rejected_links
+        return doc.entries + self.read(doc.children, resp.url, depth + 1)
+
+
+def select_entries(entries: list[FeedEntry], doc_url: str, rules: SourceRules, kind: str,
+                   notes: Notes) -> list[FeedEntry]:
+    """The entries the feed's rules keep, each URL once; what is left out is counted."""
+    host_bound = kind in SITEMAP_KINDS or kind == "page"
+    latest = datetime.now(timezone.utc) + FUTURE_SLACK
+    kept, seen = [], set()
+    for entry in entries:
+        if entry.url in seen:
+            continue
+        seen.add(entry.url)
+        if rules.exclude and rules.exclude.search(entry.url):
+            notes["excluded"] += 1
+            continue
+        if rules.include:
+            if not rules.include.search(entry.url):
+                notes["not_included"] += 1
+                continue
+        elif host_bound and not same_site(doc_url, entry.url):
+            notes["other_host"] += 1
+            continue
+        if any(when and when > latest for when in (entry.published_at, entry.updated_at)):
+            notes["future_date"] += 1
+            entry = entry._replace(
+                published_at=None if entry.published_at and entry.published_at > latest
+                else entry.published_at,
+                updated_at=None if entry.updated_at and entry.updated_at > latest
+                else entry.updated_at)
+        if kind in SITEMAP_KINDS and rules.since and entry.published_at \
+                and entry.published_at < rules.since:
+            notes["older_than_since"] += 1
+            continue
+        kept.append(entry)
+    return kept
+
+
+def same_site(url: str, other: str) -> bool:
+    """One host, or one a subdomain of the other (www.site.example and news.site.example)."""
+    first, second = (_bare_host(u) for u in (url, other))
+    return bool(first and second) and (first == second or first.endswith("." + second)
+                                       or second.endswith("." + first))
+
+
+def _bare_host(url: str) -> str:
+    host = urlsplit(url).hostname or ""
+    return host[4:] if host.startswith("www.") else host
 
 
 def _max_age(cache_control: str | None) -> float | None:

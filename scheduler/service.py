@@ -4,8 +4,11 @@ and enqueue new URLs, and resend URLs whose message was lost. It never fetches a
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,11 +18,12 @@ from newsloom import db, log, metrics, queue, web
 from newsloom.errors import FeedsFileError
 from newsloom.retry import TRANSIENT_EXCEPTIONS, feed_backoff
 from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
-from newsloom.scheduler.poll import poll_feed
+from newsloom.scheduler.poll import SourceRules, poll_feed
 from newsloom.scheduler.timing import adapted_interval, next_poll_in
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
+CHILD_MARGIN = timedelta(hours=1)
 
 
 class Scheduler:
@@ -61,8 +65,8 @@ class Scheduler:
     def sync_feeds(self, feeds: list[FeedConfig]) -> None:
         self._feeds_mtime = _mtime(self.settings.feeds)
         with self.pool.connection() as conn:
-            db.sync_feeds(conn, [(f.url, f.name, max(1, round(f.interval)), f.host_delay, f.robots)
-                                 for f in feeds])
+            db.sync_feeds(conn, [(f.url, f.name, max(1, round(f.interval)), f.host_delay, f.robots,
+                                  f.type, f.include, f.exclude, f.since) for f in feeds])
         logger.info("feeds synced", feeds=len(feeds), file=str(self.settings.feeds))
 
     def reload_feeds(self) -> None:
@@ -87,8 +91,8 @@ class Scheduler:
         interval = float(feed.interval_seconds)
         try:
             with metrics.FEED_POLL_SECONDS.time():
-                result = poll_feed(self.http, feed.url, self.settings, etag=feed.etag,
-                                   last_modified=feed.last_modified)
+                result = poll_feed(self.http, feed.url, self.settings, rules=feed_rules(feed),
+                                   etag=feed.etag, last_modified=feed.last_modified)
             with self.pool.connection() as conn:
                 new_ids = db.record_new_urls(conn, feed.id, result.entries,
                                               self.settings.refresh_min_age)
@@ -112,10 +116,11 @@ class Scheduler:
             db.record_poll_success(conn, feed.id, etag=result.etag,
                                    last_modified=result.last_modified, poll_every=poll_every,
                                    next_in=next_in, items=len(new_ids),
-                                   rejected_links=result.rejected_links)
-        logger.info("feed polled", feed=feed.url, not_modified=result.not_modified,
-                    entries=len(result.entries), new=len(new_ids),
-                    rejected_links=result.rejected_links)
+                                   rejected_links=result.rejected_links, kind=result.kind,
+                                   note=result.note)
+        logger.info("feed polled", feed=feed.url, kind=result.kind,
+                    not_modified=result.not_modified, entries=len(result.entries),
+                    new=len(new_ids), rejected_links=result.rejected_links, left_out=result.note)
 
     def reconcile(self) -> None:
         """Resend URLs in flight for longer than the visibility timeout: their message is lost."""
@@ -128,6 +133,26 @@ class Scheduler:
                 queue.enqueue_process(row["id"], self.celery)
         if stale:
             logger.warning("resent lost messages", urls=len(stale))
+
+
+def feed_rules(feed: db.FeedRow) -> SourceRules:
+    """A feed row's keys for a poll. The `since` cutoff is fixed at the first poll, so
+    later polls do not take the archive the first one left out either."""
+    since = None
+    if feed.since_seconds is not None:
+        first_poll = feed.first_polled_at or datetime.now(timezone.utc)
+        since = first_poll - timedelta(seconds=feed.since_seconds)
+    return SourceRules(
+        type=feed.source_type,
+        include=_compiled(feed.include_pattern), exclude=_compiled(feed.exclude_pattern),
+        since=since,
+        # Child sitemaps dated before the last poll (less a margin for clocks) were read then.
+        changed_since=feed.last_success_at - CHILD_MARGIN if feed.last_success_at else None)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
 
 
 def _mtime(path: Path) -> tuple[int, int] | None:
