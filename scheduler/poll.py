@@ -148,7 +148,8 @@ class _IndexWalk:
             self.notes[f"child_{getattr(exc, 'reason', None) or type(exc).__name__}"] += 1
             return []
         self.notes.update(doc.notes)
-        self.notes["rejected_links"] += doc.rejected_links
+        if doc.rejected_links:
+            self.notes["rejected_links"] += doc.rejected_links
         return doc.entries + self.read(doc.children, resp.url, depth + 1)
 
 

@@ -161,8 +161,8 @@ def parse_json_feed(body: bytes, url: str) -> Document:
             continue
         # `url` is the item's permalink; `external_url` the page a link post points at;
         # an `id` may be the permalink too.
-        link = next(filter(None, (absolute_link(item.get(key), url)
-                                  for key in ("url", "external_url", "id"))), None)
+        link = (absolute_link(item.get("url"), url) or absolute_link(item.get("external_url"), url)
+                or _absolute_id(item.get("id")))
         if link is None:
             doc.rejected_links += 1
             continue
@@ -172,6 +172,13 @@ def parse_json_feed(body: bytes, url: str) -> Document:
         doc.entries.append(FeedEntry(link, published or updated, updated or published,
                                      title.strip() or None if isinstance(title, str) else None))
     return doc
+
+
+def _absolute_id(value: object) -> str | None:
+    """An item id that is itself an absolute URL (ids are often just numbers)."""
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return absolute_link(value, value)
+    return None
 
 
 # --- sitemaps ---------------------------------------------------------------------------

@@ -182,6 +182,44 @@ def opml(feeds: list[tuple[str, str]]) -> str:
             f'</head><body><outline text="News" title="News">\n{outlines}</outline></body></opml>\n')
 
 
+def _w3c(when: datetime | None) -> str:
+    return when.isoformat() if when else ""
+
+
+def sitemap(items: list[FeedItem], *, news: bool = False) -> str:
+    """A sitemap of the items' URLs (lastmod from `published`); with `news`, a Google
+    News sitemap (publication date and title in news:news)."""
+    ns = ' xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"' if news else ""
+    urls = "".join(
+        f"<url><loc>{escape(i.url)}</loc>"
+        + (f"<lastmod>{_w3c(i.published)}</lastmod>" if i.published and not news else "")
+        + ("<news:news><news:publication><news:name>The Daily Loom</news:name>"
+           "<news:language>en</news:language></news:publication>"
+           f"<news:publication_date>{_w3c(i.published)}</news:publication_date>"
+           f"<news:title>{escape(i.title)}</news:title></news:news>" if news else "")
+        + "</url>\n" for i in items)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"{ns}>\n{urls}</urlset>\n')
+
+
+def sitemap_index(sitemaps: list[tuple[str, datetime | None]]) -> str:
+    entries = "".join(f"<sitemap><loc>{escape(url)}</loc>"
+                      + (f"<lastmod>{_w3c(when)}</lastmod>" if when else "") + "</sitemap>\n"
+                      for url, when in sitemaps)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex '
+            f'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{entries}</sitemapindex>\n')
+
+
+def section_page(links: list[tuple[str, str]], *, title: str = "World") -> str:
+    """A section front: navigation, the section's story links, a footer."""
+    stories = "".join(f'<li><a href="{escape(url)}">{escape(text)}</a></li>\n'
+                      for url, text in links)
+    return (f"<!DOCTYPE html><html><head><title>{escape(title)}</title></head><body>"
+            '<nav><a href="/">Home</a> <a href="/world/">World</a> <a href="/about">About</a>'
+            f"</nav><main><h1>{escape(title)}</h1><ul>\n{stories}</ul></main>"
+            '<footer><a href="/privacy">Privacy</a></footer></body></html>\n')
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
