@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,12 +18,13 @@ from newsloom.scheduler import sources
 from newsloom.scheduler.sources import SITEMAP_KINDS, ChildSitemap, FeedEntry, Notes
 from newsloom.settings import Settings
 
-__all__ = ["ACCEPT", "FeedEntry", "PollResult", "SourceRules", "poll_feed"]
+__all__ = ["ACCEPT", "FeedEntry", "PollResult", "SourceRules", "make_rules", "poll_feed"]
 
 ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
           "application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
 MAX_INDEX_DEPTH = 3          # index -> index -> index -> sitemap, no deeper
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones; later dates are wrong
+CHILD_MARGIN = timedelta(hours=1)  # clock skew between a site's index and its sitemaps
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,25 @@ class SourceRules:
     exclude: re.Pattern[str] | None = None  # drop URLs it matches
     since: datetime | None = None           # sitemaps: leave out URLs dated before
     changed_since: datetime | None = None   # sitemap indexes: children older were read
+
+
+def make_rules(source_type: str | None, include: str | None, exclude: str | None,
+               since_seconds: float | None, *, first_polled_at: datetime | None = None,
+               last_success_at: datetime | None = None) -> SourceRules:
+    """A feed's keys for a poll. The `since` cutoff is fixed at the first poll, so later
+    polls do not take the archive the first one left out either."""
+    since = None
+    if since_seconds is not None:
+        since = (first_polled_at or datetime.now(timezone.utc)) - timedelta(seconds=since_seconds)
+    return SourceRules(
+        type=source_type, include=_compiled(include), exclude=_compiled(exclude), since=since,
+        # Child sitemaps dated before the last poll (less a margin for clocks) were read then.
+        changed_since=last_success_at - CHILD_MARGIN if last_success_at else None)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
 
 
 @dataclass(frozen=True)

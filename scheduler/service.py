@@ -4,11 +4,8 @@ and enqueue new URLs, and resend URLs whose message was lost. It never fetches a
 
 from __future__ import annotations
 
-import re
 import threading
 import time
-from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,12 +15,11 @@ from newsloom import db, log, metrics, queue, web
 from newsloom.errors import FeedsFileError
 from newsloom.retry import TRANSIENT_EXCEPTIONS, feed_backoff
 from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
-from newsloom.scheduler.poll import SourceRules, poll_feed
+from newsloom.scheduler.poll import SourceRules, make_rules, poll_feed
 from newsloom.scheduler.timing import adapted_interval, next_poll_in
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
-CHILD_MARGIN = timedelta(hours=1)
 
 
 class Scheduler:
@@ -136,23 +132,9 @@ class Scheduler:
 
 
 def feed_rules(feed: db.FeedRow) -> SourceRules:
-    """A feed row's keys for a poll. The `since` cutoff is fixed at the first poll, so
-    later polls do not take the archive the first one left out either."""
-    since = None
-    if feed.since_seconds is not None:
-        first_poll = feed.first_polled_at or datetime.now(timezone.utc)
-        since = first_poll - timedelta(seconds=feed.since_seconds)
-    return SourceRules(
-        type=feed.source_type,
-        include=_compiled(feed.include_pattern), exclude=_compiled(feed.exclude_pattern),
-        since=since,
-        # Child sitemaps dated before the last poll (less a margin for clocks) were read then.
-        changed_since=feed.last_success_at - CHILD_MARGIN if feed.last_success_at else None)
-
-
-@lru_cache(maxsize=4096)
-def _compiled(pattern: str | None) -> re.Pattern[str] | None:
-    return re.compile(pattern) if pattern else None
+    return make_rules(feed.source_type, feed.include_pattern, feed.exclude_pattern,
+                      feed.since_seconds, first_polled_at=feed.first_polled_at,
+                      last_success_at=feed.last_success_at)
 
 
 def _mtime(path: Path) -> tuple[int, int] | None:

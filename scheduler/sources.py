@@ -55,6 +55,7 @@ class Document:
     rejected_links: int = 0  # entries whose link is missing or not http(s)
     ttl_seconds: float | None = None
     notes: Notes = field(default_factory=Notes)
+    title: str | None = None  # the feed's own title
 
 
 def ungzip(body: bytes, max_bytes: int) -> bytes:
@@ -108,7 +109,7 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> Document:
     if parsed.bozo and not parsed.entries:
         # A feed cut short still yields what parsed before the break; nothing did here.
         raise Permanent("malformed_feed", str(parsed.get("bozo_exception", ""))[:300])
-    doc = Document(parsed.version, ttl_seconds=_ttl(parsed))
+    doc = Document(parsed.version, ttl_seconds=_ttl(parsed), title=parsed.feed.get("title"))
     for entry in parsed.entries:
         # FeedBurner's origLink is the article; `link` is its click-counting redirect.
         # feedparser already falls back to a permalink guid and resolves xml:base.
@@ -154,7 +155,9 @@ def parse_json_feed(body: bytes, url: str) -> Document:
     if not isinstance(version, str) or not version.startswith("https://jsonfeed.org/version/"):
         raise Permanent("not_a_feed", "JSON without a JSON Feed version")
     items = feed.get("items")
-    doc = Document("json" + version.rsplit("/", 1)[-1].replace(".", "").ljust(2, "0"))
+    title = feed.get("title")
+    doc = Document("json" + version.rsplit("/", 1)[-1].replace(".", "").ljust(2, "0"),
+                   title=title if isinstance(title, str) else None)
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             doc.rejected_links += 1
