@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -367,3 +367,29 @@ def synthetic_article(index: int, paragraphs: int = 8) -> tuple[str, list[str]]:
     body = [" ".join(rng.sample(sentences, rng.randint(3, 5))) for _ in range(paragraphs)]
     body[0] = f"Report {index}: " + body[0]  # no two articles share a text
     return title, body
+
+
+def serve_sources_site(site: FixtureSite, stories: int = 6) -> dict[str, str]:
+    """A news site without RSS: its stories are listed by a sitemap index (two child
+    sitemaps, one gzip-compressed), a Google News sitemap and a section page, overlapping,
+    so every story is reachable from two or three of them. Returns {story URL: title}."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    served: dict[str, str] = {}
+    items = []
+    for index in range(stories):
+        title, paragraphs = synthetic_article(10_000 + index)
+        path = f"/world/{now:%Y/%m/%d}/story-{index}"
+        site.add(path, article_html(title, paragraphs, published=now.isoformat(),
+                                    canonical=None))
+        served[site.url(path)] = title
+        items.append(FeedItem(site.url(path), title, published=now - timedelta(hours=index)))
+    half = stories // 2
+    site.add("/sitemaps/part-1.xml", sitemap(items[:half]))
+    site.add("/sitemaps/part-2.xml.gz", gzip.compress(sitemap(items[half:]).encode()),
+             content_type="application/gzip")
+    site.add("/sitemap_index.xml", sitemap_index([(site.url("/sitemaps/part-1.xml"), now),
+                                                  (site.url("/sitemaps/part-2.xml.gz"), now)]))
+    site.add("/news-sitemap.xml", sitemap(items[: half + 1], news=True),
+             content_type="application/xml")
+    site.add("/world/", section_page([(item.url, item.title) for item in items[half - 1:]]))
+    return served
