@@ -202,17 +202,11 @@ def parse_sitemap(body: bytes, url: str, max_urls: int) -> Document:
     """
     doc = Document("sitemap")
     listed = 0
-    events = etree.iterparse(io.BytesIO(body), events=("start", "end"), resolve_entities=False,
-                             no_network=True, remove_comments=True, remove_pis=True)
+    items = etree.iterparse(io.BytesIO(body), events=("end",), tag=("{*}url", "{*}sitemap"),
+                            resolve_entities=False, no_network=True, remove_comments=True,
+                            remove_pis=True)
     try:
-        for event, elem in events:
-            name = etree.QName(elem).localname
-            if event == "start":
-                if elem.getparent() is None and name == "sitemapindex":
-                    doc.kind = "sitemap_index"
-                continue
-            if name not in ("url", "sitemap") or elem.getparent() is None:
-                continue
+        for _, elem in items:
             listed += 1
             if listed <= max_urls:
                 _sitemap_item(elem, url, doc)
@@ -232,11 +226,11 @@ def parse_sitemap(body: bytes, url: str, max_urls: int) -> Document:
 def _sitemap_item(elem: Any, url: str, doc: Document) -> None:
     values: dict[str, str] = {}
     for child in elem:
-        name = etree.QName(child).localname
+        name = _local_name(child)
         if name == "news":  # <news:news><news:publication_date>, <news:title>
-            doc.kind = "news_sitemap" if doc.kind == "sitemap" else doc.kind
+            doc.kind = "news_sitemap"
             for item in child:
-                values[f"news_{etree.QName(item).localname}"] = (item.text or "").strip()
+                values[f"news_{_local_name(item)}"] = (item.text or "").strip()
         elif name in ("loc", "lastmod"):  # direct children only: image:loc is not the page
             values[name] = (child.text or "").strip()
     link = absolute_link(values.get("loc"), url)
@@ -244,13 +238,19 @@ def _sitemap_item(elem: Any, url: str, doc: Document) -> None:
         doc.rejected_links += 1
         return
     lastmod = w3c_date(values.get("lastmod"), doc.notes)
-    if etree.QName(elem).localname == "sitemap":
+    if _local_name(elem) == "sitemap":
+        doc.kind = "sitemap_index"
         doc.children.append(ChildSitemap(link, lastmod))
         return
     published = w3c_date(values.get("news_publication_date"), doc.notes) or lastmod
     # updated_at stays empty: a sitemap's lastmod changes with comments and ads, and a
     # URL in the ledger is not fetched again for it.
     doc.entries.append(FeedEntry(link, published, None, values.get("news_title") or None))
+
+
+def _local_name(elem: Any) -> str:
+    """The tag without its namespace ('' for entities and other non-elements)."""
+    return elem.tag.rpartition("}")[2] if isinstance(elem.tag, str) else ""
 
 
 def w3c_date(value: object, notes: Notes) -> datetime | None:
@@ -291,7 +291,9 @@ def absolute_link(value: object, base: str) -> str | None:
     """`value` as an absolute http(s) URL against `base`; None if it cannot be one."""
     if not isinstance(value, str) or not value.strip():
         return None
-    link = urljoin(base, value.strip())
+    link = value.strip()
+    if not link.startswith(("http://", "https://")):  # urljoin is slow; most are absolute
+        link = urljoin(base, link)
     try:
         parts = urlsplit(link)
     except ValueError:
