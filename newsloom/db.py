@@ -76,6 +76,17 @@ def sync_feeds(conn: psycopg.Connection,
                    interval_seconds = EXCLUDED.interval_seconds,
                    host_delay_seconds = EXCLUDED.host_delay_seconds,
                    obey_robots = EXCLUDED.obey_robots, active = true,
+                   -- New rules for what to take: the next poll reads the document whole.
+                   etag = CASE WHEN (feeds.source_type, feeds.include_pattern,
+                                     feeds.exclude_pattern, feeds.since_seconds)
+                               IS NOT DISTINCT FROM (EXCLUDED.source_type,
+                                     EXCLUDED.include_pattern, EXCLUDED.exclude_pattern,
+                                     EXCLUDED.since_seconds) THEN feeds.etag END,
+                   last_modified = CASE WHEN (feeds.source_type, feeds.include_pattern,
+                                     feeds.exclude_pattern, feeds.since_seconds)
+                               IS NOT DISTINCT FROM (EXCLUDED.source_type,
+                                     EXCLUDED.include_pattern, EXCLUDED.exclude_pattern,
+                                     EXCLUDED.since_seconds) THEN feeds.last_modified END,
                    source_type = EXCLUDED.source_type,
                    include_pattern = EXCLUDED.include_pattern,
                    exclude_pattern = EXCLUDED.exclude_pattern,

@@ -194,19 +194,21 @@ def select_entries(entries: list[FeedEntry], doc_url: str, rules: SourceRules, k
         elif host_bound and not same_site(doc_url, entry.url):
             notes["other_host"] += 1
             continue
-        if any(when and when > latest for when in (entry.published_at, entry.updated_at)):
-            notes["future_date"] += 1
-            entry = entry._replace(
-                published_at=None if entry.published_at and entry.published_at > latest
-                else entry.published_at,
-                updated_at=None if entry.updated_at and entry.updated_at > latest
-                else entry.updated_at)
+        published, updated = _not_after(entry.published_at, latest), _not_after(
+            entry.updated_at, latest)
+        if (published, updated) != (entry.published_at, entry.updated_at):
+            notes["future_date"] += 1  # the URL stays; the date, being wrong, goes
+            entry = entry._replace(published_at=published, updated_at=updated)
         if kind in SITEMAP_KINDS and rules.since and entry.published_at \
                 and entry.published_at < rules.since:
             notes["older_than_since"] += 1
             continue
         kept.append(entry)
     return kept
+
+
+def _not_after(when: datetime | None, latest: datetime) -> datetime | None:
+    return None if when is not None and when > latest else when
 
 
 def same_site(url: str, other: str) -> bool:

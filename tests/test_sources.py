@@ -265,3 +265,14 @@ def test_feeds_file_source_keys(tmp_path):
         with pytest.raises(FeedsFileError, match=reason) as raised:
             load_feeds(path)
         assert raised.value.line == 4
+
+
+def test_new_rules_drop_the_validators(conn):
+    feed = ("https://a.example/sitemap.xml", None, 900, None, True, None, None, None, 172800.0)
+    db.sync_feeds(conn, [feed])
+    conn.execute("UPDATE feeds SET etag = '\"v1\"', last_modified = 'then'")
+    db.sync_feeds(conn, [(*feed[:2], 600, *feed[3:])])  # another interval: validators stay
+    assert db.list_feeds(conn)[0]["etag"] == '"v1"'
+    db.sync_feeds(conn, [(*feed[:-1], None)])  # since = "all": the next poll reads it whole
+    [row] = db.list_feeds(conn)
+    assert (row["etag"], row["last_modified"], row["since_seconds"]) == (None, None, None)
