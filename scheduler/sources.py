@@ -266,7 +266,9 @@ def w3c_date(value: object, notes: Notes) -> datetime | None:
     except ValueError:
         notes["bad_date"] += 1
         return None
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    if when.tzinfo is None:  # a date alone, or a time without a zone: taken as UTC
+        return when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)
 
 
 # --- section pages ----------------------------------------------------------------------

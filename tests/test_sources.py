@@ -276,3 +276,25 @@ def test_new_rules_drop_the_validators(conn):
     db.sync_feeds(conn, [(*feed[:-1], None)])  # since = "all": the next poll reads it whole
     [row] = db.list_feeds(conn)
     assert (row["etag"], row["last_modified"], row["since_seconds"]) == (None, None, None)
+
+
+def test_sitemap_polls_enqueue_each_url_once_and_keep_the_first_cutoff(
+        site, settings, conn, database_url):
+    from test_scheduler import fetch_queue
+
+    archive = stories(site, 3, prefix="/archive/", age=timedelta(days=30))
+    site.add("/sitemap.xml", sitemap(stories(site, 2) + archive))  # no validators
+    settings.feeds.write_text(f'[[feed]]\nurl = "{site.url("/sitemap.xml")}"\n')
+    with db.make_pool(database_url) as pool:
+        scheduler = Scheduler(settings, pool, threading.Event())
+        scheduler.sync_feeds_file()
+        with ThreadPoolExecutor(2) as executor:
+            assert scheduler.poll_due(executor) == 1
+            assert len(fetch_queue(settings)) == 2
+            site.add("/sitemap.xml", sitemap(stories(site, 3) + archive))  # one new story
+            conn.execute("UPDATE feeds SET next_check_at = now()")
+            conn.commit()
+            assert scheduler.poll_due(executor) == 1
+    assert len(fetch_queue(settings)) == 3  # the new story only: none twice, no archive
+    [feed] = db.list_feeds(conn)
+    assert feed["items_seen"] == 3 and feed["last_poll_note"] == "older_than_since=3"
