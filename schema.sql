@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS feeds (
     since_seconds       real,            -- sitemaps: take URLs dated at most this long before
                                          -- the first poll; NULL: all
     first_polled_at     timestamptz,     -- the first successful poll (fixes the `since` cutoff)
-    last_poll_note      text             -- what the last successful poll left out, and why
+    last_poll_note      text,            -- what the last successful poll left out, and why
+    sitemaps_read_until timestamptz      -- an index's child sitemaps dated up to this were read
 );
 CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_check_at) WHERE active;
 

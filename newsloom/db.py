@@ -54,7 +54,7 @@ class FeedRow:
     exclude_pattern: str | None = None
     since_seconds: float | None = None
     first_polled_at: datetime | None = None
-    last_success_at: datetime | None = None
+    sitemaps_read_until: datetime | None = None
 
 
 def sync_feeds(conn: psycopg.Connection,
@@ -116,7 +116,7 @@ def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) 
            RETURNING feeds.id, feeds.url, feeds.name, feeds.interval_seconds, feeds.etag,
                      feeds.last_modified, feeds.consecutive_errors, feeds.poll_every_seconds,
                      feeds.source_type, feeds.include_pattern, feeds.exclude_pattern,
-                     feeds.since_seconds, feeds.first_polled_at, feeds.last_success_at""",
+                     feeds.since_seconds, feeds.first_polled_at, feeds.sitemaps_read_until""",
         (lease_seconds, limit)).fetchall()
     return [FeedRow(**r) for r in rows]
 
@@ -124,7 +124,8 @@ def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) 
 def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | None,
                         last_modified: str | None, poll_every: float, next_in: float,
                         items: int, rejected_links: int, kind: str | None = None,
-                        note: str | None = None) -> None:
+                        note: str | None = None,
+                        sitemaps_read_until: datetime | None = None) -> None:
     """A poll went through; a 304 (kind None) keeps the kind and note found before."""
     conn.execute(
         """UPDATE feeds SET etag = %s, last_modified = %s, last_checked_at = now(),
@@ -133,10 +134,11 @@ def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | N
                items_seen = items_seen + %s, rejected_links = %s,
                first_polled_at = coalesce(first_polled_at, now()),
                kind = coalesce(%s, kind),
-               last_poll_note = CASE WHEN %s::text IS NULL THEN last_poll_note ELSE %s END
+               last_poll_note = CASE WHEN %s::text IS NULL THEN last_poll_note ELSE %s END,
+               sitemaps_read_until = coalesce(%s, sitemaps_read_until)
            WHERE id = %s""",
         (etag, last_modified, poll_every, next_in, items, rejected_links, kind, kind, note,
-         feed_id))
+         sitemaps_read_until, feed_id))
 
 
 def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,

@@ -24,7 +24,7 @@ ACCEPT = ("application/rss+xml, application/atom+xml, application/rdf+xml, "
           "application/feed+json, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
 MAX_INDEX_DEPTH = 3          # index -> index -> index -> sitemap, no deeper
 FUTURE_SLACK = timedelta(days=1)  # clocks and time zones; later dates are wrong
-CHILD_MARGIN = timedelta(hours=1)  # clock skew between a site's index and its sitemaps
+_FAR_PAST = datetime.min.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -34,21 +34,19 @@ class SourceRules:
     include: re.Pattern[str] | None = None  # keep only URLs it matches (any host)
     exclude: re.Pattern[str] | None = None  # drop URLs it matches
     since: datetime | None = None           # sitemaps: leave out URLs dated before
-    changed_since: datetime | None = None   # sitemap indexes: children older were read
+    read_until: datetime | None = None      # sitemap indexes: children dated so far were read
 
 
 def make_rules(source_type: str | None, include: str | None, exclude: str | None,
                since_seconds: float | None, *, first_polled_at: datetime | None = None,
-               last_success_at: datetime | None = None) -> SourceRules:
+               read_until: datetime | None = None) -> SourceRules:
     """A feed's keys for a poll. The `since` cutoff is fixed at the first poll, so later
     polls do not take the archive the first one left out either."""
     since = None
     if since_seconds is not None:
         since = (first_polled_at or datetime.now(timezone.utc)) - timedelta(seconds=since_seconds)
-    return SourceRules(
-        type=source_type, include=_compiled(include), exclude=_compiled(exclude), since=since,
-        # Child sitemaps dated before the last poll (less a margin for clocks) were read then.
-        changed_since=last_success_at - CHILD_MARGIN if last_success_at else None)
+    return SourceRules(type=source_type, include=_compiled(include), exclude=_compiled(exclude),
+                       since=since, read_until=read_until)
 
 
 @lru_cache(maxsize=4096)
@@ -67,6 +65,7 @@ class PollResult:
     max_age_seconds: float | None = None  # Cache-Control: max-age
     kind: str | None = None
     note: str | None = None       # what the poll left out, by reason
+    read_until: datetime | None = None  # an index's children dated up to this are read
 
 
 def poll_feed(client: httpx.Client, url: str, settings: Settings, *,
@@ -83,13 +82,15 @@ def poll_feed(client: httpx.Client, url: str, settings: Settings, *,
         return PollResult(True, etag, last_modified, max_age_seconds=max_age)
     doc = read_document(resp.body, resp.url, resp.headers.get("content-type", ""), rules,
                         settings)
-    entries = doc.entries
+    entries, read_until = doc.entries, None
     if doc.children:
         walk = _IndexWalk(client, settings, rules, doc.notes, {url, resp.url})
-        entries = entries + walk.read(doc.children, resp.url, depth=1)
+        children_entries, _ = walk.read(doc.children, resp.url, depth=1)
+        entries, read_until = entries + children_entries, walk.read_until
     kept = select_entries(entries, resp.url, rules, doc.kind, doc.notes)
     return PollResult(False, resp.headers.get("etag"), resp.headers.get("last-modified"), kept,
-                      doc.rejected_links, doc.ttl_seconds, max_age, doc.kind, doc.notes.describe())
+                      doc.rejected_links, doc.ttl_seconds, max_age, doc.kind, doc.notes.describe(),
+                      read_until)
 
 
 def _fetch_cap(rules: SourceRules, settings: Settings) -> int:
@@ -103,18 +104,18 @@ def read_document(body: bytes, url: str, content_type: str, rules: SourceRules,
     """The document parsed as its `type`, or as what it looks like when none is set."""
     body = sources.ungzip(body, max(settings.max_feed_bytes, settings.max_sitemap_bytes))
     found = sources.sniff(body)
+    as_sitemap = rules.type == "sitemap" or (rules.type is None and found in SITEMAP_KINDS)
+    cap = settings.max_sitemap_bytes if as_sitemap else settings.max_feed_bytes
+    if len(body) > cap:  # also once inflated
+        raise Permanent("too_large", f"more than {cap} bytes")
     if rules.type == "page":
         return sources.parse_page(body, url)
-    if rules.type == "sitemap" or (rules.type is None and found in SITEMAP_KINDS):
+    if as_sitemap:
         if found not in SITEMAP_KINDS:
             raise Permanent("not_a_sitemap", f"the document is {_describe(found)}")
-        if len(body) > settings.max_sitemap_bytes:
-            raise Permanent("too_large", f"more than {settings.max_sitemap_bytes} bytes")
         return sources.parse_sitemap(body, url, settings.max_sitemap_urls)
     if found == "html":
         raise Permanent("not_a_feed", 'an HTML page (set type = "page" to follow its links)')
-    if len(body) > settings.max_feed_bytes:
-        raise Permanent("too_large", f"more than {settings.max_feed_bytes} bytes")
     if found == "json":
         return sources.parse_json_feed(body, url)
     return sources.parse_feed(body, url, content_type)
@@ -126,38 +127,51 @@ def _describe(found: str) -> str:
 
 
 class _IndexWalk:
-    """Reads the sitemaps an index lists, depth-first, each URL at most once per poll."""
+    """Reads the sitemaps an index lists, depth-first, each URL at most once per poll.
+
+    Children are read oldest lastmod first (undated ones, which cannot be skipped, before
+    them), and `read_until` moves to the lastmod of each top-level child read whole. The
+    next poll skips children dated up to it, so a budget or a child that failed for now
+    leaves the rest for the next poll instead of losing them.
+    """
 
     def __init__(self, client: httpx.Client, settings: Settings, rules: SourceRules,
                  notes: Notes, visited: set[str]):
         self.client, self.settings, self.rules, self.notes = client, settings, rules, notes
         self.visited = visited
         self.budget = settings.sitemap_children_per_poll
+        self.read_until = rules.read_until
+        self.skip_until = max(rules.since or _FAR_PAST, rules.read_until or _FAR_PAST)
 
-    def read(self, children: list[ChildSitemap], index_url: str, depth: int) -> list[FeedEntry]:
+    def read(self, children: list[ChildSitemap], index_url: str,
+             depth: int) -> tuple[list[FeedEntry], bool]:
+        """The children's entries, and whether every child was read or is not to be read."""
         entries: list[FeedEntry] = []
-        # Newest first, undated ones before all, so the budget goes to what changed.
-        far_past = datetime.min.replace(tzinfo=timezone.utc)
-        for child in sorted(children, key=lambda c: c.lastmod or datetime.max.replace(
-                tzinfo=timezone.utc), reverse=True):
+        whole = True
+        for child in sorted(children, key=lambda c: c.lastmod or _FAR_PAST):
+            done = True
             if child.url in self.visited:
                 self.notes["sitemap_loop"] += 1
             elif not same_site(index_url, child.url):
                 self.notes["child_other_host"] += 1
-            elif child.lastmod and child.lastmod < max(self.rules.since or far_past,
-                                                       self.rules.changed_since or far_past):
+            elif child.lastmod and child.lastmod <= self.skip_until:
                 self.notes["child_unchanged"] += 1
             elif depth > MAX_INDEX_DEPTH:
                 self.notes["index_too_deep"] += 1
             elif self.budget <= 0:
                 self.notes["children_left_for_later"] += 1
+                done = False
             else:
                 self.budget -= 1
                 self.visited.add(child.url)
-                entries += self._read_child(child.url, depth)
-        return entries
+                found, done = self._read_child(child.url, depth)
+                entries += found
+            whole = whole and done
+            if whole and depth == 1 and child.lastmod:
+                self.read_until = max(self.read_until or _FAR_PAST, child.lastmod)
+        return entries, whole
 
-    def _read_child(self, url: str, depth: int) -> list[FeedEntry]:
+    def _read_child(self, url: str, depth: int) -> tuple[list[FeedEntry], bool]:
         try:
             resp = web.get(self.client, url, self.settings,
                            max_bytes=self.settings.max_sitemap_bytes,
@@ -165,13 +179,14 @@ class _IndexWalk:
             doc = read_document(resp.body, resp.url, "", SourceRules(type="sitemap"),
                                 self.settings)
         except (Permanent, Transient, httpx.HTTPError) as exc:
-            # One bad child loses only its own URLs.
+            # One bad child loses only its own URLs; one that may work later is read again.
             self.notes[f"child_{getattr(exc, 'reason', None) or type(exc).__name__}"] += 1
-            return []
+            return [], isinstance(exc, Permanent)
         self.notes.update(doc.notes)
         if doc.rejected_links:
             self.notes["rejected_links"] += doc.rejected_links
-        return doc.entries + self.read(doc.children, resp.url, depth + 1)
+        found, whole = self.read(doc.children, resp.url, depth + 1)
+        return doc.entries + found, whole
 
 
 def select_entries(entries: list[FeedEntry], doc_url: str, rules: SourceRules, kind: str,

@@ -113,7 +113,7 @@ class Scheduler:
                                    last_modified=result.last_modified, poll_every=poll_every,
                                    next_in=next_in, items=len(new_ids),
                                    rejected_links=result.rejected_links, kind=result.kind,
-                                   note=result.note)
+                                   note=result.note, sitemaps_read_until=result.read_until)
         logger.info("feed polled", feed=feed.url, kind=result.kind,
                     not_modified=result.not_modified, entries=len(result.entries),
                     new=len(new_ids), rejected_links=result.rejected_links, left_out=result.note)
@@ -134,7 +134,7 @@ class Scheduler:
 def feed_rules(feed: db.FeedRow) -> SourceRules:
     return make_rules(feed.source_type, feed.include_pattern, feed.exclude_pattern,
                       feed.since_seconds, first_polled_at=feed.first_polled_at,
-                      last_success_at=feed.last_success_at)
+                      read_until=feed.sitemaps_read_until)
 
 
 def _mtime(path: Path) -> tuple[int, int] | None:

@@ -125,10 +125,34 @@ def test_index_reads_only_children_changed_since_last_poll(site, client, setting
                                           (site.url("/new.xml"), NOW)]))
     site.add("/old.xml", sitemap(stories(site, 1, prefix="/old/", age=timedelta(days=3))))
     site.add("/new.xml", sitemap(stories(site, 1, prefix="/new/")))
-    rules = SourceRules(changed_since=NOW - timedelta(days=1))
+    rules = SourceRules(read_until=NOW - timedelta(days=3))
     result = poll_feed(client, site.url("/index.xml"), settings, rules=rules)
     assert [e.url for e in result.entries] == [site.url("/new/0")]
     assert site.hits("/old.xml") == 0 and result.note == "child_unchanged=1"
+    assert result.read_until == NOW
+
+
+def test_index_budget_and_failures_leave_children_for_the_next_poll(site, client, settings):
+    days = [NOW - timedelta(days=d) for d in (3, 2, 1)]
+    site.add("/index.xml", sitemap_index([(site.url(f"/s{i}.xml"), day)
+                                          for i, day in enumerate(days)]))
+    for i in range(3):
+        site.add(f"/s{i}.xml", sitemap(stories(site, 1, prefix=f"/s{i}/")))
+    site.add("/s1.xml", "busy", status=503)
+    one_a_poll = settings.model_copy(update={"sitemap_children_per_poll": 1})
+    first = poll_feed(client, site.url("/index.xml"), one_a_poll)
+    assert [e.url for e in first.entries] == [site.url("/s0/0")]  # the oldest first
+    assert first.read_until == days[0] and first.note == "children_left_for_later=2"
+    # s1 fails for now: s2 is read, but the mark stays before s1, so s1 is tried again.
+    second = poll_feed(client, site.url("/index.xml"), settings,
+                       rules=SourceRules(read_until=first.read_until))
+    assert [e.url for e in second.entries] == [site.url("/s2/0")]
+    assert second.read_until == days[0] and "child_Transient=1" in second.note
+    site.add("/s1.xml", sitemap(stories(site, 1, prefix="/s1/")))
+    third = poll_feed(client, site.url("/index.xml"), settings,
+                      rules=SourceRules(read_until=second.read_until))
+    assert {e.url for e in third.entries} == {site.url("/s1/0"), site.url("/s2/0")}
+    assert third.read_until == days[2]
 
 
 def test_since_leaves_out_older_urls(site, client, settings):

@@ -8,6 +8,7 @@ ALTER TABLE feeds ADD COLUMN IF NOT EXISTS exclude_pattern text;
 ALTER TABLE feeds ADD COLUMN IF NOT EXISTS since_seconds real;
 ALTER TABLE feeds ADD COLUMN IF NOT EXISTS first_polled_at timestamptz;
 ALTER TABLE feeds ADD COLUMN IF NOT EXISTS last_poll_note text;
+ALTER TABLE feeds ADD COLUMN IF NOT EXISTS sitemaps_read_until timestamptz;
 ALTER TABLE urls ADD COLUMN IF NOT EXISTS entry_title text;
 -- Feeds read before this migration have had their first poll.
 UPDATE feeds SET first_polled_at = created_at
