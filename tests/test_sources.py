@@ -322,3 +322,19 @@ def test_sitemap_polls_enqueue_each_url_once_and_keep_the_first_cutoff(
     assert len(fetch_queue(settings)) == 3  # the new story only: none twice, no archive
     [feed] = db.list_feeds(conn)
     assert feed["items_seen"] == 3 and feed["last_poll_note"] == "older_than_since=3"
+
+
+def test_entry_title_stands_in_for_a_page_without_one(ctx, site):
+    from site_fixture import seed_article
+    from support import run_steps
+
+    _, paragraphs = seed_article()
+    site.add("/untitled", "<html><body><article>" + "".join(f"<p>{p}</p>" for p in paragraphs)
+             + "</article></body></html>")
+    with ctx.pool.connection() as conn:
+        [url_id] = db.record_new_urls(conn, None, [(site.url("/untitled"), NOW, None,
+                                                    "Title from the news sitemap")])
+    assert run_steps(ctx, url_id)["state"] == "stored"
+    with ctx.pool.connection() as conn:
+        article = conn.execute("SELECT title, published_at FROM articles").fetchone()
+    assert article["title"] == "Title from the news sitemap"
