@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -338,3 +342,14 @@ def test_entry_title_stands_in_for_a_page_without_one(ctx, site):
     with ctx.pool.connection() as conn:
         article = conn.execute("SELECT title, published_at FROM articles").fetchone()
     assert article["title"] == "Title from the news sitemap"
+
+
+def test_sources_bench_runs(servers):
+    """bench/sources.py at a tiny size (`make bench-sources` runs it at size)."""
+    bench = Path(__file__).parent.parent / "bench" / "sources.py"
+    env = {**os.environ, "DATABASE_URL": servers[0], "REDIS_URL": servers[1]}
+    result = subprocess.run([sys.executable, str(bench), "--sitemaps", "4", "--urls", "20",
+                             "--memory-urls", "500"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "unchanged, no ETag" in result.stdout and "count only" in result.stdout
