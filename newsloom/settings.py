@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     # Comma-separated spaCy labels to keep; numeric ones (DATE, CARDINAL, ...) are left out.
     entity_labels: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ENTITY_LABELS
     min_text_chars: int = Field(200, ge=0)
+    # Sources beyond RSS (issue 12): the sitemap protocol's caps per document (a sitemap
+    # over them is read up to the cap and the feed row says so), and how many child
+    # sitemaps of an index one poll reads (those dated since the last poll come first).
+    max_sitemap_bytes: int = Field(50_000_000, gt=0)
+    max_sitemap_urls: int = Field(50_000, gt=0)
+    sitemap_children_per_poll: int = Field(50, gt=0)
 
     @field_validator("spacy_models", mode="before")
     @classmethod

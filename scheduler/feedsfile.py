@@ -18,7 +18,10 @@ from lxml import etree
 from newsloom.errors import FeedsFileError
 from newsloom.settings import parse_duration
 
-FEED_KEYS = {"url", "name", "interval", "host_delay", "robots"}
+FEED_KEYS = {"url", "name", "interval", "host_delay", "robots", "type", "include", "exclude",
+             "since"}
+SOURCE_TYPES = ("feed", "sitemap", "page")
+DEFAULT_SINCE = 2 * 86400.0  # a sitemap's first poll takes URLs of the last two days
 DEFAULT_KEYS = {"interval", "host_delay", "robots"}
 TOP_KEYS = {"defaults", "feed"}
 _TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
@@ -31,6 +34,10 @@ class FeedConfig:
     interval: float                  # seconds between polls
     host_delay: float | None = None  # seconds between article requests to a host; None: the setting
     robots: bool = True              # obey robots.txt (turn off only for sites you own)
+    type: str | None = None          # feed, sitemap or page; None: detected from the document
+    include: str | None = None       # regex searched in each entry URL: keep only matches
+    exclude: str | None = None       # regex searched in each entry URL: drop matches
+    since: float | None = DEFAULT_SINCE  # sitemaps: seconds before the first poll; None: all
 
 
 def load_feeds(path: Path, default_interval: float = 900.0) -> list[FeedConfig]:
@@ -92,9 +99,13 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
                                  "name must be a string")
         interval = (_interval(path, lines.key("interval", "feed", index) or line, entry["interval"])
                     if "interval" in entry else default_interval)
-        host_delay, robots = _politeness(path, entry, lambda key: lines.key(key, "feed", index) or line,
-                                         *base)
-        feeds.append(FeedConfig(url, name, interval, host_delay, robots))
+
+        def line_of(key: str, index: int = index, line: int | None = line) -> int | None:
+            return lines.key(key, "feed", index) or line
+
+        host_delay, robots = _politeness(path, entry, line_of, *base)
+        feeds.append(FeedConfig(url, name, interval, host_delay, robots,
+                                **_source_keys(path, entry, line_of)))
     return feeds
 
 
@@ -115,6 +126,38 @@ def _politeness(path: Path, table: dict, line_of, host_delay: float | None,
         if not isinstance(robots, bool):
             raise FeedsFileError(str(path), line_of("robots"), "robots must be true or false")
     return host_delay, robots
+
+
+def _source_keys(path: Path, table: dict, line_of) -> dict:
+    """type, include, exclude and since of a [[feed]], checked."""
+    keys: dict = {}
+    if "type" in table:
+        if table["type"] not in SOURCE_TYPES:
+            raise FeedsFileError(str(path), line_of("type"),
+                                 f"type must be one of {', '.join(SOURCE_TYPES)}, "
+                                 f"got {table['type']!r}")
+        keys["type"] = table["type"]
+    for key in ("include", "exclude"):
+        if key in table:
+            keys[key] = _pattern(path, line_of(key), key, table[key])
+    if "since" in table:
+        since = table["since"]
+        try:
+            keys["since"] = None if since == "all" else parse_duration(since)
+        except ValueError as exc:
+            raise FeedsFileError(str(path), line_of("since"),
+                                 f'bad since: {exc} (or "all")') from None
+    return keys
+
+
+def _pattern(path: Path, line: int | None, key: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise FeedsFileError(str(path), line, f"{key} must be a non-empty regular expression")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise FeedsFileError(str(path), line, f"bad {key} regular expression: {exc}") from None
+    return value
 
 
 class _TomlLines:

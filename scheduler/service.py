@@ -15,7 +15,7 @@ from newsloom import db, log, metrics, queue, web
 from newsloom.errors import FeedsFileError
 from newsloom.retry import TRANSIENT_EXCEPTIONS, feed_backoff
 from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
-from newsloom.scheduler.poll import poll_feed
+from newsloom.scheduler.poll import SourceRules, make_rules, poll_feed
 from newsloom.scheduler.timing import adapted_interval, next_poll_in
 from newsloom.settings import Settings
 
@@ -61,8 +61,8 @@ class Scheduler:
     def sync_feeds(self, feeds: list[FeedConfig]) -> None:
         self._feeds_mtime = _mtime(self.settings.feeds)
         with self.pool.connection() as conn:
-            db.sync_feeds(conn, [(f.url, f.name, max(1, round(f.interval)), f.host_delay, f.robots)
-                                 for f in feeds])
+            db.sync_feeds(conn, [(f.url, f.name, max(1, round(f.interval)), f.host_delay, f.robots,
+                                  f.type, f.include, f.exclude, f.since) for f in feeds])
         logger.info("feeds synced", feeds=len(feeds), file=str(self.settings.feeds))
 
     def reload_feeds(self) -> None:
@@ -87,8 +87,8 @@ class Scheduler:
         interval = float(feed.interval_seconds)
         try:
             with metrics.FEED_POLL_SECONDS.time():
-                result = poll_feed(self.http, feed.url, self.settings, etag=feed.etag,
-                                   last_modified=feed.last_modified)
+                result = poll_feed(self.http, feed.url, self.settings, rules=feed_rules(feed),
+                                   etag=feed.etag, last_modified=feed.last_modified)
             with self.pool.connection() as conn:
                 new_ids = db.record_new_urls(conn, feed.id, result.entries,
                                               self.settings.refresh_min_age)
@@ -112,10 +112,11 @@ class Scheduler:
             db.record_poll_success(conn, feed.id, etag=result.etag,
                                    last_modified=result.last_modified, poll_every=poll_every,
                                    next_in=next_in, items=len(new_ids),
-                                   rejected_links=result.rejected_links)
-        logger.info("feed polled", feed=feed.url, not_modified=result.not_modified,
-                    entries=len(result.entries), new=len(new_ids),
-                    rejected_links=result.rejected_links)
+                                   rejected_links=result.rejected_links, kind=result.kind,
+                                   note=result.note, sitemaps_read_until=result.read_until)
+        logger.info("feed polled", feed=feed.url, kind=result.kind,
+                    not_modified=result.not_modified, entries=len(result.entries),
+                    new=len(new_ids), rejected_links=result.rejected_links, left_out=result.note)
 
     def reconcile(self) -> None:
         """Resend URLs in flight for longer than the visibility timeout: their message is lost."""
@@ -128,6 +129,12 @@ class Scheduler:
                 queue.enqueue_process(row["id"], self.celery)
         if stale:
             logger.warning("resent lost messages", urls=len(stale))
+
+
+def feed_rules(feed: db.FeedRow) -> SourceRules:
+    return make_rules(feed.source_type, feed.include_pattern, feed.exclude_pattern,
+                      feed.since_seconds, first_polled_at=feed.first_polled_at,
+                      read_until=feed.sitemaps_read_until)
 
 
 def _mtime(path: Path) -> tuple[int, int] | None:

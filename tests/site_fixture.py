@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -182,6 +182,44 @@ def opml(feeds: list[tuple[str, str]]) -> str:
             f'</head><body><outline text="News" title="News">\n{outlines}</outline></body></opml>\n')
 
 
+def _w3c(when: datetime | None) -> str:
+    return when.isoformat() if when else ""
+
+
+def sitemap(items: list[FeedItem], *, news: bool = False) -> str:
+    """A sitemap of the items' URLs (lastmod from `published`); with `news`, a Google
+    News sitemap (publication date and title in news:news)."""
+    ns = ' xmlns:news="http://www.google.com/schemas/sitemap-news/0.9"' if news else ""
+    urls = "".join(
+        f"<url><loc>{escape(i.url)}</loc>"
+        + (f"<lastmod>{_w3c(i.published)}</lastmod>" if i.published and not news else "")
+        + ("<news:news><news:publication><news:name>The Daily Loom</news:name>"
+           "<news:language>en</news:language></news:publication>"
+           f"<news:publication_date>{_w3c(i.published)}</news:publication_date>"
+           f"<news:title>{escape(i.title)}</news:title></news:news>" if news else "")
+        + "</url>\n" for i in items)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"{ns}>\n{urls}</urlset>\n')
+
+
+def sitemap_index(sitemaps: list[tuple[str, datetime | None]]) -> str:
+    entries = "".join(f"<sitemap><loc>{escape(url)}</loc>"
+                      + (f"<lastmod>{_w3c(when)}</lastmod>" if when else "") + "</sitemap>\n"
+                      for url, when in sitemaps)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex '
+            f'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{entries}</sitemapindex>\n')
+
+
+def section_page(links: list[tuple[str, str]], *, title: str = "World") -> str:
+    """A section front: navigation, the section's story links, a footer."""
+    stories = "".join(f'<li><a href="{escape(url)}">{escape(text)}</a></li>\n'
+                      for url, text in links)
+    return (f"<!DOCTYPE html><html><head><title>{escape(title)}</title></head><body>"
+            '<nav><a href="/">Home</a> <a href="/world/">World</a> <a href="/about">About</a>'
+            f"</nav><main><h1>{escape(title)}</h1><ul>\n{stories}</ul></main>"
+            '<footer><a href="/privacy">Privacy</a></footer></body></html>\n')
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -329,3 +367,29 @@ def synthetic_article(index: int, paragraphs: int = 8) -> tuple[str, list[str]]:
     body = [" ".join(rng.sample(sentences, rng.randint(3, 5))) for _ in range(paragraphs)]
     body[0] = f"Report {index}: " + body[0]  # no two articles share a text
     return title, body
+
+
+def serve_sources_site(site: FixtureSite, stories: int = 6) -> dict[str, str]:
+    """A news site without RSS: its stories are listed by a sitemap index (two child
+    sitemaps, one gzip-compressed), a Google News sitemap and a section page, overlapping,
+    so every story is reachable from two or three of them. Returns {story URL: title}."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    served: dict[str, str] = {}
+    items = []
+    for index in range(stories):
+        title, paragraphs = synthetic_article(10_000 + index)
+        path = f"/world/{now:%Y/%m/%d}/story-{index}"
+        site.add(path, article_html(title, paragraphs, published=now.isoformat(),
+                                    canonical=None))
+        served[site.url(path)] = title
+        items.append(FeedItem(site.url(path), title, published=now - timedelta(hours=index)))
+    half = stories // 2
+    site.add("/sitemaps/part-1.xml", sitemap(items[:half]))
+    site.add("/sitemaps/part-2.xml.gz", gzip.compress(sitemap(items[half:]).encode()),
+             content_type="application/gzip")
+    site.add("/sitemap_index.xml", sitemap_index([(site.url("/sitemaps/part-1.xml"), now),
+                                                  (site.url("/sitemaps/part-2.xml.gz"), now)]))
+    site.add("/news-sitemap.xml", sitemap(items[: half + 1], news=True),
+             content_type="application/xml")
+    site.add("/world/", section_page([(item.url, item.title) for item in items[half - 1:]]))
+    return served

@@ -47,7 +47,7 @@ def test_add_tries_common_paths(site, settings, app_env):
 def test_add_without_a_feed_says_so(site, settings, app_env):
     site.add("/", home_page())
     result = newsloom(app_env, "feeds", "add", site.url("/"))
-    assert result.returncode == 2 and "no RSS or Atom feed found" in result.stderr
+    assert result.returncode == 2 and "no RSS, Atom or JSON feed found" in result.stderr
     assert not settings.feeds.exists()
 
 
@@ -84,3 +84,46 @@ def test_list_shows_health(site, settings, app_env, conn):
     assert feed["consecutive_errors"] == 2 and feed["last_error"] == "Transient: HTTP 503"
     table = newsloom(app_env, "feeds", "list")
     assert table.returncode == 0 and "Loom" in table.stdout
+
+
+def test_add_proposes_the_sites_sitemaps(site, settings, app_env):
+    from site_fixture import sitemap
+
+    site.add("/", home_page())
+    site.add("/feed.json", json.dumps({"version": "https://jsonfeed.org/version/1.1",
+                                       "title": "Loom JSON", "items": []}))
+    site.add("/robots.txt", f"User-agent: *\nDisallow:\nSitemap: {site.url('/sitemap.xml')}\n"
+                            "sitemap: /sitemap-index.xml\n", content_type="text/plain")
+    site.add("/sitemap_news.xml", sitemap([FeedItem(site.url("/1"), "one")], news=True))
+    site.add("/news-sitemap.xml", home_page())  # an HTML page there is not proposed
+    result = newsloom(app_env, "feeds", "add", site.url("/"))
+    assert result.returncode == 0, result.stderr
+    assert load_feeds(settings.feeds)[0].url == site.url("/feed.json")
+    assert load_feeds(settings.feeds)[0].name == "Loom JSON"
+    assert result.stdout.split("sitemaps")[1].split()[-3:] == [
+        site.url("/sitemap.xml"), site.url("/sitemap-index.xml"), site.url("/sitemap_news.xml")]
+    # A sitemap's own URL is added as it is.
+    added = newsloom(app_env, "feeds", "add", site.url("/sitemap_news.xml"))
+    assert added.returncode == 0, added.stderr
+    assert load_feeds(settings.feeds)[1].url == site.url("/sitemap_news.xml")
+
+
+def test_check_and_list_show_kinds(site, settings, app_env, tmp_path, conn):
+    from newsloom import db
+    from site_fixture import sitemap
+
+    site.add("/rss", rss2([FeedItem(site.url("/1"), "one")], title="T", link=site.url("/")))
+    site.add("/sitemap.xml", sitemap([FeedItem(site.url("/2"), "two")], news=True))
+    path = tmp_path / "check.toml"
+    path.write_text(f'[[feed]]\nurl = "{site.url("/rss")}"\n\n'
+                    f'[[feed]]\nurl = "{site.url("/sitemap.xml")}"\nsince = "all"\n')
+    result = newsloom(app_env, "feeds", "check", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [(r["kind"], r["entries"]) for r in json.loads(result.stdout)] == [
+        ("rss20", 1), ("news_sitemap", 1)]
+    db.sync_feeds(conn, [(site.url("/sitemap.xml"), "Map", 900, None, True)])
+    conn.execute("UPDATE feeds SET kind = 'news_sitemap', last_poll_note = 'other_host=2'")
+    [feed] = json.loads(newsloom(app_env, "feeds", "list", "--json").stdout)
+    assert (feed["kind"], feed["last_poll_note"]) == ("news_sitemap", "other_host=2")
+    wide = newsloom({**app_env, "COLUMNS": "250"}, "feeds", "list")
+    assert "news_sitemap" in wide.stdout and "other_host=2" in wide.stdout

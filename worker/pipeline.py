@@ -111,19 +111,21 @@ def _wait_for_host(ctx: Context, host: str, delay: float, not_before: float | No
 
 
 def analyse(ctx: Context, raw: dict, entry_published_at=None):
-    """Extract, dedupe keys and tag a kept page: (ArticleKeys, article content, entities)."""
+    """Extract, dedupe keys and tag a kept page: (ArticleKeys, article content, entities).
+    The feed entry's date and title (a news sitemap's) stand in for those the page lacks."""
     html = zlib.decompress(raw["html_zlib"])
     extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars)
+    title = extracted.title or raw.get("entry_title")
     keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
     nlp = ctx.models.for_language(extracted.language)
     if nlp is None:
         entities, skipped = [], f"no spaCy model for language {extracted.language!r}"
     else:
-        [entities] = tag(nlp, [f"{extracted.title or ''}\n\n{extracted.text}"],
+        [entities] = tag(nlp, [f"{title or ''}\n\n{extracted.text}"],
                          ctx.settings.entity_labels)
         skipped = None
     content = {
-        "title": extracted.title, "author": extracted.author,
+        "title": title, "author": extracted.author,
         "published_at": extracted.published_at or entry_published_at,
         "language": extracted.language, "text": extracted.text,
         "site_name": extracted.site_name, "description": extracted.description,

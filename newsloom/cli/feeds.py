@@ -25,11 +25,13 @@ def feeds_list(as_json: JsonOption = False) -> None:
         output.print_json(rows)
         return
     output.print_table(f"{len(rows)} feed(s)",
-                 ["feed", "active", "last success", "last error", "errors in a row",
-                  "next check", "polled every", "items seen"],
-                 [[r["name"] or r["url"], "yes" if r["active"] else "no", r["last_success_at"],
+                 ["feed", "kind", "active", "last success", "last error", "errors in a row",
+                  "next check", "polled every", "items seen", "left out"],
+                 [[r["name"] or r["url"], r["kind"] or r["source_type"] or "",
+                   "yes" if r["active"] else "no", r["last_success_at"],
                    (r["last_error"] or "")[:60], r["consecutive_errors"], r["next_check_at"],
-                   f"{r['poll_every_seconds'] or r['interval_seconds']:.0f}s", r["items_seen"]]
+                   f"{r['poll_every_seconds'] or r['interval_seconds']:.0f}s", r["items_seen"],
+                   (r["last_poll_note"] or "")[:60]]
                   for r in rows])
 
 
@@ -40,19 +42,23 @@ def feeds_check(path: Annotated[Path, typer.Argument(metavar="FILE")], as_json: 
 
     from newsloom import web
     from newsloom.scheduler.feedsfile import load_feeds
-    from newsloom.scheduler.poll import poll_feed
+    from newsloom.scheduler.poll import make_rules, poll_feed
 
     settings = base.settings_for_command()
     feeds = load_feeds(path, settings.default_interval)
 
     def probe(feed) -> dict:
         try:
-            result = poll_feed(client, feed.url, settings)
+            result = poll_feed(client, feed.url, settings, rules=make_rules(
+                feed.type, feed.include, feed.exclude, feed.since))
         except Exception as exc:  # noqa: BLE001 - each feed's problem is reported, not raised
-            return {"url": feed.url, "ok": False, "entries": None, "error": f"{type(exc).__name__}: {exc}"}
-        return {"url": feed.url, "ok": True, "entries": len(result.entries),
-                "error": None if not result.rejected_links else
-                f"{result.rejected_links} entries without a usable link"}
+            return {"url": feed.url, "ok": False, "kind": feed.type, "entries": None,
+                    "error": f"{type(exc).__name__}: {exc}"}
+        problems = [f"{result.rejected_links} entries without a usable link"
+                    ] if result.rejected_links else []
+        return {"url": feed.url, "ok": True, "kind": result.kind, "entries": len(result.entries),
+                "error": "; ".join(problems + ([f"left out: {result.note}"] if result.note
+                                               else [])) or None}
 
     with web.make_client(settings) as client, ThreadPoolExecutor(settings.poll_concurrency) as pool:
         results = list(output.progress(pool.map(probe, feeds), len(feeds), "probing"))
@@ -60,8 +66,9 @@ def feeds_check(path: Annotated[Path, typer.Argument(metavar="FILE")], as_json: 
         output.print_json(results)
     else:
         output.print_table(f"{path}: {len(feeds)} feed(s), {sum(not r['ok'] for r in results)} failing",
-                     ["feed", "ok", "entries", "problem"],
-                     [[r["url"], "yes" if r["ok"] else "NO", r["entries"], r["error"]] for r in results])
+                     ["feed", "kind", "ok", "entries", "problem"],
+                     [[r["url"], r["kind"] or "", "yes" if r["ok"] else "NO", r["entries"],
+                       r["error"]] for r in results])
     if not all(r["ok"] for r in results):
         raise typer.Exit(1)
 
@@ -71,7 +78,7 @@ def feeds_add(url: Annotated[str, typer.Argument(help="A feed's URL or a site's 
               name: Annotated[str | None, typer.Option(help="Name to list it under.")] = None) -> None:
     """Find a site's feed and add it to the feeds file (NEWSLOOM_FEEDS)."""
     from newsloom import web
-    from newsloom.scheduler.discover import discover_feed
+    from newsloom.scheduler.discover import discover_feed, discover_sitemaps
     from newsloom.scheduler.feedsfile import append_feed
 
     settings = base.settings_for_command()
@@ -79,6 +86,10 @@ def feeds_add(url: Annotated[str, typer.Argument(help="A feed's URL or a site's 
         url = "https://" + url
     with web.make_client(settings) as client:
         feed_url, title = discover_feed(client, url, settings)
+        sitemaps = [s for s in discover_sitemaps(client, url, settings) if s != feed_url]
     append_feed(settings.feeds, feed_url, name or title)
     typer.echo(f"added {feed_url}" + (f" ({name or title})" if name or title else "")
                + f" to {settings.feeds}")
+    if sitemaps:
+        typer.echo("the site's sitemaps (add one with `newsloom feeds add URL`):\n  "
+                   + "\n  ".join(sitemaps))
