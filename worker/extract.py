@@ -19,7 +19,9 @@ from trafilatura.utils import load_html
 from newsloom.errors import Permanent
 from newsloom.worker import metadata
 
-EXTRACTOR = f"trafilatura {trafilatura.__version__}"
+# The metadata stage's version is part of it, so `newsloom reprocess` fills what it adds.
+METADATA_VERSION = 1
+EXTRACTOR = f"trafilatura {trafilatura.__version__}; metadata {METADATA_VERSION}"
 # Keep the time of day and the zone when the page gives them (the default keeps the day only).
 _DATE_PARAMS = {"original_date": True, "extensive_search": True,
                 "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
