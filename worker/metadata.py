@@ -89,21 +89,17 @@ class Metadata:
     def has_time(self) -> bool:
         """A publication time of day from the page's own structured data or meta tags:
         then the costlier search of the whole page for a date is not needed."""
-        return self.published_at is not None and self.published_at_source not in (None, "feed")
+        return self.published_at is not None and not _is_day_only(self.published_at)
 
 
 def from_structured_data(tree: HtmlElement, url: str, fetched_at: datetime) -> Metadata:
     """What the page declares about its article, before any text extraction."""
     article = _article_object(_json_ld_objects(tree), url)
     meta = _meta_tags(tree)
-    published, source = _first_date(
-        [("json-ld", article.get("datePublished")), ("json-ld", article.get("dateCreated"))]
-        + [(f"meta:{name}", meta.get(name)) for name in _PUBLISHED_META]
-        + [("microdata", _itemprop(tree, "datePublished"))], fetched_at)
-    modified, _ = _first_date(
-        [("json-ld", article.get("dateModified"))]
-        + [(f"meta:{name}", meta.get(name)) for name in _MODIFIED_META]
-        + [("microdata", _itemprop(tree, "dateModified"))], fetched_at)
+    published, source = _first_date(_date_candidates(
+        tree, article, meta, ("datePublished", "dateCreated"), _PUBLISHED_META), fetched_at)
+    modified, _ = _first_date(_date_candidates(
+        tree, article, meta, ("dateModified",), _MODIFIED_META), fetched_at)
     declared_modified = parse_date(article.get("dateModified"))
     if source == "json-ld" and published and declared_modified and declared_modified < published:
         # The article "modified" before it was published: the publication time is a later
@@ -252,6 +248,17 @@ def _sane(value: datetime | None, fetched_at: datetime,
     return value
 
 
+def _date_candidates(tree: HtmlElement, article: dict, meta: dict[str, str],
+                     properties: tuple[str, ...],
+                     meta_names: tuple[str, ...]) -> Iterator[tuple[str, object]]:
+    """(source, value) in order of trust; microdata last, searched only when needed."""
+    for name in properties:
+        yield "json-ld", article.get(name)
+    for name in meta_names:
+        yield f"meta:{name}", meta.get(name)
+    yield "microdata", _itemprop(tree, properties[0])
+
+
 def _first_date(candidates: Iterable[tuple[str, object]],
                 fetched_at: datetime) -> tuple[datetime | None, str | None]:
     """The first sane date; a day without a time of day gives way to a later candidate
@@ -263,6 +270,8 @@ def _first_date(candidates: Iterable[tuple[str, object]],
         parsed = _sane(parse_date(value), fetched_at, earliest)
         if parsed is not None:
             found.append((parsed, source))
+            if not _is_day_only(found[0][0]):
+                break  # a time of day: the later candidates cannot change the answer
     if not found:
         return None, None
     first, source = found[0]
@@ -340,11 +349,13 @@ def _strip_site_name(title: str | None, site: str | None) -> str | None:
 # --- authors ---------------------------------------------------------------------------
 
 def _authors(article: dict, meta: dict[str, str]) -> list[str]:
+    """The article's Person authors in its JSON-LD, else the meta tags' bylines."""
     declared = article.get("author") or article.get("creator")
     people = [_name_of(a) for a in (declared if isinstance(declared, list) else [declared])
-              if a and not (isinstance(a, dict) and _types(a) and not _types(a) & _PERSON_TYPES)]
-    return person_names(p for p in people if p) or person_names(v for v in (meta.get(n) for n in _AUTHOR_META)
-                        if v and not v.startswith(("http://", "https://")))
+              if a and not (isinstance(a, dict) and _types(a) - _PERSON_TYPES)]
+    bylines = [v for v in (meta.get(n) for n in _AUTHOR_META)
+               if v and not v.startswith(("http://", "https://"))]  # article:author as a URL
+    return person_names(p for p in people if p) or person_names(bylines)
 
 
 def person_names(bylines: Iterable[str]) -> list[str]:
