@@ -102,6 +102,21 @@ def test_meta_tags_when_there_is_no_json_ld():
     assert found.is_paywalled
 
 
+def test_odd_structured_data_is_survived():
+    commented = ('<script type="application/ld+json"><!-- {"@type": "NewsArticle", '
+                 '"datePublished": "Tue Nov 19 2019 03:05:46 GMT+0000 (UTC)"} --></script>')
+    found = _found(_page(commented))
+    assert found.published_at == datetime(2019, 11, 19, 3, 5, 46, tzinfo=timezone.utc)
+    junk = ('<script type="application/ld+json">{not json</script>'
+            + _json_ld([{"@type": 7, "url": "http://[broken", "author": {"name": 3}},
+                        {"@type": "Article", "headline": {"x": 1}, "datePublished": ["soon"],
+                         "keywords": [{"a": 1}], "mainEntityOfPage": ["x"],
+                         "author": [None, "", {"@type": "Person"}]}]))
+    found = _found(_page(junk))
+    assert (found.published_at, found.authors, found.keywords) == (None, [], [])
+    assert found.title == "Storm closes the harbour for a week"  # the <h1>
+
+
 @pytest.mark.parametrize("byline, names", [
     ("By Lisa Kaczke and Trevor J. Mitchell", ["Lisa Kaczke", "Trevor J. Mitchell"]),
     ("Glen Owen And Brendan Carlin For The Mail On Sunday", ["Glen Owen", "Brendan Carlin"]),

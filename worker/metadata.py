@@ -48,6 +48,7 @@ _SECTION_META = ("article:section", "parsely-section", "og:article:section")
 _KEYWORD_META = ("news_keywords", "keywords", "parsely-tags", "sailthru.tags")
 _TITLE_META = ("og:title", "twitter:title", "parsely-title", "sailthru.title", "dc.title")
 
+_WRAPPER = re.compile(r"^\s*(?:<!--|//\s*<!\[CDATA\[)|(?://\s*\]\]>|-->)\s*$")
 # Zone abbreviations seen in pages' free-form dates, as UTC offsets in seconds.
 _ZONES = {"UTC": 0, "GMT": 0, "Z": 0, "BST": 3600, "CET": 3600, "CEST": 7200, "EET": 7200,
           "EEST": 10800, "MSK": 10800, "IST": 19800, "JST": 32400, "EST": -18000,
@@ -140,8 +141,10 @@ def reconcile(found: Metadata, *, title: str | None, author: str | None,
 
 def _json_ld_objects(tree: HtmlElement) -> Iterator[dict]:
     for script in tree.xpath('//script[@type="application/ld+json"]'):
+        # Some sites wrap the JSON in an HTML comment or a CDATA section.
+        text = _WRAPPER.sub("", script.text or "")
         try:
-            data = json.loads(script.text or "", strict=False)
+            data = json.loads(text, strict=False)
         except ValueError:
             continue
         yield from _flatten(data)
@@ -162,7 +165,7 @@ def _flatten(data: object) -> Iterator[dict]:
 def _types(obj: dict) -> set[str]:
     kinds = obj.get("@type", ())
     return {str(k).rsplit("/", 1)[-1].casefold()
-            for k in ([kinds] if isinstance(kinds, str) else kinds)}
+            for k in (kinds if isinstance(kinds, list) else [kinds])}
 
 
 def _article_object(objects: Iterable[dict], url: str) -> dict:
@@ -177,10 +180,16 @@ def _article_object(objects: Iterable[dict], url: str) -> dict:
         entity = obj.get("mainEntityOfPage")
         ids = [obj.get("url"), entity if isinstance(entity, str) else
                (entity or {}).get("@id") if isinstance(entity, dict) else None]
-        return any(isinstance(i, str) and path and urlsplit(i).path.rstrip("/") == path
-                   for i in ids)
+        return any(isinstance(i, str) and path and _path(i) == path for i in ids)
 
     return max(articles, key=lambda o: (names_page(o), len(o)))
+
+
+def _path(url: str) -> str | None:
+    try:
+        return urlsplit(url).path.rstrip("/")
+    except ValueError:  # "http://[broken"
+        return None
 
 
 def _name_of(value: object) -> str | None:
@@ -396,7 +405,7 @@ def _keywords(*values: object) -> list[str]:
     for value in values:
         items = value if isinstance(value, list) else str(value or "").split(",")
         for item in items:
-            word = " ".join(str(item).split())
+            word = " ".join(item.split()) if isinstance(item, str) else ""
             if word and word.casefold() not in seen:
                 seen[word.casefold()] = word
         if seen:  # the first source that has keywords
