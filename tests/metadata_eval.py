@@ -158,8 +158,8 @@ _OTHER_LANGUAGE = {"zyte-entermedia-co-kr.html.gz", "zyte-autoracing-com-br.html
 
 
 def newsloom(html: bytes, url: str) -> Found:
-    from newsloom.worker.extract import extract
     from newsloom.errors import Permanent
+    from newsloom.worker.extract import extract
     try:
         doc = extract(html, url, min_chars=0, fetched_at=FETCHED_AT)
     except Permanent:

@@ -303,19 +303,17 @@ def _title(tree: HtmlElement, article: dict, meta: dict[str, str]) -> str | None
     unless it is the site's name, else the declared headline without the site's name."""
     site = _first_text(_name_of(article.get("publisher")), meta.get("og:site_name"))
     page_title = _first_text(*tree.xpath("//head/title/text()"))
-    declared = [_strip_site_name(t, site) for t in (
-        _first_text(article.get("headline"), article.get("name")),
-        *(meta.get(name) for name in _TITLE_META), page_title)]
-    declared = [d for d in declared if d]
-    headings = [_strip_site_name(" ".join(h.text_content().split()), site)
-                for h in tree.iter("h1")]
-    headings = [h for h in headings if h]
+    declared = [d for t in (_first_text(article.get("headline"), article.get("name")),
+                            *(meta.get(name) for name in _TITLE_META), page_title)
+                if (d := _strip_site_name(t, site))]
+    headings = [h for element in tree.iter("h1")
+                if (h := _strip_site_name(" ".join(element.text_content().split()), site))]
     for heading in headings:
         for title in declared:
             if _similar(heading, title):
                 return title if fold(title) in fold(heading) else heading
     # Parts of the <title> that are not its headline name the site or the section.
-    site_parts = {fold(p) for p in _TITLE_SEPARATORS.split(page_title or "")[1:]}
+    site_parts = {fold(p) for p in _TITLE_SEPARATORS.split(page_title or "")[2::2]}
     site_parts |= {fold(site or "")}
     if len(headings) == 1 and len(headings[0].split()) >= 3 \
             and fold(headings[0]) not in site_parts:
