@@ -138,6 +138,18 @@ CREATE INDEX IF NOT EXISTS articles_tags ON articles USING gin (tags);
 -- The feed entry's update time: a newer one makes a stored article be fetched again.
 ALTER TABLE urls ADD COLUMN IF NOT EXISTS entry_updated_at timestamptz;
 
+-- Version 3: article metadata from the page's structured data.
+ALTER TABLE articles
+    ADD COLUMN IF NOT EXISTS authors text[] NOT NULL DEFAULT '{}',   -- person names
+    ADD COLUMN IF NOT EXISTS modified_at timestamptz,
+    ADD COLUMN IF NOT EXISTS is_paywalled boolean,                  -- NULL: not yet known
+    -- Where published_at came from: json-ld, microdata, meta:NAME, htmldate or feed.
+    ADD COLUMN IF NOT EXISTS published_at_source text,
+    ADD COLUMN IF NOT EXISTS section text,
+    ADD COLUMN IF NOT EXISTS keywords text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN IF NOT EXISTS publisher text;
+CREATE INDEX IF NOT EXISTS articles_authors ON articles USING gin (authors);
+
 CREATE TABLE IF NOT EXISTS dead_letters (
     id              bigserial PRIMARY KEY,
     task            text NOT NULL,
@@ -211,5 +223,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 INSERT INTO schema_migrations (version, name) VALUES
     (1, 'baseline'),
     (2, 'drop_schema_meta'),
+    (3, 'article_metadata'),
     (6, 'source_kinds')
 ON CONFLICT (version) DO NOTHING;

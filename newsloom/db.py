@@ -273,7 +273,10 @@ def outcome_counts(conn: psycopg.Connection) -> dict[str, int]:
 # later fetch of its URL changes the text or `newsloom reprocess` extracts it again.
 ARTICLE_CONTENT = ("title", "author", "published_at", "language", "text", "site_name",
                    "description", "image_url", "tags", "fetched_at", "extractor",
-                   "content_hash", "minhash", "lsh_bands", "entities_skipped", "page_url_id")
+                   "content_hash", "minhash", "lsh_bands", "entities_skipped", "page_url_id",
+                   # article metadata (migration 0003)
+                   "authors", "modified_at", "is_paywalled", "published_at_source", "section",
+                   "keywords", "publisher")
 
 
 def find_article_candidates(conn: psycopg.Connection, *, canonical_url: str,

@@ -128,9 +128,10 @@ class Settings(BaseSettings):
 
     # Content.
     spacy_model: str = "en_core_web_sm"
-    # More models by language, "de=de_core_news_sm,fr=fr_core_news_sm". An article in a
-    # language without a model is stored without entities, the reason in entities_skipped.
-    spacy_models: Annotated[dict[str, str], NoDecode] = {}
+    # More models by language, "de=de_core_news_sm,fr=fr_core_news_sm" (a value replaces
+    # the default; French's model is in the lock). An article in a language without a model
+    # is stored without entities, the reason in entities_skipped.
+    spacy_models: Annotated[dict[str, str], NoDecode] = {"fr": "fr_core_news_sm"}
     # Comma-separated spaCy labels to keep; numeric ones (DATE, CARDINAL, ...) are left out.
     entity_labels: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ENTITY_LABELS
     min_text_chars: int = Field(200, ge=0)

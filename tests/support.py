@@ -71,7 +71,9 @@ def store_text(conn, url: str, text: str, *, title: str = "T", canonical: str | 
                "tags": [], "fetched_at": when, "extractor": "test",
                "content_hash": keys.content_hash, "minhash": keys.minhash,
                "lsh_bands": keys.lsh_bands,
-               "entities_skipped": None, "page_url_id": url_id}
+               "entities_skipped": None, "page_url_id": url_id,
+               "authors": [], "modified_at": None, "is_paywalled": None,
+               "published_at_source": None, "section": None, "keywords": [], "publisher": None}
     return store(conn, url_id=url_id, url=url, feed_id=feed_id, keys=keys, content=content,
                  entities=list(entities))
 

@@ -40,3 +40,15 @@ def test_batch_gives_one_result_per_text(nlp):
 def test_unknown_model_is_a_settings_error():
     with pytest.raises(SettingsError, match="NEWSLOOM_SPACY_MODEL"):
         load_model("no_such_model_xyz")
+
+
+def test_french_articles_get_the_french_model_and_common_labels():
+    from newsloom.settings import Settings
+    from newsloom.worker.tag import Models
+    models = Models(os.environ["NEWSLOOM_SPACY_MODEL"], Settings.model_fields["spacy_models"].default)
+    nlp = models.for_language("fr")
+    assert nlp is not None and nlp.lang == "fr"
+    [entities] = tag(nlp, ["Emmanuel Macron a rencontré Angela Merkel à Berlin mardi, selon "
+                           "l'Agence France-Presse."], DEFAULT_ENTITY_LABELS)
+    assert ("Emmanuel Macron", "PERSON", 1) in entities and ("Berlin", "LOC", 1) in entities
+    assert models.for_language("es") is None  # no model: stored without entities

@@ -114,7 +114,8 @@ def analyse(ctx: Context, raw: dict, entry_published_at=None):
     """Extract, dedupe keys and tag a kept page: (ArticleKeys, article content, entities).
     The feed entry's date and title (a news sitemap's) stand in for those the page lacks."""
     html = zlib.decompress(raw["html_zlib"])
-    extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars)
+    extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars,
+                        fetched_at=raw["fetched_at"], entry_published_at=entry_published_at)
     title = extracted.title or raw.get("entry_title")
     keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
     nlp = ctx.models.for_language(extracted.language)
@@ -125,8 +126,11 @@ def analyse(ctx: Context, raw: dict, entry_published_at=None):
                          ctx.settings.entity_labels)
         skipped = None
     content = {
-        "title": title, "author": extracted.author,
-        "published_at": extracted.published_at or entry_published_at,
+        "title": title, "author": extracted.author, "authors": extracted.authors,
+        "published_at": extracted.published_at, "modified_at": extracted.modified_at,
+        "published_at_source": extracted.published_at_source,
+        "section": extracted.section, "keywords": extracted.keywords,
+        "publisher": extracted.publisher, "is_paywalled": extracted.is_paywalled,
         "language": extracted.language, "text": extracted.text,
         "site_name": extracted.site_name, "description": extracted.description,
         "image_url": extracted.image_url, "tags": extracted.tags,

@@ -12,9 +12,13 @@ from spacy.language import Language
 
 from newsloom.errors import SettingsError
 
-# NER in the en_core_web_* pipelines has its own embedding layer; the rest is not needed
-# for entities and would double the cost per article.
-_NOT_FOR_NER = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
+# NER in the *_core_web_sm and *_core_news_sm pipelines has its own embedding layer; the
+# rest is not needed for entities and would double the cost per article.
+_NOT_FOR_NER = ["tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler",
+                "lemmatizer", "senter"]
+# The WikiNER-trained models (fr, and others' *_core_news_*) call people PER; stored under
+# OntoNotes' name so an entity's label means one thing whatever the article's language.
+_LABEL_NAMES = {"PER": "PERSON"}
 _POSSESSIVE = re.compile(r"['’]s$")
 _LEADING_THE = re.compile(r"^the\s+", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
@@ -64,7 +68,8 @@ def tag(nlp: Language, texts: Sequence[str], labels: Iterable[str]) -> list[list
     keep = frozenset(labels)
     results = []
     for doc in nlp.pipe(texts, batch_size=max(1, len(texts))):
+        labelled = ((ent.text, _LABEL_NAMES.get(ent.label_, ent.label_)) for ent in doc.ents)
         counts = Counter(
-            (normalise_name(ent.text), ent.label_) for ent in doc.ents if ent.label_ in keep)
+            (normalise_name(text), label) for text, label in labelled if label in keep)
         results.append(sorted((n, l, c) for (n, l), c in counts.items() if n))
     return results
