@@ -510,15 +510,25 @@ def make_read_pool(url: str, max_size: int, statement_timeout: float) -> Connect
     """
     options = (f"-c statement_timeout={int(statement_timeout * 1000)} "
                "-c default_transaction_read_only=on")
+    # Connections are not checked before use (a round trip per request): one broken by a
+    # Postgres restart fails its request (503) and the pool replaces it.
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
                           timeout=statement_timeout,
                           kwargs={"row_factory": dict_row, "autocommit": True,
                                   "prepare_threshold": None, "options": options},
-                          check=ConnectionPool.check_connection, name="newsloom-api")
+                          name="newsloom-api")
 
 
 def ping(conn: psycopg.Connection) -> None:
     conn.execute("SELECT 1")
+
+
+# A full-text query the planner expects to match at least this many articles is "common":
+# its newest matches are found by walking articles_listing; a rarer one through its
+# matches (GIN), then sorted.
+SEARCH_COMMON = 2000
+_SEARCH_QUERY = ("(websearch_to_tsquery('english', %(q)s) "
+                 "|| websearch_to_tsquery('simple', %(q)s))")
 
 
 def list_articles(conn: psycopg.Connection, *, q: str | None = None,
@@ -535,41 +545,52 @@ def list_articles(conn: psycopg.Connection, *, q: str | None = None,
     mentioned entities.
     """
     before_at, before_id = before or (None, None)
-    return conn.execute(
-        f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,
-                   {_ARTICLE_DATE} AS published_at, a.language, a.feed_id,
-                   f.name AS feed_name, f.url AS feed_url, a.fetched_at, a.updated_at,
-                   a.site_name, a.description, a.image_url, a.tags,
-                   CASE WHEN %(text)s THEN a.text END AS text,
-                   (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                               'id', e.id, 'name', e.name, 'label', e.label,
-                               'mentions', top.mentions) ORDER BY top.mentions DESC, e.name),
-                           '[]')
-                    FROM (SELECT entity_id, mentions FROM article_entities
-                          WHERE article_id = a.id ORDER BY mentions DESC LIMIT 5) top
-                    JOIN entities e ON e.id = top.entity_id) AS entities
-            FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
-            WHERE (%(q)s::text IS NULL
-                   OR a.search @@ (websearch_to_tsquery('english', %(q)s)
-                                   || websearch_to_tsquery('simple', %(q)s)))
-              AND (%(fid)s::bigint IS NULL OR a.feed_id = %(fid)s)
-              AND (%(fname)s::text IS NULL OR a.feed_id IN (
-                       SELECT id FROM feeds WHERE name = %(fname)s OR url = %(fname)s))
-              AND (%(lang)s::text IS NULL OR a.language = %(lang)s)
-              AND (%(eid)s::bigint IS NULL OR a.id IN (
-                       SELECT article_id FROM article_entities WHERE entity_id = %(eid)s))
-              AND (%(ename)s::text IS NULL OR a.id IN (
-                       SELECT ae.article_id FROM article_entities ae
-                       JOIN entities e ON e.id = ae.entity_id WHERE e.name = %(ename)s))
-              AND (%(since)s::timestamptz IS NULL OR {_ARTICLE_DATE} >= %(since)s)
-              AND (%(until)s::timestamptz IS NULL OR {_ARTICLE_DATE} < %(until)s)
-              AND (%(bat)s::timestamptz IS NULL
-                   OR ({_ARTICLE_DATE}, a.id) < (%(bat)s::timestamptz, %(bid)s::bigint))
-            ORDER BY {_ARTICLE_DATE} DESC, a.id DESC
-            LIMIT %(limit)s""",
-        {"q": q, "fid": feed_id, "fname": feed_name, "lang": language, "eid": entity_id,
-         "ename": entity_name, "since": since, "until": until, "bat": before_at,
-         "bid": before_id, "text": with_text, "limit": limit}).fetchall()
+    params = {"q": q, "fid": feed_id, "fname": feed_name, "lang": language, "eid": entity_id,
+              "ename": entity_name, "since": since, "until": until, "bat": before_at,
+              "bid": before_id, "text": with_text, "limit": limit}
+    with conn.transaction():
+        if q is not None and _estimated_matches(conn, params) < SEARCH_COMMON:
+            # Rare (or unknown to the statistics): its few matches through the GIN index,
+            # then sorted; walking articles_listing would read the whole table for them.
+            conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+        return conn.execute(
+            f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,
+                       {_ARTICLE_DATE} AS published_at, a.language, a.feed_id,
+                       f.name AS feed_name, f.url AS feed_url, a.fetched_at, a.updated_at,
+                       a.site_name, a.description, a.image_url, a.tags,
+                       CASE WHEN %(text)s THEN a.text END AS text,
+                       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                   'id', e.id, 'name', e.name, 'label', e.label,
+                                   'mentions', top.mentions)
+                                   ORDER BY top.mentions DESC, e.name), '[]')
+                        FROM (SELECT entity_id, mentions FROM article_entities
+                              WHERE article_id = a.id ORDER BY mentions DESC LIMIT 5) top
+                        JOIN entities e ON e.id = top.entity_id) AS entities
+                FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+                WHERE (%(q)s::text IS NULL OR a.search @@ {_SEARCH_QUERY})
+                  AND (%(fid)s::bigint IS NULL OR a.feed_id = %(fid)s)
+                  AND (%(fname)s::text IS NULL OR a.feed_id IN (
+                           SELECT id FROM feeds WHERE name = %(fname)s OR url = %(fname)s))
+                  AND (%(lang)s::text IS NULL OR a.language = %(lang)s)
+                  AND (%(eid)s::bigint IS NULL OR a.id IN (
+                           SELECT article_id FROM article_entities WHERE entity_id = %(eid)s))
+                  AND (%(ename)s::text IS NULL OR a.id IN (
+                           SELECT ae.article_id FROM article_entities ae
+                           JOIN entities e ON e.id = ae.entity_id WHERE e.name = %(ename)s))
+                  AND (%(since)s::timestamptz IS NULL OR {_ARTICLE_DATE} >= %(since)s)
+                  AND (%(until)s::timestamptz IS NULL OR {_ARTICLE_DATE} < %(until)s)
+                  AND (%(bat)s::timestamptz IS NULL
+                       OR ({_ARTICLE_DATE}, a.id) < (%(bat)s::timestamptz, %(bid)s::bigint))
+                ORDER BY {_ARTICLE_DATE} DESC, a.id DESC
+                LIMIT %(limit)s""", params).fetchall()
+
+
+def _estimated_matches(conn: psycopg.Connection, params: dict) -> float:
+    """The planner's guess of how many articles match the query: reliable for common words
+    (the statistics list the most frequent ones), low for the others."""
+    plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ "
+                        f"{_SEARCH_QUERY}", params).fetchone()
+    return float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"])
 
 
 def get_article(conn: psycopg.Connection, article_id: int) -> dict | None:

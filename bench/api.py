@@ -1,0 +1,155 @@
+"""Read API benchmark: `newsloom serve` over N articles (filled by SQL), hit by C
+concurrent clients: requests/s and latency percentiles for a full-text search
+(GET /api/v1/articles?q=...), the home page (GET /) and one article.
+
+    .venv/bin/python bench/api.py --articles 100000 --clients 50 --seconds 20
+
+The clients run in this process (asyncio + httpx) on the same machine as the server and
+Postgres, so on a small machine they take CPU from what they measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import free_port, scratch_database  # noqa: E402
+
+VOCABULARY = 5000
+# Common, middling and rare words of the synthetic text (word n is drawn ~ n^-2/3), and
+# a phrase.
+QUERIES = ("w1", "w40", "w900", "w2 w3", '"w5 w6"')
+
+FILL = """
+INSERT INTO feeds (url, name, interval_seconds, last_success_at)
+SELECT 'https://feed' || f || '.example/rss', 'Feed ' || f, 900, now()
+FROM generate_series(1, 20) AS f;
+
+INSERT INTO entities (name, label)
+SELECT 'Entity ' || e, (ARRAY['PERSON', 'ORG', 'GPE'])[1 + e %% 3]
+FROM generate_series(1, 2000) AS e;
+
+INSERT INTO articles (url, canonical_url, title, published_at, language, text, feed_id,
+                      fetched_at, content_hash, extractor)
+SELECT 'https://news.example/' || i, 'https://news.example/' || i,
+       'Story ' || i || ' about w' || (1 + i %% 300),
+       now() - i * interval '30 seconds', CASE WHEN i %% 10 = 0 THEN 'de' ELSE 'en' END,
+       (SELECT string_agg('w' || (1 + floor(%(vocabulary)s * random() ^ 3))::int, ' ')
+        FROM generate_series(1, 120 + i %% 60)),
+       1 + i %% 20, now() - i * interval '30 seconds', md5(i::text), 'bench'
+FROM generate_series(1, %(articles)s) AS i;
+
+INSERT INTO article_urls (url, article_id, feed_id)
+SELECT url, id, feed_id FROM articles;
+
+INSERT INTO article_entities (article_id, entity_id, mentions)
+SELECT a.id, 1 + floor(2000 * (abs(hashtext(a.id || ':' || k)) %% 10000 / 10000.0) ^ 2)::int,
+       1 + (a.id + k) %% 4
+FROM articles a, generate_series(1, 3) AS k
+ON CONFLICT DO NOTHING;
+
+VACUUM ANALYZE;
+"""
+
+
+def fill(database_url: str, articles: int) -> float:
+    started = time.perf_counter()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for statement in filter(str.strip, FILL.split(";\n")):
+            conn.execute(statement, {"articles": articles, "vocabulary": VOCABULARY})
+    return time.perf_counter() - started
+
+
+async def hammer(base: str, paths: list[str], clients: int, seconds: float) -> dict:
+    """`clients` loops, each sending the next of `paths` as soon as the last answered."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        async def loop(n: int) -> None:
+            nonlocal errors
+            i = n
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.get(paths[i % len(paths)])
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+                i += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop(n) for n in range(clients)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
+            "p50": statistics.median(latencies) * 1000,
+            "p95": latencies[int(len(latencies) * 0.95) - 1] * 1000,
+            "max": latencies[-1] * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--articles", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn processes")
+    args = parser.parse_args()
+    admin_url = os.environ.get("DATABASE_URL")
+    if not admin_url:
+        sys.exit("bench/api.py: set DATABASE_URL (a scratch database is made there)")
+
+    with scratch_database(admin_url, "benchapi") as database_url, \
+            tempfile.TemporaryDirectory() as tmp:
+        filled = fill(database_url, args.articles)
+        print(f"{args.articles} articles filled in {filled:.0f}s; {args.clients} clients, "
+              f"{args.seconds:g}s per scenario, {os.cpu_count()} cores")
+        port = free_port()
+        log_path = Path(tmp) / "serve.log"
+        env = {**os.environ, "DATABASE_URL": database_url, "NEWSLOOM_HTTP_PORT": str(port),
+               "NEWSLOOM_API_POOL_SIZE": "10", "NEWSLOOM_LOG_LEVEL": "warning"}
+        with log_path.open("wb") as log:
+            server = subprocess.Popen([sys.executable, "-m", "newsloom", "serve"], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                sys.exit(f"serve did not start:\n{log_path.read_text()}")
+            scenarios = {
+                "GET /api/v1/articles?q=...": [f"/api/v1/articles?q={q}" for q in QUERIES],
+                "GET / (home page)": ["/"],
+                "GET /api/v1/articles/{id}": [f"/api/v1/articles/{1 + i * 97 % args.articles}"
+                                              for i in range(100)],
+            }
+            print(f"{'scenario':32} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+                  f"{'errors':>6}")
+            for name, paths in scenarios.items():
+                asyncio.run(hammer(base, paths, args.clients, min(2.0, args.seconds)))  # warm
+                r = asyncio.run(hammer(base, paths, args.clients, args.seconds))
+                print(f"{name:32} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} "
+                      f"{r['max']:8.1f} {r['errors']:6d}", flush=True)
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+if __name__ == "__main__":
+    main()
