@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import uvicorn
+from support import free_port, store_text, wait_until
 
 from newsloom.api import create_app
 from newsloom.settings import Settings
-from support import free_port, store_text, wait_until
 
 EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
     id bigserial PRIMARY KEY,
@@ -37,7 +37,7 @@ def running_api(settings: Settings) -> Iterator[str]:
         thread.join(10)
 
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 STORIES = [
     # (url, title, text words, language, days ago, entities)
     ("https://example.org/harbour", "Harbour strike ends",

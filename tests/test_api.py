@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from api_server import EVENTS_TABLE, fill, running_api
+from support import scratch_database
+
 from newsloom import db
 from newsloom.settings import load_settings
-from support import scratch_database
 
 KEY = "s3cret-key-for-tests"
 

@@ -11,7 +11,6 @@ import sys
 
 import httpx
 import pytest
-
 from api_server import fill
 from support import free_port, wait_until
 

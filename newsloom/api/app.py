@@ -5,11 +5,17 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 import psycopg
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from psycopg_pool import ConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -95,8 +101,6 @@ class AccessAndMetrics:
 
 
 def _next_param(request: Request) -> str:
-    from urllib.parse import urlencode
-
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return urlencode({"next": target})
 

@@ -80,8 +80,8 @@ def entity(request: Request) -> Response:
     context = context_of(request)
     entity_id = path_id(request, "entity")
     with context.connection() as conn:
-        found, days, since, until = queries.timeline(conn, entity_id, values,
-                                                     context.settings.api_max_range)
+        found, days, _, _ = queries.timeline(conn, entity_id, values,
+                                             context.settings.api_max_range)
         latest = db.list_articles(conn, entity_id=entity_id, limit=20)
     chart = charts.bar_chart(f"Mentions of {found['name']} per day",
                              [(d["day"].isoformat(), d["mentions"]) for d in days])

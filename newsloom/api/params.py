@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from newsloom.api.errors import ApiError
@@ -52,12 +52,12 @@ def parse_moment(name: str, text: str) -> datetime:
     text = text.strip()
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), time(), timezone.utc)
+            return datetime.combine(date.fromisoformat(text), time(), UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(400, f"{name} must be an ISO 8601 date or date-time, like 2024-05-01 "
                             f"or 2024-05-01T12:00:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_bool(name: str, text: str) -> bool:

@@ -3,7 +3,7 @@ newsloom.db), so the two answer the same question the same way."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import psycopg
@@ -68,7 +68,7 @@ def timeline(conn: psycopg.Connection, entity_id: int, values: dict[str, Any],
     """An entity and its mentions per UTC day, in whole days: by default the last 90
     (today's included)."""
     found = entity(conn, entity_id)
-    until = _next_midnight(values.get("until") or datetime.now(timezone.utc))
+    until = _next_midnight(values.get("until") or datetime.now(UTC))
     since = (_midnight(values["since"]) if "since" in values else until - TIMELINE_PERIOD)
     check_range(since, until, widest)
     return found, db.entity_timeline(conn, entity_id, since=since, until=until), since, until
@@ -76,7 +76,7 @@ def timeline(conn: psycopg.Connection, entity_id: int, values: dict[str, Any],
 
 def _midnight(moment: datetime) -> datetime:
     """The last UTC midnight at or before `moment`."""
-    return datetime.combine(moment.astimezone(timezone.utc).date(), time(), timezone.utc)
+    return datetime.combine(moment.astimezone(UTC).date(), time(), UTC)
 
 
 def _next_midnight(moment: datetime) -> datetime:
@@ -87,7 +87,7 @@ def _next_midnight(moment: datetime) -> datetime:
 
 def _period(values: dict[str, Any], default: timedelta,
             widest: float) -> tuple[datetime, datetime]:
-    until = values.get("until") or datetime.now(timezone.utc)
+    until = values.get("until") or datetime.now(UTC)
     since = values.get("since") or until - default
     check_range(since, until, widest)
     return since, until

@@ -4,6 +4,7 @@ answer JSON, errors included ({"status": ..., "message": ...})."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,8 +23,18 @@ from newsloom.api import queries
 from newsloom.api.context import context_of
 from newsloom.api.errors import ApiError
 from newsloom.api.params import (
-    BIGINT_MAX, MAX_QUERY_CHARS, SINCE, UNTIL, Param, limit, parse_bool, parse_fields,
-    parse_id_or_name, parse_int, parse_query, parse_text,
+    BIGINT_MAX,
+    MAX_QUERY_CHARS,
+    SINCE,
+    UNTIL,
+    Param,
+    limit,
+    parse_bool,
+    parse_fields,
+    parse_id_or_name,
+    parse_int,
+    parse_query,
+    parse_text,
 )
 
 ARTICLE_FIELDS = ("id", "title", "url", "canonical_url", "author", "published_at", "language",
@@ -44,8 +55,6 @@ def _json_value(value: Any) -> Any:
 
 class Json(JSONResponse):
     def render(self, content: Any) -> bytes:
-        import json
-
         return json.dumps(content, ensure_ascii=False, default=_json_value,
                           separators=(",", ":")).encode()
 
