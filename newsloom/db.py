@@ -6,6 +6,7 @@ writes more than once wraps its statements in a transaction.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -548,10 +549,12 @@ def list_articles(conn: psycopg.Connection, *, q: str | None = None,
     params = {"q": q, "fid": feed_id, "fname": feed_name, "lang": language, "eid": entity_id,
               "ename": entity_name, "since": since, "until": until, "bat": before_at,
               "bid": before_id, "text": with_text, "limit": limit}
-    with conn.transaction():
-        if q is not None and _estimated_matches(conn, params) < SEARCH_COMMON:
-            # Rare (or unknown to the statistics): its few matches through the GIN index,
-            # then sorted; walking articles_listing would read the whole table for them.
+    # A rare query (or one the statistics do not know) is answered from its few matches
+    # through the GIN index, then sorted: walking articles_listing would read the whole
+    # table for them.
+    rare = q is not None and _estimated_matches(conn, params) < SEARCH_COMMON
+    with conn.transaction() if rare else contextlib.nullcontext():
+        if rare:
             conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
         return conn.execute(
             f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,

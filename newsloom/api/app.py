@@ -33,6 +33,7 @@ from newsloom.api.auth import PUBLIC_PATHS, Keys, session_secret
 from newsloom.api.context import TEMPLATES, ServerContext, context_of
 from newsloom.api.cursors import Cursors
 from newsloom.api.errors import ApiError
+from newsloom.api.queries import Recent
 from newsloom.api.routes import Json, api_routes
 from newsloom.settings import Settings
 
@@ -189,6 +190,6 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None) -> Starle
     )
     app.state.context = ServerContext(settings=settings, pool=pool, keys=keys,
                                       cursors=Cursors(secret),
-                                      templates=templates)
+                                      templates=templates, recent=Recent(60.0))
     app.state.metrics = metrics
     return app

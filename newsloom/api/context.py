@@ -14,6 +14,7 @@ from starlette.templating import Jinja2Templates
 
 from newsloom.api.auth import Keys
 from newsloom.api.cursors import Cursors
+from newsloom.api.queries import Recent
 from newsloom.settings import Settings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -26,6 +27,8 @@ class ServerContext:
     keys: Keys
     cursors: Cursors
     templates: Jinja2Templates
+    # Aggregations of the default period, computed at most once a minute.
+    recent: Recent
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:

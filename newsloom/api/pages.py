@@ -70,7 +70,8 @@ def entities(request: Request) -> Response:
     values = query_values(request, ENTITY_PARAMS)
     context = context_of(request)
     with context.connection() as conn:
-        rows, since, until = queries.entities(conn, values, context.settings.api_max_range, 100)
+        rows, since, until = queries.entities(conn, values, context.settings.api_max_range,
+                                              100, context.recent)
     return render(request, "entities.html", entities=rows, q=values.get("q", ""),
                   since=since, until=until)
 

@@ -140,7 +140,7 @@ def entities(request: Request, values: dict[str, Any]) -> Response:
     context = context_of(request)
     with context.connection() as conn:
         rows, since, until = queries.entities(conn, values, context.settings.api_max_range,
-                                              values.get("limit", 50))
+                                              values.get("limit", 50), context.recent)
     return Json({"since": since, "until": until, "entities": rows})
 
 
