@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--articles", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=1, help="`serve` processes")
     parser.add_argument("--existing", metavar="URL",
                         help="a database filled by an earlier run, used as it is")
     args = parser.parse_args()
@@ -150,12 +151,14 @@ def main() -> None:
             database_url = stack.enter_context(scratch_database(admin_url, "benchapi"))
             print(f"{args.articles} articles filled in {fill(database_url, args.articles):.0f}s; ",
                   end="")
-        print(f"{args.clients} clients, {args.seconds:g}s per scenario, "
+        print(f"{args.workers} serve process(es), {args.clients} clients, "
+              f"{args.seconds:g}s per scenario, "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
         port = free_port()
         log_path = Path(tmp) / "serve.log"
         env = {**os.environ, "DATABASE_URL": database_url, "NEWSLOOM_HTTP_PORT": str(port),
-               "NEWSLOOM_API_POOL_SIZE": "10", "NEWSLOOM_LOG_LEVEL": "warning"}
+               "NEWSLOOM_API_POOL_SIZE": "10", "NEWSLOOM_LOG_LEVEL": "warning",
+               "NEWSLOOM_HTTP_WORKERS": str(args.workers)}
         with log_path.open("wb") as log:
             server = subprocess.Popen([sys.executable, "-m", "newsloom", "serve"], env=env,
                                       stdout=log, stderr=subprocess.STDOUT)

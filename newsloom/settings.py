@@ -150,6 +150,8 @@ class Settings(BaseSettings):
     api_max_range: Duration = 366 * 86400.0
     # Database connections of one `serve` process.
     api_pool_size: int = Field(8, gt=0, le=100)
+    # `serve` processes answering on the one port (each with its own pool).
+    http_workers: int = Field(1, gt=0, le=64)
 
     @field_validator("spacy_models", mode="before")
     @classmethod

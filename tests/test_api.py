@@ -346,3 +346,34 @@ def test_serve_refuses_a_public_address_without_keys(app_env):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "NEWSLOOM_HTTP_HOST=0.0.0.0" in done.stderr
     assert "NEWSLOOM_API_KEYS" in done.stderr
+
+
+def test_serve_with_two_processes(app_env, conn, tmp_path):
+    import subprocess
+    import sys
+
+    from support import free_port, wait_until
+
+    fill(conn)
+    port = free_port()
+    env = {**app_env, "NEWSLOOM_HTTP_PORT": str(port), "NEWSLOOM_HTTP_WORKERS": "2"}
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "newsloom", "serve"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert process.poll() is None, (tmp_path / "serve.log").read_text()
+        try:
+            return httpx.get(f"{base}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(answers, 60, "two serve processes to answer")
+        titles = [a["title"] for a in httpx.get(f"{base}/api/v1/articles").json()["articles"]]
+        assert "Harbour strike ends" in titles
+        assert (tmp_path / "serve.log").read_text().count("Started server process") == 2
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0

@@ -35,7 +35,7 @@ from newsloom.api.cursors import Cursors
 from newsloom.api.errors import ApiError
 from newsloom.api.queries import Recent
 from newsloom.api.routes import Json, api_routes
-from newsloom.settings import Settings
+from newsloom.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,12 @@ def docs_page(request: Request) -> Response:
 
 def favicon(request: Request) -> Response:
     return Response(status_code=204)
+
+
+def from_environment() -> Starlette:
+    """The application on the environment's settings: what each of several worker
+    processes of `newsloom serve` runs."""
+    return create_app(get_settings())
 
 
 def create_app(settings: Settings, pool: ConnectionPool | None = None) -> Starlette:

@@ -28,6 +28,10 @@ def serve(
         settings = settings.model_copy(update=overrides)
     check_listen_address(settings)
     base.database_url(settings)
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port,
-                log_level=settings.log_level, access_log=settings.log_level == "debug",
-                server_header=False, proxy_headers=False)
+    # Several processes each build the app from the environment; one runs it here.
+    application = ("newsloom.api.app:from_environment" if settings.http_workers > 1
+                   else create_app(settings))
+    uvicorn.run(application, factory=settings.http_workers > 1, workers=settings.http_workers,
+                host=settings.http_host, port=settings.http_port, log_level=settings.log_level,
+                access_log=settings.log_level == "debug", server_header=False,
+                proxy_headers=False)
