@@ -140,10 +140,10 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=1, le=65535)
     # Keys accepted as `Authorization: Bearer KEY`: comma-separated, or one per line in
     # NEWSLOOM_API_KEYS_FILE. None set: `serve` listens on loopback only, without keys.
-    api_keys: Annotated[tuple[str, ...], NoDecode] = ()
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
     # Signs the web page's session cookie and the API's page cursors; unset: derived from
     # the keys (or, without keys, random for each start of the server).
-    session_secret: str | None = None
+    session_secret: str | None = Field(None, repr=False)
     # Longest time one API query may run; a longer one is cancelled and answered 503.
     api_query_timeout: Duration = 5.0
     # Widest date range an aggregation (top entities, a timeline) may span.

@@ -12,7 +12,7 @@ from newsloom.errors import SettingsError
 from newsloom.settings import Settings
 
 # Paths anyone may read: liveness, the API's description, the login page itself.
-PUBLIC_PATHS = ("/healthz", "/api/v1/openapi.json", "/api/v1/docs", "/login", "/static/")
+PUBLIC_PATHS = ("/healthz", "/api/v1/openapi.json", "/api/v1/docs", "/login", "/favicon.ico")
 
 
 class Keys:
