@@ -82,7 +82,8 @@ ARTICLE_PARAMS = (
 ID = Param("id", "integer", "The numeric id.", parse_int(1, BIGINT_MAX))
 
 
-def endpoint(path: str, summary: str, *params: Param, path_params: tuple[Param, ...] = ()):
+def endpoint(path: str, summary: str, *params: Param, path_params: tuple[Param, ...] = ()
+             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an API endpoint: its query parameters are checked before `handler` runs, in
     a worker thread unless it is a coroutine."""
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
