@@ -373,7 +373,8 @@ def test_serve_with_two_processes(app_env, conn, tmp_path):
         wait_until(answers, 60, "two serve processes to answer")
         titles = [a["title"] for a in httpx.get(f"{base}/api/v1/articles").json()["articles"]]
         assert "Harbour strike ends" in titles
-        assert (tmp_path / "serve.log").read_text().count("Started server process") == 2
+        wait_until(lambda: (tmp_path / "serve.log").read_text().count(
+            "Started server process") == 2, 60, "both processes to start")
     finally:
         process.terminate()
         assert process.wait(30) == 0

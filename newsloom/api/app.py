@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -178,7 +180,14 @@ def create_app(settings: Settings, pool: ConnectionPool | None = None) -> Starle
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True))
     pages.setup_templates(templates, keys)
     metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        pool.close()  # at shutdown: the server's connections end with it
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[*api_routes(),
                 Route("/api/v1/openapi.json", openapi_json),
                 Route("/api/v1/docs", docs_page),
