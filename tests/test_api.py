@@ -3,6 +3,9 @@ events, health, metrics, the OpenAPI document; keys; and bad input answered 4xx.
 
 from __future__ import annotations
 
+import html
+import re
+
 import httpx
 import pytest
 from api_server import EVENTS_TABLE, fill, running_api
@@ -378,3 +381,15 @@ def test_serve_with_two_processes(app_env, conn, tmp_path):
     finally:
         process.terminate()
         assert process.wait(30) == 0
+
+
+def test_home_page_pages_older(api, monkeypatch):
+    from newsloom.api import pages
+
+    monkeypatch.setattr(pages, "PAGE_SIZE", 2)
+    first = api.get("/", params={"language": "en"})
+    assert "Harbour strike ends" in first.text and "Merkel visits Rotterdam" not in first.text
+    older = re.search(r'href="(/\?[^"]*cursor=[^"]+)"', first.text).group(1)
+    second = api.get(html.unescape(older))
+    assert second.status_code == 200 and "Merkel visits Rotterdam" in second.text
+    assert "Harbour strike ends" not in second.text and "Older" not in second.text
