@@ -393,3 +393,20 @@ def test_home_page_pages_older(api, monkeypatch):
     second = api.get(html.unescape(older))
     assert second.status_code == 200 and "Merkel visits Rotterdam" in second.text
     assert "Harbour strike ends" not in second.text and "Older" not in second.text
+
+
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.0.0.2", True),
+                                            ("::1", True), ("localhost", True),
+                                            ("0.0.0.0", False), ("::", False),
+                                            ("192.168.1.5", False), ("example.org", False)])
+def test_only_loopback_without_keys(host, loopback):
+    from newsloom.api.auth import check_listen_address
+    from newsloom.errors import SettingsError
+
+    keyless = load_settings(http_host=host, api_keys=())
+    if loopback:
+        check_listen_address(keyless)
+    else:
+        with pytest.raises(SettingsError, match="is not a loopback address"):
+            check_listen_address(keyless)
+    check_listen_address(load_settings(http_host=host, api_keys=("k",)))
