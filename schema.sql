@@ -92,6 +92,9 @@ CREATE INDEX IF NOT EXISTS articles_search ON articles USING gin (search);
 CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at DESC NULLS LAST);
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at DESC);
 CREATE INDEX IF NOT EXISTS articles_feed ON articles (feed_id);
+-- Newest first by publication (else fetch) time, as the read API lists and pages articles.
+CREATE INDEX IF NOT EXISTS articles_listing
+    ON articles ((coalesce(published_at, fetched_at)) DESC, id DESC);
 
 -- Every URL at which an article was seen (its first URL included).
 CREATE TABLE IF NOT EXISTS article_urls (
@@ -224,5 +227,6 @@ INSERT INTO schema_migrations (version, name) VALUES
     (1, 'baseline'),
     (2, 'drop_schema_meta'),
     (3, 'article_metadata'),
-    (6, 'source_kinds')
+    (6, 'source_kinds'),
+    (9, 'api_indexes')
 ON CONFLICT (version) DO NOTHING;

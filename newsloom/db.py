@@ -6,6 +6,7 @@ writes more than once wraps its statements in a transaction.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -536,3 +537,200 @@ def status_report(conn: psycopg.Connection) -> dict:
            GROUP BY 1 ORDER BY 1 DESC""").fetchall()
     return {"outcomes": outcomes, "dead_letters": dead, "feeds": {**feeds, "failing_feeds": failing},
             "articles": {**articles, "per_hour": per_hour}}
+
+
+# --- HTTP API (newsloom serve) -----------------------------------------------------------
+
+# An article's date for listing and charts: when it was published, else when it was fetched.
+_ARTICLE_DATE = "coalesce(a.published_at, a.fetched_at)"
+
+
+def make_read_pool(url: str, max_size: int, statement_timeout: float) -> ConnectionPool:
+    """A pool for the read API: read-only sessions whose every statement is cancelled after
+    `statement_timeout` seconds (QueryCanceled); waiting for a free connection is bounded
+    by the same time (PoolTimeout).
+
+    No prepared statements: each query is planned with its values, so the optional filters
+    written `%(x)s IS NULL OR ...` fold away instead of leaving a generic plan.
+    """
+    options = (f"-c statement_timeout={int(statement_timeout * 1000)} "
+               "-c default_transaction_read_only=on")
+    # Connections are not checked before use (a round trip per request): one broken by a
+    # Postgres restart fails its request (503) and the pool replaces it.
+    return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
+                          timeout=statement_timeout,
+                          kwargs={"row_factory": dict_row, "autocommit": True,
+                                  "prepare_threshold": None, "options": options},
+                          name="newsloom-api")
+
+
+def ping(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT 1")
+
+
+# A full-text query the planner expects to match at least this many articles is "common":
+# its newest matches are found by walking articles_listing; a rarer one through its
+# matches (GIN), then sorted.
+SEARCH_COMMON = 2000
+_SEARCH_QUERY = ("(websearch_to_tsquery('english', %(q)s) "
+                 "|| websearch_to_tsquery('simple', %(q)s))")
+
+
+def list_articles(conn: psycopg.Connection, *, q: str | None = None,
+                  feed_id: int | None = None, feed_name: str | None = None,
+                  language: str | None = None, entity_id: int | None = None,
+                  entity_name: str | None = None, since: datetime | None = None,
+                  until: datetime | None = None, before: tuple[datetime, int] | None = None,
+                  with_text: bool = False, limit: int = 50) -> list[dict]:
+    """Articles newest first (by `published_at`: publication, else fetch time), filtered.
+
+    `q` is a web-search-style query; `feed_name` matches a feed's name or URL, `entity_name`
+    an entity's name; `since` inclusive, `until` exclusive. `before` is the keyset cursor:
+    the (published_at, id) of the last row of the previous page. Each row has its five most
+    mentioned entities.
+    """
+    before_at, before_id = before or (None, None)
+    params = {"q": q, "fid": feed_id, "fname": feed_name, "lang": language, "eid": entity_id,
+              "ename": entity_name, "since": since, "until": until, "bat": before_at,
+              "bid": before_id, "text": with_text, "limit": limit}
+    # A rare query (or one the statistics do not know) is answered from its few matches
+    # through the GIN index, then sorted: walking articles_listing would read the whole
+    # table for them.
+    rare = q is not None and _estimated_matches(conn, params) < SEARCH_COMMON
+    with conn.transaction() if rare else contextlib.nullcontext():
+        if rare:
+            conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
+        return conn.execute(
+            f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,
+                       {_ARTICLE_DATE} AS published_at, a.language, a.feed_id,
+                       f.name AS feed_name, f.url AS feed_url, a.fetched_at, a.updated_at,
+                       a.site_name, a.description, a.image_url, a.tags,
+                       CASE WHEN %(text)s THEN a.text END AS text,
+                       (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                   'id', e.id, 'name', e.name, 'label', e.label,
+                                   'mentions', top.mentions)
+                                   ORDER BY top.mentions DESC, e.name), '[]')
+                        FROM (SELECT entity_id, mentions FROM article_entities
+                              WHERE article_id = a.id ORDER BY mentions DESC LIMIT 5) top
+                        JOIN entities e ON e.id = top.entity_id) AS entities
+                FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+                WHERE (%(q)s::text IS NULL OR a.search @@ {_SEARCH_QUERY})
+                  AND (%(fid)s::bigint IS NULL OR a.feed_id = %(fid)s)
+                  AND (%(fname)s::text IS NULL OR a.feed_id IN (
+                           SELECT id FROM feeds WHERE name = %(fname)s OR url = %(fname)s))
+                  AND (%(lang)s::text IS NULL OR a.language = %(lang)s)
+                  AND (%(eid)s::bigint IS NULL OR a.id IN (
+                           SELECT article_id FROM article_entities WHERE entity_id = %(eid)s))
+                  AND (%(ename)s::text IS NULL OR a.id IN (
+                           SELECT ae.article_id FROM article_entities ae
+                           JOIN entities e ON e.id = ae.entity_id WHERE e.name = %(ename)s))
+                  AND (%(since)s::timestamptz IS NULL OR {_ARTICLE_DATE} >= %(since)s)
+                  AND (%(until)s::timestamptz IS NULL OR {_ARTICLE_DATE} < %(until)s)
+                  AND (%(bat)s::timestamptz IS NULL
+                       OR ({_ARTICLE_DATE}, a.id) < (%(bat)s::timestamptz, %(bid)s::bigint))
+                ORDER BY {_ARTICLE_DATE} DESC, a.id DESC
+                LIMIT %(limit)s""", params).fetchall()
+
+
+def _estimated_matches(conn: psycopg.Connection, params: dict) -> float:
+    """The planner's guess of how many articles match the query: reliable for common words
+    (the statistics list the most frequent ones), low for the others."""
+    plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ "
+                        f"{_SEARCH_QUERY}", params).fetchone()
+    return float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"])
+
+
+def get_article(conn: psycopg.Connection, article_id: int) -> dict | None:
+    """One article with its text, its entities (most mentioned first) and every URL it was
+    seen at (first seen first)."""
+    article = conn.execute(
+        f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,
+                   {_ARTICLE_DATE} AS published_at, a.published_at AS published_at_source,
+                   a.language, a.feed_id, f.name AS feed_name, f.url AS feed_url, a.fetched_at,
+                   a.updated_at, a.site_name, a.description, a.image_url, a.tags, a.text
+            FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id WHERE a.id = %s""",
+        (article_id,)).fetchone()
+    if article is None:
+        return None
+    article["entities"] = conn.execute(
+        """SELECT e.id, e.name, e.label, ae.mentions FROM article_entities ae
+           JOIN entities e ON e.id = ae.entity_id WHERE ae.article_id = %s
+           ORDER BY ae.mentions DESC, e.name""", (article_id,)).fetchall()
+    article["urls"] = conn.execute(
+        """SELECT u.url, u.feed_id, f.name AS feed_name, u.first_seen_at FROM article_urls u
+           LEFT JOIN feeds f ON f.id = u.feed_id WHERE u.article_id = %s
+           ORDER BY u.first_seen_at, u.id""", (article_id,)).fetchall()
+    return article
+
+
+def top_entities(conn: psycopg.Connection, *, since: datetime, until: datetime,
+                 name: str | None = None, label: str | None = None,
+                 limit: int = 50) -> list[dict]:
+    """Entities by mentions in the articles dated in [since, until); `name` is a
+    case-insensitive substring of the entity's name."""
+    pattern = None if name is None else "%" + _like_escape(name) + "%"
+    return conn.execute(
+        f"""SELECT e.id, e.name, e.label, sum(ae.mentions) AS mentions,
+                   count(*) AS articles
+            FROM articles a
+            JOIN article_entities ae ON ae.article_id = a.id
+            JOIN entities e ON e.id = ae.entity_id
+            WHERE {_ARTICLE_DATE} >= %(since)s AND {_ARTICLE_DATE} < %(until)s
+              AND (%(name)s::text IS NULL OR e.name ILIKE %(name)s)
+              AND (%(label)s::text IS NULL OR e.label = %(label)s)
+            GROUP BY e.id ORDER BY mentions DESC, e.name LIMIT %(limit)s""",
+        {"since": since, "until": until, "name": pattern, "label": label,
+         "limit": limit}).fetchall()
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def get_entity(conn: psycopg.Connection, entity_id: int) -> dict | None:
+    return conn.execute("SELECT id, name, label FROM entities WHERE id = %s",
+                        (entity_id,)).fetchone()
+
+
+def entity_timeline(conn: psycopg.Connection, entity_id: int, *, since: datetime,
+                    until: datetime) -> list[dict]:
+    """An entity's mentions and articles per UTC day in [since, until), days without any
+    included; `since` and `until` are midnights UTC."""
+    return conn.execute(
+        f"""WITH daily AS (
+                SELECT date_trunc('day', {_ARTICLE_DATE}, 'UTC') AS day,
+                       sum(ae.mentions) AS mentions, count(*) AS articles
+                FROM article_entities ae JOIN articles a ON a.id = ae.article_id
+                WHERE ae.entity_id = %(id)s
+                  AND {_ARTICLE_DATE} >= %(since)s AND {_ARTICLE_DATE} < %(until)s
+                GROUP BY 1)
+            SELECT (d AT TIME ZONE 'UTC')::date AS day, coalesce(daily.mentions, 0) AS mentions,
+                   coalesce(daily.articles, 0) AS articles
+            FROM generate_series(%(since)s::timestamptz,
+                                 %(until)s::timestamptz - interval '1 day',
+                                 interval '1 day') AS d
+            LEFT JOIN daily ON daily.day = d ORDER BY d""",
+        {"id": entity_id, "since": since, "until": until}).fetchall()
+
+
+def articles_per_hour(conn: psycopg.Connection, hours: int) -> list[dict]:
+    """Articles fetched in each of the last `hours` hours (the current one last)."""
+    return conn.execute(
+        """SELECT h AS hour, count(a.id) AS articles
+           FROM generate_series(date_trunc('hour', now()) - make_interval(hours => %(n)s - 1),
+                                date_trunc('hour', now()), interval '1 hour') AS h
+           LEFT JOIN articles a ON a.fetched_at >= h AND a.fetched_at < h + interval '1 hour'
+           GROUP BY h ORDER BY h""", {"n": hours}).fetchall()
+
+
+def events_available(conn: psycopg.Connection) -> bool:
+    """Whether this database has the events outbox (a later migration adds it)."""
+    return conn.execute("SELECT to_regclass('events') IS NOT NULL AS here").fetchone()["here"]
+
+
+def list_events(conn: psycopg.Connection, after: int, limit: int) -> list[dict]:
+    """Events with an id above `after`, oldest first."""
+    return conn.execute(
+        """SELECT ev.id, ev.kind, ev.article_id, ev.created_at, a.title, a.url
+           FROM events ev LEFT JOIN articles a ON a.id = ev.article_id
+           WHERE ev.id > %s ORDER BY ev.id LIMIT %s""", (after, limit)).fetchall()

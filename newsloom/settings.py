@@ -142,6 +142,24 @@ class Settings(BaseSettings):
     max_sitemap_urls: int = Field(50_000, gt=0)
     sitemap_children_per_poll: int = Field(50, gt=0)
 
+    # HTTP API and web page (`newsloom serve`, issue 15).
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=1, le=65535)
+    # Keys accepted as `Authorization: Bearer KEY`: comma-separated, or one per line in
+    # NEWSLOOM_API_KEYS_FILE. None set: `serve` listens on loopback only, without keys.
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
+    # Signs the web page's session cookie and the API's page cursors; unset: derived from
+    # the keys (or, without keys, random for each start of the server).
+    session_secret: str | None = Field(None, repr=False)
+    # Longest time one API query may run; a longer one is cancelled and answered 503.
+    api_query_timeout: Duration = 5.0
+    # Widest date range an aggregation (top entities, a timeline) may span.
+    api_max_range: Duration = 366 * 86400.0
+    # Database connections of one `serve` process.
+    api_pool_size: int = Field(8, gt=0, le=100)
+    # `serve` processes answering on the one port (each with its own pool).
+    http_workers: int = Field(1, gt=0, le=64)
+
     @field_validator("spacy_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
@@ -154,6 +172,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not language=model")
             models[language.lower()] = model
         return models
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        # Commas in the variable, lines in the file; blank entries and # comments skipped.
+        if isinstance(value, str):
+            parts = (p.strip() for line in value.splitlines() for p in line.split(","))
+            return tuple(p for p in parts if p and not p.startswith("#"))
+        return value
 
     @field_validator("entity_labels", mode="before")
     @classmethod

@@ -60,7 +60,7 @@ MONITORING = ("prometheus", "grafana", "flower")
 
 
 def test_services_and_volumes(compose):
-    assert set(compose["services"]) == {"postgres", "redis", *APP_SERVICES, *MONITORING}
+    assert set(compose["services"]) == {"postgres", "redis", *APP_SERVICES, *MONITORING, "web"}
     assert set(compose["volumes"]) == {"pgdata", "redisdata", "promdata"}
     assert "pgdata:/var/lib/postgresql/data" in compose["services"]["postgres"]["volumes"]
     assert "redisdata:/data" in compose["services"]["redis"]["volumes"]
@@ -176,3 +176,14 @@ def test_dashboard_queries_real_metrics():
             used = set(re.findall(r"newsloom_[a-z_]+", target["expr"]))
             used = {re.sub(r"_(total|bucket|count|sum)$", "", n) for n in used}
             assert used and used <= names, (panel["title"], used - names)
+
+
+def test_web_serves_on_localhost_with_keys_from_the_environment(compose):
+    web = compose["services"]["web"]
+    assert web["profiles"] == ["web"]
+    assert parse_all(web["command"]) is None
+    assert unknown_variables(web["environment"]) == set()
+    assert web["environment"]["NEWSLOOM_API_KEYS"] == "${NEWSLOOM_API_KEYS:-}"
+    port = web["environment"]["NEWSLOOM_HTTP_PORT"]
+    assert web["ports"] == [f"127.0.0.1:{port}:{port}"]
+    assert f"127.0.0.1:{port}/healthz" in web["healthcheck"]["test"][-1]

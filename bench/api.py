@@ -1,0 +1,195 @@
+"""Read API benchmark: `newsloom serve` over N articles (filled by SQL), hit by C
+concurrent clients: requests/s and latency percentiles for a full-text search
+(GET /api/v1/articles?q=...), the home page (GET /) and one article.
+
+    .venv/bin/python bench/api.py --articles 100000 --clients 50 --seconds 20
+
+The clients run in this process (asyncio + httpx) on the same machine as the server and
+Postgres, so on a small machine they take CPU from what they measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support import free_port, scratch_database  # noqa: E402
+
+VOCABULARY = 5000
+# Common, middling and rare words of the synthetic text (word n is drawn ~ n^-2/3), and two
+# words. (A phrase of common words costs more: every article with both words is read.)
+QUERIES = ("w1", "w40", "w900", "w2+w3", "w4000")
+
+FILL = """
+INSERT INTO feeds (url, name, interval_seconds, last_success_at)
+SELECT 'https://feed' || f || '.example/rss', 'Feed ' || f, 900, now()
+FROM generate_series(1, 20) AS f;
+
+INSERT INTO entities (name, label)
+SELECT 'Entity ' || e, (ARRAY['PERSON', 'ORG', 'GPE'])[1 + e %% 3]
+FROM generate_series(1, 2000) AS e;
+
+INSERT INTO articles (url, canonical_url, title, published_at, language, text, feed_id,
+                      fetched_at, content_hash, extractor)
+SELECT 'https://news.example/' || i, 'https://news.example/' || i,
+       'Story ' || i || ' about w' || (1 + i %% 300),
+       now() - i * interval '30 seconds', CASE WHEN i %% 10 = 0 THEN 'de' ELSE 'en' END,
+       (SELECT string_agg('w' || (1 + floor(%(vocabulary)s * random() ^ 3))::int, ' ')
+        FROM generate_series(1, 120 + i %% 60)),
+       1 + i %% 20, now() - i * interval '30 seconds', md5(i::text), 'bench'
+FROM generate_series(1, %(articles)s) AS i;
+
+INSERT INTO article_urls (url, article_id, feed_id)
+SELECT url, id, feed_id FROM articles;
+
+INSERT INTO article_entities (article_id, entity_id, mentions)
+SELECT a.id, 1 + floor(2000 * (abs(hashtext(a.id || ':' || k)) %% 10000 / 10000.0) ^ 2)::int,
+       1 + (a.id + k) %% 4
+FROM articles a, generate_series(1, 3) AS k
+ON CONFLICT DO NOTHING;
+
+VACUUM ANALYZE;
+"""
+
+
+def fill(database_url: str, articles: int) -> float:
+    started = time.perf_counter()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for statement in filter(str.strip, FILL.split(";\n")):
+            conn.execute(statement, {"articles": articles, "vocabulary": VOCABULARY})
+    return time.perf_counter() - started
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: a client far lighter than httpx, so that the
+    clients take less of the CPU they share with the server they measure."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in head[1:] if ": " in line)
+        await self.reader.readexactly(int(headers["content-length"]))
+        return int(head[0].split()[1])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def hammer(host: str, port: int, paths: list[str], clients: int, seconds: float) -> dict:
+    """`clients` loops, each sending the next of `paths` as soon as the last answered."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def loop(n: int) -> None:
+        nonlocal errors
+        connection, i = Connection(host, port), n
+        try:
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                status = await connection.get(paths[i % len(paths)])
+                latencies.append(time.perf_counter() - started)
+                errors += status != 200
+                i += 1
+        finally:
+            connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(n) for n in range(clients)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
+            "p50": statistics.median(latencies) * 1000,
+            "p95": latencies[int(len(latencies) * 0.95) - 1] * 1000,
+            "max": latencies[-1] * 1000}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--articles", type=int, default=100_000)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=1, help="`serve` processes")
+    parser.add_argument("--existing", metavar="URL",
+                        help="a database filled by an earlier run, used as it is")
+    args = parser.parse_args()
+    admin_url = os.environ.get("DATABASE_URL")
+    if not admin_url:
+        sys.exit("bench/api.py: set DATABASE_URL (a scratch database is made there)")
+
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        if args.existing:
+            database_url = args.existing
+            with psycopg.connect(database_url) as conn:
+                args.articles = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
+            print(f"{args.articles} articles (an existing database); ", end="")
+        else:
+            database_url = stack.enter_context(scratch_database(admin_url, "benchapi"))
+            print(f"{args.articles} articles filled in {fill(database_url, args.articles):.0f}s; ",
+                  end="")
+        print(f"{args.workers} serve process(es), {args.clients} clients, "
+              f"{args.seconds:g}s per scenario, "
+              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+        port = free_port()
+        log_path = Path(tmp) / "serve.log"
+        env = {**os.environ, "DATABASE_URL": database_url, "NEWSLOOM_HTTP_PORT": str(port),
+               "NEWSLOOM_API_POOL_SIZE": "10", "NEWSLOOM_LOG_LEVEL": "warning",
+               "NEWSLOOM_HTTP_WORKERS": str(args.workers)}
+        with log_path.open("wb") as log:
+            server = subprocess.Popen([sys.executable, "-m", "newsloom", "serve"], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            else:
+                sys.exit(f"serve did not start:\n{log_path.read_text()}")
+            scenarios = {
+                "GET /api/v1/articles?q=...": [f"/api/v1/articles?q={q}" for q in QUERIES],
+                "GET / (home page)": ["/"],
+                "GET /api/v1/articles/{id}": [f"/api/v1/articles/{1 + i * 97 % args.articles}"
+                                              for i in range(100)],
+            }
+            print(f"{'scenario':32} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+                  f"{'errors':>6}")
+            for name, paths in scenarios.items():
+                asyncio.run(hammer("127.0.0.1", port, paths, args.clients,
+                                   min(2.0, args.seconds)))  # warm up
+                r = asyncio.run(hammer("127.0.0.1", port, paths, args.clients, args.seconds))
+                print(f"{name:32} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} "
+                      f"{r['max']:8.1f} {r['errors']:6d}", flush=True)
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
+if __name__ == "__main__":
+    main()
