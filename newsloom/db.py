@@ -298,15 +298,18 @@ def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: i
             raise Transient(f"article {canonical_url} was changed while this one was stored")
         article_id = row["id"]
         _store_entities(conn, article_id, entities)
+        add_event(conn, "stored", article_id)
     else:
         article_id = existing["id"]
         if replace_content:
             replace_article_content(conn, article_id, content, entities, updated=True)
     outcome = "stored" if existing is None or existing["url"] == url else "duplicate"
-    conn.execute(
+    attached = conn.execute(
         """INSERT INTO article_urls (url, article_id, feed_id) VALUES (%s, %s, %s)
-           ON CONFLICT (url) DO NOTHING""",
-        (url, article_id, feed_id))
+           ON CONFLICT (url) DO NOTHING RETURNING id""",
+        (url, article_id, feed_id)).fetchone()
+    if attached is not None and outcome == "duplicate":  # a copy's URL, attached once
+        add_event(conn, "duplicate", article_id)
     finish_url(conn, url_id, outcome, article_id=article_id)
     return outcome, article_id
 
@@ -332,18 +335,27 @@ def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
 def replace_article_content(conn: psycopg.Connection, article_id: int, content: dict,
                             entities: Iterable[tuple[str, str, int]], *, updated: bool) -> bool:
     """Replace an article's content and entities (`updated`: because its page changed);
-    False, with nothing changed, when the new text is another article's."""
+    False, with nothing changed, when the new text is another article's.
+
+    An 'updated' event is written with the change when the page changed or the text is
+    another than before (a reprocess that finds the same text adds none)."""
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in ARTICLE_CONTENT)
     try:
         with conn.transaction():
-            conn.execute(
-                sql.SQL("""UPDATE articles SET {},
+            row = conn.execute(
+                sql.SQL("""WITH before AS (SELECT content_hash FROM articles
+                                           WHERE id = %(id)s FOR UPDATE)
+                           UPDATE articles SET {},
                                updated_at = CASE WHEN %(updated)s THEN now() ELSE updated_at END
-                           WHERE id = %(id)s""").format(assignments),
-                {**content, "updated": updated, "id": article_id})
+                           FROM before WHERE articles.id = %(id)s
+                           RETURNING before.content_hash AS old_hash"""
+                        ).format(assignments),
+                {**content, "updated": updated, "id": article_id}).fetchone()
             conn.execute("DELETE FROM article_entities WHERE article_id = %s", (article_id,))
             _store_entities(conn, article_id, entities)
+            if row is not None and (updated or row["old_hash"] != content["content_hash"]):
+                add_event(conn, "updated", article_id)
     except psycopg.errors.UniqueViolation:
         return False
     return True
@@ -492,3 +504,20 @@ def status_report(conn: psycopg.Connection) -> dict:
            GROUP BY 1 ORDER BY 1 DESC""").fetchall()
     return {"outcomes": outcomes, "dead_letters": dead, "feeds": {**feeds, "failing_feeds": failing},
             "articles": {**articles, "per_hour": per_hour}}
+
+
+# --- data out: events, webhooks, exports ---------------------------------------------------
+
+EVENTS_CHANNEL = "newsloom_events"
+EVENT_KINDS = ("stored", "updated", "duplicate")
+
+
+def add_event(conn: psycopg.Connection, kind: str, article_id: int) -> int:
+    """Write an event in the caller's transaction (the change's) and notify listeners;
+    Postgres delivers the notification at commit, and never for a rolled-back change."""
+    assert kind in EVENT_KINDS, kind
+    row = conn.execute(
+        """WITH event AS (INSERT INTO events (kind, article_id) VALUES (%s, %s) RETURNING id)
+           SELECT id, pg_notify(%s, id::text) FROM event""",
+        (kind, article_id, EVENTS_CHANNEL)).fetchone()
+    return row["id"]
