@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -521,3 +521,88 @@ def add_event(conn: psycopg.Connection, kind: str, article_id: int) -> int:
            SELECT id, pg_notify(%s, id::text) FROM event""",
         (kind, article_id, EVENTS_CHANNEL)).fetchone()
     return row["id"]
+
+
+@dataclass(frozen=True)
+class ArticleFilter:
+    """Which articles an export (or a webhook) takes: newer than an id, published (or
+    fetched) in [since, until), from a feed (URL, name or id), in a language, naming an
+    entity. None lets everything through."""
+
+    since_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    feed: str | None = None
+    language: str | None = None
+    entity: str | None = None
+
+    def where(self) -> tuple[sql.Composable, dict]:
+        condition = sql.SQL(
+            """(%(since_id)s::bigint IS NULL OR a.id > %(since_id)s)
+               AND (%(since)s::timestamptz IS NULL
+                    OR coalesce(a.published_at, a.fetched_at) >= %(since)s)
+               AND (%(until)s::timestamptz IS NULL
+                    OR coalesce(a.published_at, a.fetched_at) < %(until)s)
+               AND (%(feed)s::text IS NULL OR EXISTS (
+                    SELECT 1 FROM feeds f WHERE f.id = a.feed_id
+                    AND (f.url = %(feed)s OR f.name = %(feed)s OR f.id::text = %(feed)s)))
+               AND (%(language)s::text IS NULL OR a.language = %(language)s)
+               AND (%(entity)s::text IS NULL OR EXISTS (
+                    SELECT 1 FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+                    WHERE ae.article_id = a.id AND lower(e.name) = lower(%(entity)s)))""")
+        return condition, {"since_id": self.since_id, "since": self.since, "until": self.until,
+                           "feed": self.feed, "language": self.language, "entity": self.entity}
+
+
+# An article as consumers see it (newsloom.export.article_document shapes it): its
+# fields, its feed, every URL it was seen at and its entities, most mentioned first.
+_ARTICLE_DOCUMENT = sql.SQL(
+    """SELECT a.id, a.url, a.canonical_url, a.title, a.author, a.published_at, a.updated_at,
+              a.fetched_at, a.created_at, a.language, a.site_name, a.description, a.image_url,
+              a.tags, a.text, a.content_hash, f.url AS feed_url, f.name AS feed_name,
+              ARRAY(SELECT u.url FROM article_urls u WHERE u.article_id = a.id
+                    ORDER BY u.id) AS urls,
+              coalesce((SELECT jsonb_agg(jsonb_build_object('name', e.name, 'label', e.label,
+                                                            'mentions', ae.mentions)
+                                         ORDER BY ae.mentions DESC, e.name, e.label)
+                        FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+                        WHERE ae.article_id = a.id), '[]'::jsonb) AS entities
+       FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id""")
+
+
+def count_articles(conn: psycopg.Connection, selection: ArticleFilter) -> int:
+    condition, params = selection.where()
+    query = sql.SQL("SELECT count(*) AS n FROM articles a WHERE {}").format(condition)
+    return conn.execute(query, params).fetchone()["n"]
+
+
+def stream_article_documents(conn: psycopg.Connection, selection: ArticleFilter,
+                             batch: int = 2000) -> Iterator[dict]:
+    """The selected articles in id order through a server-side cursor: `batch` rows in
+    memory at a time, however many there are. Holds a transaction open while iterated."""
+    condition, params = selection.where()
+    query = sql.SQL("{} WHERE {} ORDER BY a.id").format(_ARTICLE_DOCUMENT, condition)
+    with conn.transaction(), conn.cursor(name="newsloom_export") as cursor:
+        cursor.itersize = batch
+        cursor.execute(query, params)
+        yield from cursor
+
+
+def get_article_document(conn: psycopg.Connection, article_id: int) -> dict | None:
+    return conn.execute(sql.SQL("{} WHERE a.id = %s").format(_ARTICLE_DOCUMENT),
+                        (article_id,)).fetchone()
+
+
+def export_cursor(conn: psycopg.Connection, name: str) -> int | None:
+    """The last article id the export named `name` wrote, None before its first run."""
+    row = conn.execute("SELECT last_article_id FROM export_cursors WHERE name = %s",
+                       (name,)).fetchone()
+    return row["last_article_id"] if row else None
+
+
+def save_export_cursor(conn: psycopg.Connection, name: str, last_article_id: int) -> None:
+    conn.execute(
+        """INSERT INTO export_cursors (name, last_article_id) VALUES (%s, %s)
+           ON CONFLICT (name) DO UPDATE SET last_article_id = EXCLUDED.last_article_id,
+               updated_at = now()""",
+        (name, last_article_id))
