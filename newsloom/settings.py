@@ -135,6 +135,12 @@ class Settings(BaseSettings):
     entity_labels: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ENTITY_LABELS
     min_text_chars: int = Field(200, ge=0)
 
+    # Data out (issue 14): webhook deliveries.
+    # Threads of the deliver worker: endpoints served at once (each has one delivery in flight).
+    deliver_concurrency: int = Field(8, gt=0, le=256)
+    # Longest wait for an endpoint to answer a POST; longer counts as a failed attempt.
+    webhook_timeout: Duration = 10.0
+
     @field_validator("spacy_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
