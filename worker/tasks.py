@@ -60,8 +60,10 @@ def process(self: Task, url_id: int) -> None:
 
 
 # Retries and dead letters of deliveries are settled per endpoint in Postgres (see
-# newsloom.worker.deliver); a delivery the worker dies in is sent again after its lease.
-@app.task(name=DELIVER_TASK, bind=True, max_retries=0)
+# newsloom.worker.deliver). The message is acknowledged on receipt: a delivery lost with
+# it (a worker or broker gone) is sent again by the dispatcher when its lease runs out,
+# and no unacknowledged deliveries are left for a reconnecting worker to restore.
+@app.task(name=DELIVER_TASK, bind=True, max_retries=0, acks_late=False)
 def deliver(self: Task, webhook_id: int, lease_token: str) -> None:
     clear_contextvars()
     bind_contextvars(task=self.name, task_id=self.request.id, webhook_id=webhook_id)
