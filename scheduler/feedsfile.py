@@ -10,6 +10,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -234,7 +235,7 @@ class WebhookConfig:
     entities: tuple[str, ...] = ()
 
 
-def load_webhooks(path: Path, environ: dict[str, str] | None = None) -> list[WebhookConfig]:
+def load_webhooks(path: Path, environ: Mapping[str, str] | None = None) -> list[WebhookConfig]:
     """The [[webhook]] tables of a TOML feeds file (an OPML file has none).
 
     `secret_env = "NAME"` reads the secret from that environment variable, so no secret
@@ -246,7 +247,7 @@ def load_webhooks(path: Path, environ: dict[str, str] | None = None) -> list[Web
     environ = os.environ if environ is None else environ
     text = path.read_text(encoding="utf-8")
     entries, lines = tomllib.loads(text).get("webhook", []), _TomlLines(text)
-    if not isinstance(entries, list):
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise FeedsFileError(str(path), lines.key("webhook"), "webhooks must be [[webhook]] tables")
     feed_urls = {f.url: f.url for f in feeds} | {f.name: f.url for f in feeds if f.name}
     webhooks, seen = [], {}
@@ -268,8 +269,8 @@ def load_webhooks(path: Path, environ: dict[str, str] | None = None) -> list[Web
         events = _strings(path, entry, "events", line_of)
         for kind in events:
             if kind not in EVENT_KINDS:
-                raise FeedsFileError(str(path), line_of("events"),
-                                     f"unknown event {kind!r} (choose from {', '.join(EVENT_KINDS)})")
+                raise FeedsFileError(str(path), line_of("events"), f"unknown event {kind!r} "
+                                     f"(choose from {', '.join(EVENT_KINDS)})")
         named_feeds = _strings(path, entry, "feeds", line_of)
         for name in named_feeds:
             if name not in feed_urls:
@@ -278,11 +279,12 @@ def load_webhooks(path: Path, environ: dict[str, str] | None = None) -> list[Web
                                      "lists (use its url or name)")
         webhooks.append(WebhookConfig(
             url, secret, events, tuple(dict.fromkeys(feed_urls[n] for n in named_feeds)),
-            _strings(path, entry, "languages", line_of), _strings(path, entry, "entities", line_of)))
+            _strings(path, entry, "languages", line_of),
+            _strings(path, entry, "entities", line_of)))
     return webhooks
 
 
-def _webhook_secret(path: Path, entry: dict, line_of, environ: dict[str, str]) -> str:
+def _webhook_secret(path: Path, entry: dict, line_of, environ: Mapping[str, str]) -> str:
     if ("secret" in entry) == ("secret_env" in entry):
         raise FeedsFileError(str(path), line_of("url"),
                              "[[webhook]] needs secret or secret_env (one of them)")

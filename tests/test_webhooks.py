@@ -17,6 +17,7 @@ from newsloom.worker.deliver import deliver_step, sign
 from newsloom.worker.pipeline import Context
 from support import store_text
 from test_events import OTHER, TEXT
+from test_cli import newsloom
 from test_export import FOURTH, THIRD
 from webhook_receiver import Receiver, verify
 
@@ -141,7 +142,7 @@ def test_exhausted_delivery_is_dead_lettered_and_replayed(conn, deliver_ctx):
     assert all(r.signed for r in receiver.received)
 
 
-def test_410_disables_the_endpoint_and_status_says_so(conn, deliver_ctx):
+def test_410_disables_the_endpoint_and_status_says_so(conn, deliver_ctx, app_env):
     with Receiver(SECRET, status=410) as receiver:
         listen(conn, receiver.url)
         store_text(conn, "https://a.org/1", TEXT)
@@ -151,6 +152,9 @@ def test_410_disables_the_endpoint_and_status_says_so(conn, deliver_ctx):
     [webhook] = db.webhook_status(conn)
     assert webhook["disabled_at"] is not None and "410" in webhook["disabled_reason"]
     assert receiver.attempts == 1
+    status = newsloom("status", env=app_env)
+    assert status.returncode == 0, status.stderr
+    assert "1 listed, 1 disabled" in status.stdout and "DISABLED" in status.stdout
 
 
 def test_private_addresses_and_redirects_are_refused(conn, deliver_ctx):

@@ -64,7 +64,8 @@ def deliver_step(ctx: Context, webhook_id: int, lease_token: str) -> int:
     delivered = 0
     while time.monotonic() < deadline:
         with ctx.pool.connection() as conn:
-            webhook = db.renew_webhook_lease(conn, webhook_id, lease_token, lease_seconds(ctx.settings))
+            webhook = db.renew_webhook_lease(conn, webhook_id, lease_token,
+                                             lease_seconds(ctx.settings))
             if webhook is None:  # another delivery holds it now, or it was disabled
                 return delivered
             delivery = db.next_delivery(conn, webhook)

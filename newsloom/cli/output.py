@@ -114,5 +114,6 @@ def _webhook_state(webhook: dict) -> str:
     if webhook["disabled_at"]:
         return f"DISABLED: {webhook['disabled_reason']}"
     if webhook["attempts"]:
-        return f"retrying (attempt {webhook['attempts'] + 1} at {short(webhook['next_attempt_at'])})"
+        return (f"retrying (attempt {webhook['attempts'] + 1} "
+                f"at {short(webhook['next_attempt_at'])})")
     return "ok"
