@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 
-import psycopg
 from psycopg_pool import ConnectionPool
 
 from newsloom import db, log, queue
@@ -44,8 +43,11 @@ class Dispatcher:
                         # Any number of notifications, or a second: then look again.
                         for _ in listener.notifies(timeout=TICK, stop_after=1):
                             pass
-            except (*TRANSIENT_EXCEPTIONS, psycopg.Error) as exc:
+            except TRANSIENT_EXCEPTIONS as exc:  # the database or the broker is away
                 logger.warning("dispatcher cycle failed", error=f"{type(exc).__name__}: {exc}")
+                self.stop.wait(TICK * 5)
+            except Exception:  # noqa: BLE001 - deliveries must outlive any one failure
+                logger.exception("dispatcher cycle failed")
                 self.stop.wait(TICK * 5)
         self.celery.close()
 
