@@ -111,3 +111,6 @@ def test_unwritable_path_is_one_line_and_exit_2(collection, database_url, tmp_pa
         assert len(result.stderr.splitlines()) == 1
     result = newsloom("export", "--format", "xml", env={"DATABASE_URL": database_url})
     assert result.returncode == 2 and "jsonl, csv, parquet" in result.stderr
+    result = newsloom("export", "--format", "csv", "--since-id", "1", "--since", "2026-01-01",
+                      env={"DATABASE_URL": database_url})
+    assert result.returncode == 2 and "not both" in result.stderr
