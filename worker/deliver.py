@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING
 
-from newsloom import db, log, web
+from newsloom import db, log, metrics, web
 from newsloom.errors import Permanent
 from newsloom.export import article_document, to_json
 from newsloom.retry import RetryPolicy, Verdict, classify
@@ -96,6 +96,8 @@ def _send(ctx: Context, webhook: dict, delivery: dict) -> bool:
         return False
     with ctx.pool.connection() as conn:
         db.record_delivery(conn, webhook, delivery)
+    metrics.WEBHOOK_POSTS.labels("delivered").inc()
+    metrics.WEBHOOK_LATENCY.observe(time.time() - delivery["event_created_at"].timestamp())
     logger.info("delivered", webhook=webhook["url"], event_id=delivery["event_id"],
                 kind=delivery["kind"], article_id=delivery["id"])
     return True
@@ -110,6 +112,7 @@ def _settle(ctx: Context, webhook: dict, delivery: dict, exc: Exception) -> None
         if isinstance(exc, Permanent) and exc.reason == "http_410":
             logger.warning("webhook disabled", webhook=webhook["url"], reason="410 Gone")
             db.disable_webhook(conn, webhook, "the endpoint answered 410 Gone")
+            metrics.WEBHOOK_POSTS.labels("disabled").inc()
             return
         attempts = webhook["attempts"] + 1
         if classify(exc) is Verdict.TRANSIENT and policy.should_retry(exc, attempts):
@@ -117,6 +120,7 @@ def _settle(ctx: Context, webhook: dict, delivery: dict, exc: Exception) -> None
             logger.warning("delivery failed, retrying", webhook=webhook["url"], error=error,
                            event_id=delivery["event_id"], attempt=attempts, delay=round(delay, 1))
             db.record_delivery_failure(conn, webhook, error[:1000], delay)
+            metrics.WEBHOOK_POSTS.labels("retrying").inc()
             return
         logger.error("delivery dead-lettered", webhook=webhook["url"], error=error,
                      event_id=delivery["event_id"], attempts=attempts)
@@ -124,3 +128,4 @@ def _settle(ctx: Context, webhook: dict, delivery: dict, exc: Exception) -> None
                                 error=error, traceback="".join(traceback.format_exception(exc)),
                                 attempts=attempts)
         db.release_webhook(conn, webhook["id"], webhook["lease_token"])
+    metrics.WEBHOOK_POSTS.labels("dead_lettered").inc()
