@@ -409,14 +409,15 @@ def list_dead_letters(conn: psycopg.Connection, *, error: str | None = None,
                       feed: str | None = None, include_resolved: bool = False,
                       limit: int = 1000) -> list[dict]:
     """Dead letters, newest failure first; `error` matches the class or message, `feed`
-    the feed's URL, name or id."""
+    the feed's URL, name or id. `url` is the page's, or the endpoint's for a delivery."""
     return conn.execute(
-        """SELECT d.id, d.task, d.url_id, u.url, f.id AS feed_id, f.name AS feed_name,
-                  f.url AS feed_url, d.error_class, d.error, d.attempts, d.replays,
-                  d.first_failed_at, d.last_failed_at, d.resolved_at, d.resolution
+        """SELECT d.id, d.task, d.url_id, coalesce(u.url, w.url) AS url, f.id AS feed_id,
+                  f.name AS feed_name, f.url AS feed_url, d.error_class, d.error, d.attempts,
+                  d.replays, d.first_failed_at, d.last_failed_at, d.resolved_at, d.resolution
            FROM dead_letters d
            LEFT JOIN urls u ON u.id = d.url_id
            LEFT JOIN feeds f ON f.id = u.feed_id
+           LEFT JOIN webhooks w ON w.id = d.webhook_id  -- a delivery: its endpoint's URL
            WHERE (%(all)s OR d.resolved_at IS NULL)
              AND (%(error)s::text IS NULL OR d.error_class ILIKE %(error)s OR d.error ILIKE
                   '%%' || %(error)s || '%%')

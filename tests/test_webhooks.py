@@ -138,6 +138,7 @@ def test_exhausted_delivery_is_dead_lettered_and_replayed(conn, deliver_ctx):
         assert receiver.event_ids() == [second]  # the endpoint moved on
         [letter] = db.list_dead_letters(conn)
         assert letter["task"] == "newsloom.deliver" and letter["attempts"] == 3
+        assert letter["url"] == receiver.url
         assert db.replay_dead_letters(conn, [letter["id"]]) == [{"url_id": None,
                                                                  "state": "deliver"}]
         drain(deliver_ctx, conn)
