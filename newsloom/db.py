@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -344,14 +344,19 @@ def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: i
         _store_entities(conn, article_id, entities)
     else:
         article_id = existing["id"]
-        if replace_content:
-            replace_article_content(conn, article_id, content, entities, updated=True)
     outcome = "stored" if existing is None or existing["url"] == url else "duplicate"
-    conn.execute(
+    attached = conn.execute(
         """INSERT INTO article_urls (url, article_id, feed_id) VALUES (%s, %s, %s)
-           ON CONFLICT (url) DO NOTHING""",
-        (url, article_id, feed_id))
+           ON CONFLICT (url) DO NOTHING RETURNING id""",
+        (url, article_id, feed_id)).fetchone()
     finish_url(conn, url_id, outcome, article_id=article_id)
+    # Events last: add_event holds the events lock until this transaction commits.
+    if existing is None:
+        add_event(conn, "stored", article_id)
+    elif replace_content:
+        replace_article_content(conn, article_id, content, entities, updated=True)
+    if attached is not None and outcome == "duplicate":  # a copy's URL, attached once
+        add_event(conn, "duplicate", article_id)
     return outcome, article_id
 
 
@@ -377,18 +382,27 @@ def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
 def replace_article_content(conn: psycopg.Connection, article_id: int, content: dict,
                             entities: Iterable[tuple[str, str, int]], *, updated: bool) -> bool:
     """Replace an article's content and entities (`updated`: because its page changed);
-    False, with nothing changed, when the new text is another article's."""
+    False, with nothing changed, when the new text is another article's.
+
+    An 'updated' event is written with the change when the page changed or the text is
+    another than before (a reprocess that finds the same text adds none)."""
     assignments = sql.SQL(", ").join(
         sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in ARTICLE_CONTENT)
     try:
         with conn.transaction():
-            conn.execute(
-                sql.SQL("""UPDATE articles SET {},
+            row = conn.execute(
+                sql.SQL("""WITH before AS (SELECT content_hash FROM articles
+                                           WHERE id = %(id)s FOR UPDATE)
+                           UPDATE articles SET {},
                                updated_at = CASE WHEN %(updated)s THEN now() ELSE updated_at END
-                           WHERE id = %(id)s""").format(assignments),
-                {**content, "updated": updated, "id": article_id})
+                           FROM before WHERE articles.id = %(id)s
+                           RETURNING before.content_hash AS old_hash"""
+                        ).format(assignments),
+                {**content, "updated": updated, "id": article_id}).fetchone()
             conn.execute("DELETE FROM article_entities WHERE article_id = %s", (article_id,))
             _store_entities(conn, article_id, entities)
+            if row is not None and (updated or row["old_hash"] != content["content_hash"]):
+                add_event(conn, "updated", article_id)
     except psycopg.errors.UniqueViolation:
         return False
     return True
@@ -440,14 +454,15 @@ def list_dead_letters(conn: psycopg.Connection, *, error: str | None = None,
                       feed: str | None = None, include_resolved: bool = False,
                       limit: int = 1000) -> list[dict]:
     """Dead letters, newest failure first; `error` matches the class or message, `feed`
-    the feed's URL, name or id."""
+    the feed's URL, name or id. `url` is the page's, or the endpoint's for a delivery."""
     return conn.execute(
-        """SELECT d.id, d.task, d.url_id, u.url, f.id AS feed_id, f.name AS feed_name,
-                  f.url AS feed_url, d.error_class, d.error, d.attempts, d.replays,
-                  d.first_failed_at, d.last_failed_at, d.resolved_at, d.resolution
+        """SELECT d.id, d.task, d.url_id, coalesce(u.url, w.url) AS url, f.id AS feed_id,
+                  f.name AS feed_name, f.url AS feed_url, d.error_class, d.error, d.attempts,
+                  d.replays, d.first_failed_at, d.last_failed_at, d.resolved_at, d.resolution
            FROM dead_letters d
            LEFT JOIN urls u ON u.id = d.url_id
            LEFT JOIN feeds f ON f.id = u.feed_id
+           LEFT JOIN webhooks w ON w.id = d.webhook_id  -- a delivery: its endpoint's URL
            WHERE (%(all)s OR d.resolved_at IS NULL)
              AND (%(error)s::text IS NULL OR d.error_class ILIKE %(error)s OR d.error ILIKE
                   '%%' || %(error)s || '%%')
@@ -467,18 +482,24 @@ def get_dead_letter(conn: psycopg.Connection, letter_id: int) -> dict | None:
 
 def replay_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> list[dict]:
     """Put the URLs of these open dead letters back in flight; returns (url_id, state) to
-    enqueue. A page already fetched goes straight back to processing."""
+    enqueue. A page already fetched goes straight back to processing. A webhook delivery
+    is marked for its endpoint to send again (state 'deliver', nothing to enqueue)."""
     return conn.execute(
         """WITH letters AS (
-               UPDATE dead_letters SET replays = replays + 1
-               WHERE id = ANY(%s) AND resolved_at IS NULL RETURNING url_id)
-           UPDATE urls SET state = CASE WHEN EXISTS (
-                   SELECT 1 FROM raw_pages r WHERE r.url_id = urls.id)
-                   THEN 'fetched' ELSE 'queued' END,
-               reason = NULL, detail = NULL, attempts = 0, deliveries = 0,
-               updated_at = now()
-           FROM letters WHERE urls.id = letters.url_id AND urls.state = 'dead'
-           RETURNING urls.id AS url_id, urls.state""",
+               UPDATE dead_letters SET replays = replays + 1,
+                   replay_requested_at = CASE WHEN webhook_id IS NOT NULL THEN now() END
+               WHERE id = ANY(%s) AND resolved_at IS NULL RETURNING url_id, webhook_id),
+           urls_back AS (
+               UPDATE urls SET state = CASE WHEN EXISTS (
+                       SELECT 1 FROM raw_pages r WHERE r.url_id = urls.id)
+                       THEN 'fetched' ELSE 'queued' END,
+                   reason = NULL, detail = NULL, attempts = 0, deliveries = 0,
+                   updated_at = now()
+               FROM letters WHERE urls.id = letters.url_id AND urls.state = 'dead'
+               RETURNING urls.id AS url_id, urls.state)
+           SELECT url_id, state FROM urls_back
+           -- A webhook delivery needs no message: its endpoint's next delivery takes it.
+           UNION ALL SELECT NULL, 'deliver' FROM letters WHERE webhook_id IS NOT NULL""",
         (list(letter_ids),)).fetchall()
 
 
@@ -734,3 +755,301 @@ def list_events(conn: psycopg.Connection, after: int, limit: int) -> list[dict]:
         """SELECT ev.id, ev.kind, ev.article_id, ev.created_at, a.title, a.url
            FROM events ev LEFT JOIN articles a ON a.id = ev.article_id
            WHERE ev.id > %s ORDER BY ev.id LIMIT %s""", (after, limit)).fetchall()
+
+# --- data out: events, webhooks, exports ---------------------------------------------------
+
+EVENTS_CHANNEL = "newsloom_events"
+EVENT_KINDS = ("stored", "updated", "duplicate")
+
+
+# Held from an event's insert to its transaction's commit, so event ids are given in commit
+# order: a reader that sees event N has seen every event before it, and a cursor that moves
+# past N skips nothing that commits later.
+_EVENTS_LOCK = 0x6E65_7774
+
+
+def add_event(conn: psycopg.Connection, kind: str, article_id: int) -> int:
+    """Write an event in the caller's transaction (the change's) and notify listeners;
+    Postgres delivers the notification at commit, and never for a rolled-back change.
+    Call it last in the transaction: it takes the events lock until commit."""
+    assert kind in EVENT_KINDS, kind
+    row = conn.execute(
+        """WITH event AS (
+               INSERT INTO events (kind, article_id)
+               SELECT %s, %s FROM (SELECT pg_advisory_xact_lock(%s)) AS locked RETURNING id)
+           SELECT id, pg_notify(%s, id::text) FROM event""",
+        (kind, article_id, _EVENTS_LOCK, EVENTS_CHANNEL)).fetchone()
+    return row["id"]
+
+
+@dataclass(frozen=True)
+class ArticleFilter:
+    """Which articles an export (or a webhook) takes: newer than an id, published (or
+    fetched) in [since, until), from a feed (URL, name or id), in a language, naming an
+    entity. None lets everything through."""
+
+    since_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    feed: str | None = None
+    language: str | None = None
+    entity: str | None = None
+
+    def where(self) -> tuple[sql.Composable, dict]:
+        condition = sql.SQL(
+            """(%(since_id)s::bigint IS NULL OR a.id > %(since_id)s)
+               AND (%(since)s::timestamptz IS NULL
+                    OR coalesce(a.published_at, a.fetched_at) >= %(since)s)
+               AND (%(until)s::timestamptz IS NULL
+                    OR coalesce(a.published_at, a.fetched_at) < %(until)s)
+               AND (%(feed)s::text IS NULL OR EXISTS (
+                    SELECT 1 FROM feeds f WHERE f.id = a.feed_id
+                    AND (f.url = %(feed)s OR f.name = %(feed)s OR f.id::text = %(feed)s)))
+               AND (%(language)s::text IS NULL OR a.language = %(language)s)
+               AND (%(entity)s::text IS NULL OR EXISTS (
+                    SELECT 1 FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+                    WHERE ae.article_id = a.id AND lower(e.name) = lower(%(entity)s)))""")
+        return condition, {"since_id": self.since_id, "since": self.since, "until": self.until,
+                           "feed": self.feed, "language": self.language, "entity": self.entity}
+
+
+# An article as consumers see it (newsloom.export.article_document shapes it): its
+# fields, its feed, every URL it was seen at and its entities, most mentioned first.
+_ARTICLE_DOCUMENT = sql.SQL(
+    """SELECT a.id, a.url, a.canonical_url, a.title, a.author, a.published_at, a.updated_at,
+              a.fetched_at, a.created_at, a.language, a.site_name, a.description, a.image_url,
+              a.tags, a.text, a.content_hash, f.url AS feed_url, f.name AS feed_name,
+              ARRAY(SELECT u.url FROM article_urls u WHERE u.article_id = a.id
+                    ORDER BY u.id) AS urls,
+              coalesce((SELECT jsonb_agg(jsonb_build_object('name', e.name, 'label', e.label,
+                                                            'mentions', ae.mentions)
+                                         ORDER BY ae.mentions DESC, e.name, e.label)
+                        FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+                        WHERE ae.article_id = a.id), '[]'::jsonb) AS entities
+       FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id""")
+
+
+def count_articles(conn: psycopg.Connection, selection: ArticleFilter) -> int:
+    condition, params = selection.where()
+    query = sql.SQL("SELECT count(*) AS n FROM articles a WHERE {}").format(condition)
+    return conn.execute(query, params).fetchone()["n"]
+
+
+def stream_article_documents(conn: psycopg.Connection, selection: ArticleFilter,
+                             batch: int = 2000) -> Iterator[dict]:
+    """The selected articles in id order through a server-side cursor: `batch` rows in
+    memory at a time, however many there are. Holds a transaction open while iterated."""
+    condition, params = selection.where()
+    query = sql.SQL("{} WHERE {} ORDER BY a.id").format(_ARTICLE_DOCUMENT, condition)
+    with conn.transaction(), conn.cursor(name="newsloom_export") as cursor:
+        cursor.itersize = batch
+        cursor.execute(query, params)
+        yield from cursor
+
+
+def get_article_document(conn: psycopg.Connection, article_id: int) -> dict | None:
+    return conn.execute(sql.SQL("{} WHERE a.id = %s").format(_ARTICLE_DOCUMENT),
+                        (article_id,)).fetchone()
+
+
+def export_cursor(conn: psycopg.Connection, name: str) -> int | None:
+    """The last article id the export named `name` wrote, None before its first run."""
+    row = conn.execute("SELECT last_article_id FROM export_cursors WHERE name = %s",
+                       (name,)).fetchone()
+    return row["last_article_id"] if row else None
+
+
+def save_export_cursor(conn: psycopg.Connection, name: str, last_article_id: int) -> None:
+    conn.execute(
+        """INSERT INTO export_cursors (name, last_article_id) VALUES (%s, %s)
+           ON CONFLICT (name) DO UPDATE SET last_article_id = EXCLUDED.last_article_id,
+               updated_at = now()""",
+        (name, last_article_id))
+
+
+def sync_webhooks(conn: psycopg.Connection,
+                  webhooks: Sequence[tuple[str, str, Sequence[str], Sequence[str],
+                                           Sequence[str], Sequence[str]]]) -> None:
+    """Make `webhooks` match the feeds file: (url, secret, event kinds, feed URLs,
+    languages, entity names) each. A new endpoint starts at the newest event (it is sent
+    what happens from now on); one no longer in the file stops; one listed again resumes
+    where it stopped, and is enabled again if it had answered 410."""
+    with conn.transaction():
+        conn.cursor().executemany(
+            """INSERT INTO webhooks (url, secret, event_kinds, feed_urls, languages,
+                                     entity_names, delivered_through)
+               VALUES (%s, %s, %s, %s, %s, %s, (SELECT coalesce(max(id), 0) FROM events))
+               ON CONFLICT (url) DO UPDATE SET secret = EXCLUDED.secret,
+                   event_kinds = EXCLUDED.event_kinds, feed_urls = EXCLUDED.feed_urls,
+                   languages = EXCLUDED.languages, entity_names = EXCLUDED.entity_names,
+                   active = true,
+                   disabled_at = CASE WHEN webhooks.active THEN webhooks.disabled_at END,
+                   disabled_reason = CASE WHEN webhooks.active THEN webhooks.disabled_reason END
+               WHERE (webhooks.secret, webhooks.event_kinds, webhooks.feed_urls,
+                      webhooks.languages, webhooks.entity_names, webhooks.active)
+                     IS DISTINCT FROM (EXCLUDED.secret, EXCLUDED.event_kinds,
+                      EXCLUDED.feed_urls, EXCLUDED.languages, EXCLUDED.entity_names, true)""",
+            [(url, secret, list(kinds), list(feeds), list(languages), list(entities))
+             for url, secret, kinds, feeds, languages, entities in webhooks])
+        conn.execute("UPDATE webhooks SET active = false WHERE active AND NOT (url = ANY(%s))",
+                     ([w[0] for w in webhooks],))
+
+
+def claim_due_webhooks(conn: psycopg.Connection, lease_seconds: float,
+                       limit: int = 100) -> list[dict]:
+    """Endpoints with something to deliver and no delivery in flight, each leased to one
+    delivery (id, lease_token) for `lease_seconds`; SKIP LOCKED, so several dispatchers
+    never send one endpoint twice."""
+    return conn.execute(
+        """UPDATE webhooks w SET lease_token = md5(random()::text || clock_timestamp()::text),
+               lease_until = now() + make_interval(secs => %s)
+           FROM (SELECT id FROM webhooks
+                 WHERE active AND disabled_at IS NULL
+                   AND (lease_until IS NULL OR lease_until < now())
+                   AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+                   AND (EXISTS (SELECT 1 FROM events e WHERE e.id > webhooks.delivered_through)
+                        OR EXISTS (SELECT 1 FROM dead_letters d
+                                   WHERE d.webhook_id = webhooks.id AND d.resolved_at IS NULL
+                                     AND d.replay_requested_at IS NOT NULL))
+                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) due
+           WHERE w.id = due.id RETURNING w.id, w.lease_token""",
+        (lease_seconds, limit)).fetchall()
+
+
+def renew_webhook_lease(conn: psycopg.Connection, webhook_id: int, lease_token: str,
+                        lease_seconds: float) -> dict | None:
+    """The endpoint, its lease extended, while `lease_token` still holds it; else None."""
+    return conn.execute(
+        """UPDATE webhooks SET lease_until = now() + make_interval(secs => %s)
+           WHERE id = %s AND lease_token = %s AND active AND disabled_at IS NULL
+           RETURNING *""",
+        (lease_seconds, webhook_id, lease_token)).fetchone()
+
+
+def release_webhook(conn: psycopg.Connection, webhook_id: int, lease_token: str) -> None:
+    conn.execute("""UPDATE webhooks SET lease_token = NULL, lease_until = NULL
+                    WHERE id = %s AND lease_token = %s""", (webhook_id, lease_token))
+
+
+def next_delivery(conn: psycopg.Connection, webhook: dict) -> dict | None:
+    """What the endpoint is to be sent next: a dead letter marked for replay first, else
+    the first event after its cursor that its filters let through (event_id, kind,
+    event_created_at, replay_of and the article document's columns). With nothing to
+    send, the cursor moves past every event seen: one statement, one snapshot, and event
+    ids are in commit order (add_event), so nothing committed later is skipped."""
+    replay = conn.execute(
+        """SELECT d.id AS replay_of, e.id AS event_id FROM dead_letters d
+           JOIN events e ON e.id = d.event_id
+           WHERE d.webhook_id = %s AND d.resolved_at IS NULL AND d.replay_requested_at IS NOT NULL
+           ORDER BY d.event_id LIMIT 1""", (webhook["id"],)).fetchone()
+    if replay is None:
+        found = conn.execute(
+            """SELECT (SELECT e.id FROM events e JOIN articles a ON a.id = e.article_id
+                       WHERE e.id > %(after)s
+                         AND (cardinality(%(kinds)s::text[]) = 0 OR e.kind = ANY(%(kinds)s))
+                         AND (cardinality(%(languages)s::text[]) = 0
+                              OR a.language = ANY(%(languages)s))
+                         AND (cardinality(%(feeds)s::text[]) = 0 OR EXISTS (
+                              SELECT 1 FROM article_urls u JOIN feeds f ON f.id = u.feed_id
+                              WHERE u.article_id = a.id AND f.url = ANY(%(feeds)s)))
+                         AND (cardinality(%(entities)s::text[]) = 0 OR EXISTS (
+                              SELECT 1 FROM article_entities ae
+                              JOIN entities n ON n.id = ae.entity_id
+                              WHERE ae.article_id = a.id
+                                AND lower(n.name) = ANY(%(entities_lower)s)))
+                       ORDER BY e.id LIMIT 1) AS event_id,
+                      (SELECT coalesce(max(id), 0) FROM events) AS horizon""",
+            {"after": webhook["delivered_through"], "kinds": webhook["event_kinds"],
+             "languages": webhook["languages"], "feeds": webhook["feed_urls"],
+             "entities": webhook["entity_names"],
+             "entities_lower": [n.lower() for n in webhook["entity_names"]]}).fetchone()
+        if found["event_id"] is None:
+            conn.execute(
+                """UPDATE webhooks SET delivered_through = greatest(delivered_through, %s)
+                   WHERE id = %s AND lease_token = %s""",
+                (found["horizon"], webhook["id"], webhook["lease_token"]))
+            return None
+        replay = {"replay_of": None, "event_id": found["event_id"]}
+    return conn.execute(
+        sql.SQL("""SELECT e.id AS event_id, e.kind, e.created_at AS event_created_at,
+                          %s::bigint AS replay_of, doc.*
+                   FROM events e, LATERAL ({} WHERE a.id = e.article_id) doc
+                   WHERE e.id = %s""").format(_ARTICLE_DOCUMENT),
+        (replay["replay_of"], replay["event_id"])).fetchone()
+
+
+def record_delivery(conn: psycopg.Connection, webhook: dict, delivery: dict) -> None:
+    """The endpoint received this event: move its cursor (or resolve the replayed dead
+    letter) and reset its attempts."""
+    with conn.transaction():
+        conn.execute(
+            """UPDATE webhooks SET attempts = 0, next_attempt_at = NULL, last_success_at = now(),
+                   delivered = delivered + 1,
+                   delivered_through = CASE WHEN %(replay)s::bigint IS NULL
+                       THEN greatest(delivered_through, %(event)s) ELSE delivered_through END
+               WHERE id = %(id)s AND lease_token = %(token)s""",
+            {"replay": delivery["replay_of"], "event": delivery["event_id"],
+             "id": webhook["id"], "token": webhook["lease_token"]})
+        conn.execute(
+            """UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
+               WHERE id = %s AND resolved_at IS NULL""", (delivery["replay_of"],))
+
+
+def record_delivery_failure(conn: psycopg.Connection, webhook: dict, error: str,
+                            retry_in: float) -> int:
+    """A failed try of the endpoint's next delivery, tried again in `retry_in` seconds
+    (the lease is released meanwhile); returns the attempts so far."""
+    row = conn.execute(
+        """UPDATE webhooks SET attempts = attempts + 1, last_error = %s, last_error_at = now(),
+               next_attempt_at = now() + make_interval(secs => %s),
+               lease_token = NULL, lease_until = NULL
+           WHERE id = %s AND lease_token = %s RETURNING attempts""",
+        (error, retry_in, webhook["id"], webhook["lease_token"])).fetchone()
+    return row["attempts"] if row else 0
+
+
+def dead_letter_delivery(conn: psycopg.Connection, webhook: dict, delivery: dict, *,
+                         error_class: str, error: str, traceback: str, attempts: int) -> None:
+    """Give up on this event for this endpoint: a dead letter (replayable), and the
+    endpoint moves on to its next event."""
+    with conn.transaction():
+        conn.execute(
+            """INSERT INTO dead_letters (task, payload, webhook_id, event_id, error_class, error,
+                   traceback, attempts)
+               VALUES ('newsloom.deliver', %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (webhook_id, event_id) WHERE resolved_at IS NULL DO UPDATE
+               SET error_class = EXCLUDED.error_class, error = EXCLUDED.error,
+                   traceback = EXCLUDED.traceback, attempts = EXCLUDED.attempts,
+                   last_failed_at = now(), replay_requested_at = NULL""",
+            (json.dumps({"webhook": webhook["url"], "event_id": delivery["event_id"],
+                         "article_id": delivery["id"], "kind": delivery["kind"]}),
+             webhook["id"], delivery["event_id"], error_class, error, traceback, attempts))
+        conn.execute(
+            """UPDATE webhooks SET attempts = 0, next_attempt_at = NULL, last_error = %s,
+                   last_error_at = now(),
+                   delivered_through = CASE WHEN %s::bigint IS NULL
+                       THEN greatest(delivered_through, %s) ELSE delivered_through END
+               WHERE id = %s AND lease_token = %s""",
+            (error, delivery["replay_of"], delivery["event_id"], webhook["id"],
+             webhook["lease_token"]))
+
+
+def disable_webhook(conn: psycopg.Connection, webhook: dict, reason: str) -> None:
+    """The consumer unsubscribed (410 Gone): no more deliveries until it is listed anew."""
+    conn.execute(
+        """UPDATE webhooks SET disabled_at = now(), disabled_reason = %s, last_error = %s,
+               last_error_at = now(), lease_token = NULL, lease_until = NULL
+           WHERE id = %s""",
+        (reason, reason, webhook["id"]))
+
+
+def webhook_status(conn: psycopg.Connection) -> list[dict]:
+    """Each endpoint in the feeds file: delivered, waiting, failing or disabled."""
+    return conn.execute(
+        """SELECT w.url, w.delivered, w.delivered_through,
+                  (SELECT count(*) FROM events e WHERE e.id > w.delivered_through) AS behind,
+                  w.attempts, w.next_attempt_at, w.last_success_at, w.last_error,
+                  w.disabled_at, w.disabled_reason,
+                  (SELECT count(*) FROM dead_letters d
+                   WHERE d.webhook_id = w.id AND d.resolved_at IS NULL) AS dead_letters
+           FROM webhooks w WHERE w.active ORDER BY w.url""").fetchall()

@@ -26,6 +26,13 @@ FEED_POLLS = Counter("newsloom_feed_polls_total", "Feed polls, by result (new, n
 FEED_POLL_SECONDS = Histogram("newsloom_feed_poll_seconds", "Time to poll one feed.",
                               buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 URLS_ENQUEUED = Counter("newsloom_urls_enqueued_total", "New article URLs recorded and enqueued.")
+# Data out (issue 14).
+WEBHOOK_POSTS = Counter(
+    "newsloom_webhook_posts_total",
+    "Webhook POSTs, by result (delivered, retrying, dead_lettered, disabled).", ["result"])
+WEBHOOK_LATENCY = Histogram(
+    "newsloom_webhook_latency_seconds", "From an event's transaction to its endpoint's 2xx.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
 
 
 class QueueDepths:

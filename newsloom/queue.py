@@ -17,8 +17,10 @@ from newsloom.settings import Settings, get_settings
 
 FETCH_QUEUE = "fetch"      # waits on the network: a thread pool
 PROCESS_QUEUE = "process"  # burns CPU (extract, tag): a process pool
+DELIVER_QUEUE = "deliver"  # webhook POSTs, waiting on consumers: a thread pool of its own
 FETCH_TASK = "newsloom.fetch"
 PROCESS_TASK = "newsloom.process"
+DELIVER_TASK = "newsloom.deliver"
 
 # The workers' app, configured from the environment when first used.
 app = Celery("newsloom", set_as_current=True)
@@ -55,7 +57,8 @@ def celery_config(settings: Settings) -> dict:
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        task_routes={FETCH_TASK: {"queue": FETCH_QUEUE}, PROCESS_TASK: {"queue": PROCESS_QUEUE}},
+        task_routes={FETCH_TASK: {"queue": FETCH_QUEUE}, PROCESS_TASK: {"queue": PROCESS_QUEUE},
+                     DELIVER_TASK: {"queue": DELIVER_QUEUE}},
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
@@ -79,13 +82,18 @@ def enqueue_process(url_id: int, celery: Celery = app) -> None:
     celery.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE)
 
 
+def enqueue_deliver(webhook_id: int, lease_token: str, celery: Celery = app) -> None:
+    """Deliver an endpoint's pending events; `lease_token` proves this is its one delivery."""
+    celery.send_task(DELIVER_TASK, args=[webhook_id, lease_token], queue=DELIVER_QUEUE)
+
+
 def queue_depths(celery: Celery) -> dict[str, int]:
     """Messages waiting in each queue (not those a worker holds)."""
     with celery.connection_for_read() as conn:
         channel = conn.default_channel
         # Declaring is idempotent and, unlike a passive declare, works before any worker ran.
         return {name: channel.queue_declare(name).message_count
-                for name in (FETCH_QUEUE, PROCESS_QUEUE)}
+                for name in (FETCH_QUEUE, PROCESS_QUEUE, DELIVER_QUEUE)}
 
 
 def redis_client(url: str) -> redis.Redis:

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     # `serve` processes answering on the one port (each with its own pool).
     http_workers: int = Field(1, gt=0, le=64)
 
+    # Data out (issue 14): webhook deliveries.
+    # Threads of the deliver worker: endpoints served at once (each has one delivery in flight).
+    deliver_concurrency: int = Field(8, gt=0, le=256)
+    # Longest wait for an endpoint to answer a POST; longer counts as a failed attempt.
+    webhook_timeout: Duration = 10.0
+
     @field_validator("spacy_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 
 from newsloom import log
-from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
+from newsloom.queue import DELIVER_QUEUE, FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
@@ -30,6 +30,8 @@ def worker_argv(queue: str, settings: Settings) -> list[str]:
         # A few messages in hand per process, so a child never waits on the broker
         # between two articles (with late acks they come back if the worker dies).
         pool, concurrency, prefetch = "prefork", settings.process_concurrency, 4
+    elif queue == DELIVER_QUEUE:  # apart, so a slow consumer never holds up collection
+        pool, concurrency, prefetch = "threads", settings.deliver_concurrency, 1
     else:
         raise ValueError(f"unknown queue {queue!r}")
     return ["worker", "--queues", queue, "--pool", pool, "--concurrency", str(concurrency),

@@ -121,3 +121,22 @@ def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes
             raise Transient("read deadline exceeded")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def post(client: httpx.Client, url: str, settings: Settings, *, body: bytes,
+         headers: dict[str, str], timeout: float) -> int:
+    """POST `body` to `url` (a webhook), after the same address check as fetching.
+
+    Redirects are not followed (a consumer moves by editing its URL), so one cannot lead
+    to a private address. Returns the 2xx status; raises Transient for 408/429/5xx and
+    network errors, Permanent for other statuses (410 as `http_410`).
+    """
+    check_url(url, settings.allow_private_networks)
+    # Streamed and left unread: what a consumer answers is not ours to download.
+    with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
+        if response.status_code in REDIRECTS:
+            raise Permanent(f"http_{response.status_code}",
+                            f"redirect to {response.headers.get('location')!r} not followed: "
+                            "webhooks must answer 2xx")
+        _raise_for_status(response)
+        return response.status_code

@@ -7,8 +7,10 @@ and nothing starts.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,7 +25,7 @@ FEED_KEYS = {"url", "name", "interval", "host_delay", "robots", "type", "include
 SOURCE_TYPES = ("feed", "sitemap", "page")
 DEFAULT_SINCE = 2 * 86400.0  # a sitemap's first poll takes URLs of the last two days
 DEFAULT_KEYS = {"interval", "host_delay", "robots"}
-TOP_KEYS = {"defaults", "feed"}
+TOP_KEYS = {"defaults", "feed", "webhook"}
 _TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
@@ -67,7 +69,7 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
     lines = _TomlLines(text)
     for key in data.keys() - TOP_KEYS:
         raise FeedsFileError(str(path), lines.key(key),
-                             f"unknown key {key!r} (expected [defaults] and [[feed]])")
+                             f"unknown key {key!r} (expected [defaults], [[feed]] and [[webhook]])")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise FeedsFileError(str(path), lines.key("defaults"), "[defaults] must be a table")
@@ -181,8 +183,8 @@ class _TomlLines:
         found = self.sections.get(name, [])
         return found[index] if index < len(found) else None
 
-    def feed(self, index: int) -> int | None:
-        section = self._section("feed", index)
+    def feed(self, index: int, table: str = "feed") -> int | None:
+        section = self._section(table, index)
         return section[0] if section else None
 
     def key(self, key: str, section: str = "", index: int = 0) -> int | None:
@@ -255,3 +257,96 @@ def append_feed(path: Path, url: str, name: str | None) -> None:
     separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
     path.write_text(text + separator + entry)
     load_feeds(path)  # what was written must load
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+WEBHOOK_KEYS = {"url", "secret", "secret_env", "events", "feeds", "languages", "entities"}
+EVENT_KINDS = ("stored", "updated", "duplicate")
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """A [[webhook]]: where to POST article events, the signing secret, and filters (an
+    empty filter lets everything through)."""
+
+    url: str
+    secret: str
+    events: tuple[str, ...] = ()
+    feeds: tuple[str, ...] = ()        # feed URLs (the file may name them by name)
+    languages: tuple[str, ...] = ()
+    entities: tuple[str, ...] = ()
+
+
+def load_webhooks(path: Path, environ: Mapping[str, str] | None = None) -> list[WebhookConfig]:
+    """The [[webhook]] tables of a TOML feeds file (an OPML file has none).
+
+    `secret_env = "NAME"` reads the secret from that environment variable, so no secret
+    need live in the file. A filter naming a feed the file does not list is an error.
+    """
+    feeds = load_feeds(path)  # the file is valid as a feeds file first
+    if path.suffix.lower() in (".opml", ".xml"):
+        return []
+    environ = os.environ if environ is None else environ
+    text = path.read_text(encoding="utf-8")
+    entries, lines = tomllib.loads(text).get("webhook", []), _TomlLines(text)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise FeedsFileError(str(path), lines.key("webhook"), "webhooks must be [[webhook]] tables")
+    feed_urls = {f.url: f.url for f in feeds} | {f.name: f.url for f in feeds if f.name}
+    webhooks, seen = [], {}
+    for index, entry in enumerate(entries):
+        def line_of(key: str, index: int = index) -> int | None:
+            return lines.key(key, "webhook", index) or lines.feed(index, "webhook")
+
+        for key in entry.keys() - WEBHOOK_KEYS:
+            raise FeedsFileError(str(path), line_of(key), f"unknown key {key!r} in [[webhook]] "
+                                                          f"(allowed: {_allowed(WEBHOOK_KEYS)})")
+        if "url" not in entry:
+            raise FeedsFileError(str(path), line_of("url"), "[[webhook]] without url")
+        url = _url(path, line_of("url"), entry["url"])
+        if url in seen:
+            raise FeedsFileError(str(path), line_of("url"),
+                                 f"webhook {url} is listed twice (first at line {seen[url]})")
+        seen[url] = line_of("url")
+        secret = _webhook_secret(path, entry, line_of, environ)
+        events = _strings(path, entry, "events", line_of)
+        for kind in events:
+            if kind not in EVENT_KINDS:
+                raise FeedsFileError(str(path), line_of("events"), f"unknown event {kind!r} "
+                                     f"(choose from {', '.join(EVENT_KINDS)})")
+        named_feeds = _strings(path, entry, "feeds", line_of)
+        for name in named_feeds:
+            if name not in feed_urls:
+                raise FeedsFileError(str(path), line_of("feeds"),
+                                     f"webhook filter names feed {name!r}, which no [[feed]] "
+                                     "lists (use its url or name)")
+        webhooks.append(WebhookConfig(
+            url, secret, events, tuple(dict.fromkeys(feed_urls[n] for n in named_feeds)),
+            _strings(path, entry, "languages", line_of),
+            _strings(path, entry, "entities", line_of)))
+    return webhooks
+
+
+def _webhook_secret(path: Path, entry: dict, line_of, environ: Mapping[str, str]) -> str:
+    if ("secret" in entry) == ("secret_env" in entry):
+        raise FeedsFileError(str(path), line_of("url"),
+                             "[[webhook]] needs secret or secret_env (one of them)")
+    if "secret_env" in entry:
+        name = entry["secret_env"]
+        if not isinstance(name, str) or not environ.get(name):
+            raise FeedsFileError(str(path), line_of("secret_env"),
+                                 f"secret_env: environment variable {name!r} is not set")
+        return environ[name]
+    secret = entry["secret"]
+    if not isinstance(secret, str) or not secret:
+        raise FeedsFileError(str(path), line_of("secret"), "secret must be a non-empty string")
+    return secret
+
+
+def _strings(path: Path, entry: dict, key: str, line_of) -> tuple[str, ...]:
+    value = entry.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise FeedsFileError(str(path), line_of(key), f"{key} must be a list of strings")
+    return tuple(value)

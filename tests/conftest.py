@@ -23,6 +23,8 @@ from support import scratch_database, scratch_redis_prefix  # noqa: E402
 
 TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",
           "raw_pages", "urls", "feeds")
+# Data out (events go with their articles).
+TABLES += ("events", "webhooks", "export_cursors")
 
 
 @pytest.fixture(scope="session")

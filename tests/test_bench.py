@@ -23,3 +23,12 @@ def test_pipeline_bench_runs(servers):
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "of the ceiling" in result.stdout and "naive script" in result.stdout
+
+
+def test_dataout_bench_runs(servers):
+    env = {**os.environ, "DATABASE_URL": servers[0], "REDIS_URL": servers[1]}
+    result = subprocess.run([sys.executable, str(BENCH / "dataout.py"), "--pages", "4",
+                             "--articles", "200"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "signatures valid: True" in result.stdout and "export parquet" in result.stdout

@@ -19,7 +19,7 @@ from newsloom.cli import app
 from newsloom.settings import Settings, env_names
 
 ROOT = Path(__file__).parent.parent
-APP_SERVICES = ("init-db", "scheduler", "fetcher", "processor")
+APP_SERVICES = ("init-db", "scheduler", "fetcher", "processor", "deliverer")
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +80,10 @@ def test_postgres_gets_the_schema_and_redis_persists(compose):
 
 
 def test_healthchecks(compose):
-    for name in ("postgres", "redis", "scheduler", "fetcher", "processor"):
+    for name in ("postgres", "redis", "scheduler", "fetcher", "processor", "deliverer"):
         assert compose["services"][name]["healthcheck"]["test"], name
     assert compose["services"]["scheduler"]["healthcheck"]["test"][1:] == ["newsloom", "health"]
-    for name in ("scheduler", "fetcher", "processor"):
+    for name in ("scheduler", "fetcher", "processor", "deliverer"):
         depends = compose["services"][name]["depends_on"]
         assert depends["init-db"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"
@@ -107,8 +107,9 @@ def test_app_commands_are_real_subcommands(compose, service):
 
 
 def test_worker_services_split_the_queues(compose):
-    queues = {compose["services"][s]["command"][-1] for s in ("fetcher", "processor")}
-    assert queues == {"fetch", "process"}
+    queues = {compose["services"][s]["command"][-1]
+              for s in ("fetcher", "processor", "deliverer")}
+    assert queues == {"fetch", "process", "deliver"}
 
 
 @pytest.mark.parametrize("argv", [["frobnicate"], ["worker", "--queues"], ["worker", "--pool", "x"],
@@ -159,7 +160,7 @@ def test_prometheus_scrapes_every_app_service_on_the_metrics_port(compose):
     config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
     [job] = config["scrape_configs"]
     [discovery] = job["dns_sd_configs"]
-    assert set(discovery["names"]) == {"scheduler", "fetcher", "processor"}
+    assert set(discovery["names"]) == {"scheduler", "fetcher", "processor", "deliverer"}
     for name in discovery["names"]:
         port = compose["services"][name]["environment"]["NEWSLOOM_METRICS_PORT"]
         assert int(port) == discovery["port"]

@@ -24,7 +24,7 @@ def test_duplicate_messages_leave_the_rows_of_one_run(site, settings, conn, work
 
         def drained():
             return (db.get_url(conn, url_id)["state"] == "stored"
-                    and queue.queue_depths(celery) == {"fetch": 0, "process": 0}
+                    and queue.queue_depths(celery) == {"fetch": 0, "process": 0, "deliver": 0}
                     and client.hlen(f"{settings.redis_key_prefix}unacked") == 0)
         wait_until(drained, 90, "the URL stored and every message acknowledged")
     finally:

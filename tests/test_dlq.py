@@ -102,17 +102,17 @@ def test_status_json_matches_the_ledger(ctx, site, conn, app_env):
     assert report["articles"]["total"] == 1
     assert {r["error_class"]: r["n"] for r in report["dead_letters"]} == {
         "Transient": 1, "RemoteProtocolError": 1}
-    assert report["queues"] == {"fetch": 0, "process": 0}
+    assert report["queues"] == {"fetch": 0, "process": 0, "deliver": 0}
     assert report["feeds"]["active"] == 2 and report["feeds"]["failing"] == 0
     assert newsloom(app_env, "status").returncode == 0
 
 
 def test_status_names_the_workers_alive_and_watch_refreshes(app_env, conn, workers, tmp_path):
-    def two_workers():
+    def all_workers():
         report = json.loads(newsloom(app_env, "status", "--json").stdout)
-        return report if len(report["workers"]) == 2 else None
-    report = wait_until(two_workers, 60, "both worker processes to answer a ping")
-    assert {name.split("-")[0] for name in report["workers"]} == {"fetch", "process"}
+        return report if len(report["workers"]) == 3 else None
+    report = wait_until(all_workers, 60, "every worker process to answer a ping")
+    assert {name.split("-")[0] for name in report["workers"]} == {"fetch", "process", "deliver"}
     assert len(report["articles"]["per_hour"]) == 6
     watch = subprocess.Popen([sys.executable, "-m", "newsloom", "status", "--watch", "--interval", "0.2"],
                              env=app_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

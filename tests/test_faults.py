@@ -131,6 +131,8 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
         urls = {r["url"]: r for r in conn.execute("SELECT url, state, reason FROM urls")}
         articles = conn.execute("SELECT url, canonical_url FROM articles").fetchall()
         dead = conn.execute("SELECT error FROM dead_letters").fetchall()
+        events = {r["kind"]: r["n"] for r in conn.execute(
+            "SELECT kind, count(*) AS n FROM events GROUP BY kind")}
     good = {site.url(f"/news/{i}") for i in range(PAGES)}
     stored_urls = {a["canonical_url"] for a in articles}
     states = [r["state"] for r in urls.values()]
@@ -148,5 +150,7 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
     assert figures["lost"] == 0 and figures["articles stored twice"] == 0
     assert stored_urls == good
     assert figures["stored"] == PAGES and figures["duplicate"] == duplicates
+    # The outbox through the same faults: one event per stored article and attached copy.
+    assert events == {"stored": PAGES, "duplicate": duplicates}
     for path, (_, reason) in BAD.items():
         assert (urls[site.url(path)]["state"], urls[site.url(path)]["reason"]) == ("skipped", reason)

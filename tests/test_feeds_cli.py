@@ -75,6 +75,14 @@ def test_check_reports_a_bad_file(app_env, tmp_path):
     assert result.returncode == 2 and f"{path}:3: unknown key 'colour'" in result.stderr
 
 
+def test_check_reports_a_webhook_filter_naming_an_unknown_feed(app_env, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[[feed]]\nurl = "https://a.example/rss"\n\n[[webhook]]\n'
+                    'url = "https://hooks.example/"\nsecret = "x"\nfeeds = ["Nope"]\n')
+    result = newsloom(app_env, "feeds", "check", str(path))
+    assert result.returncode == 2 and f"{path}:7: webhook filter names feed 'Nope'" in result.stderr
+
+
 def test_list_shows_health(site, settings, app_env, conn):
     from newsloom import db
 

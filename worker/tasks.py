@@ -10,7 +10,9 @@ from functools import partial
 
 from newsloom import log
 from newsloom.errors import Deferred
-from newsloom.queue import FETCH_TASK, PROCESS_TASK, app, enqueue_process, requeue_fetch
+from newsloom.queue import (DELIVER_TASK, FETCH_TASK, PROCESS_TASK, app, enqueue_process,
+                            requeue_fetch)
+from newsloom.worker.deliver import deliver_step
 from newsloom.settings import get_settings
 from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
 
@@ -55,6 +57,17 @@ def process(self: Task, url_id: int) -> None:
     outcome = _run(self, url_id, process_step)
     if outcome:
         logger.info("article", outcome=outcome, url_id=url_id)
+
+
+# Retries and dead letters of deliveries are settled per endpoint in Postgres (see
+# newsloom.worker.deliver). The message is acknowledged on receipt: a delivery lost with
+# it (a worker or broker gone) is sent again by the dispatcher when its lease runs out,
+# and no unacknowledged deliveries are left for a reconnecting worker to restore.
+@app.task(name=DELIVER_TASK, bind=True, max_retries=0, acks_late=False)
+def deliver(self: Task, webhook_id: int, lease_token: str) -> None:
+    clear_contextvars()
+    bind_contextvars(task=self.name, task_id=self.request.id, webhook_id=webhook_id)
+    deliver_step(context(), webhook_id, lease_token)
 
 
 def _run(task: Task, url_id: int, step):

@@ -10,6 +10,8 @@ import typer
 
 from newsloom.cli import collection, dlq, feeds, pipeline  # noqa: F401 - they register commands
 from newsloom.cli import serve  # noqa: F401 - registers `serve`
+
+from newsloom.cli import export  # noqa: F401 - registers `export`
 from newsloom.cli.base import app
 from newsloom.errors import NewsloomError
 

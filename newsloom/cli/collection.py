@@ -38,6 +38,7 @@ def status(
 def _status_report(settings: Settings, celery) -> dict:
     with db.connect(settings.database_url) as conn:
         report = db.status_report(conn)
+        report["webhooks"] = db.webhook_status(conn)
     report["queues"] = queue.queue_depths(celery)
     report["workers"] = queue.workers_alive(celery)
     return report

@@ -74,6 +74,8 @@ def dlq_replay(
     try:
         # Recorded in Postgres first: a message lost now is resent later.
         for row in output.progress(replayed, len(replayed), "replaying"):
+            if row["state"] == "deliver":
+                continue  # the dispatcher sends marked deliveries with the endpoint's next
             if row["state"] == "fetched":
                 queue.enqueue_process(row["url_id"], celery)
             else:

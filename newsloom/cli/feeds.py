@@ -41,11 +41,12 @@ def feeds_check(path: Annotated[Path, typer.Argument(metavar="FILE")], as_json: 
     from concurrent.futures import ThreadPoolExecutor
 
     from newsloom import web
-    from newsloom.scheduler.feedsfile import load_feeds
+    from newsloom.scheduler.feedsfile import load_feeds, load_webhooks
     from newsloom.scheduler.poll import make_rules, poll_feed
 
     settings = base.settings_for_command()
     feeds = load_feeds(path, settings.default_interval)
+    load_webhooks(path)  # its [[webhook]] tables must be valid too
 
     def probe(feed) -> dict:
         try:

@@ -96,5 +96,24 @@ def status_screen(report: dict):
                ["feed", "errors in a row", "last error", "last success", "next check"],
                [[f["name"] or f["url"], f["consecutive_errors"], (f["last_error"] or "")[:60],
                  f["last_success_at"], f["next_check_at"]] for f in feeds["failing_feeds"]]),
+        webhooks_table(report["webhooks"]),
         "workers: " + (", ".join(report["workers"]) or "none answered"),
     )
+
+
+def webhooks_table(webhooks: list[dict]):
+    disabled = sum(1 for w in webhooks if w["disabled_at"])
+    return table(f"webhooks: {len(webhooks)} listed, {disabled} disabled",
+                 ["endpoint", "state", "delivered", "events behind", "dead letters",
+                  "last error"],
+                 [[w["url"], _webhook_state(w), w["delivered"], w["behind"], w["dead_letters"],
+                   (w["last_error"] or "")[:60]] for w in webhooks])
+
+
+def _webhook_state(webhook: dict) -> str:
+    if webhook["disabled_at"]:
+        return f"DISABLED: {webhook['disabled_reason']}"
+    if webhook["attempts"]:
+        return (f"retrying (attempt {webhook['attempts'] + 1} "
+                f"at {short(webhook['next_attempt_at'])})")
+    return "ok"

@@ -17,10 +17,10 @@ import typer
 from newsloom import db, log, queue
 from newsloom.cli import base
 from newsloom.cli.base import app
-from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
+from newsloom.queue import DELIVER_QUEUE, FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.settings import Settings, load_settings
 
-QUEUES = (FETCH_QUEUE, PROCESS_QUEUE)
+QUEUES = (FETCH_QUEUE, PROCESS_QUEUE, DELIVER_QUEUE)
 
 
 def _prepare_metrics() -> None:
@@ -77,20 +77,27 @@ def init_db() -> None:
 def scheduler() -> None:
     """Run the scheduler alone: poll due feeds and enqueue new article URLs."""
     _prepare_metrics()
-    from newsloom.scheduler.feedsfile import load_feeds
+    from newsloom.scheduler.dispatch import Dispatcher
+    from newsloom.scheduler.feedsfile import load_feeds, load_webhooks
     from newsloom.scheduler.service import Scheduler
 
     settings = base.settings_for_command()
     base.require_servers(settings)
     load_feeds(settings.feeds, settings.default_interval)  # refuse to start on a bad file
+    load_webhooks(settings.feeds)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     _serve_metrics(settings)
-    pool = db.make_pool(settings.database_url, max_size=settings.poll_concurrency + 1)
+    pool = db.make_pool(settings.database_url, max_size=settings.poll_concurrency + 2)
+    # Webhook deliveries are dispatched beside the polls, on a thread of their own.
+    dispatcher = threading.Thread(target=Dispatcher(settings, pool, stop).run, name="dispatch")
+    dispatcher.start()
     try:
         Scheduler(settings, pool, stop).run()
     finally:
+        stop.set()
+        dispatcher.join()
         pool.close()
 
 
@@ -110,7 +117,8 @@ def _check_queues(value: str) -> str:
 @app.command()
 def worker(queues: Annotated[str, typer.Option(
         "--queues", "-Q", callback=_check_queues,
-        help="Comma-separated: fetch (I/O, threads), process (CPU, processes).")]
+        help="Comma-separated: fetch (I/O, threads), process (CPU, processes), "
+             "deliver (webhooks, threads).")]
         = ",".join(QUEUES)) -> None:
     """Run Celery workers for the given queues."""
     _prepare_metrics()
@@ -133,11 +141,12 @@ def up() -> None:
     """Everything in the foreground: schema, scheduler and workers (embedded servers if unset)."""
     _prepare_metrics()
     from newsloom.embedded import embedded_servers
-    from newsloom.scheduler.feedsfile import load_feeds
+    from newsloom.scheduler.feedsfile import load_feeds, load_webhooks
     from newsloom.supervise import child_commands, supervise
 
     settings = base.settings_for_command()
     load_feeds(settings.feeds, settings.default_interval)  # refuse to start on a bad file
+    load_webhooks(settings.feeds)
     env = dict(os.environ)
     with ExitStack() as stack:
         if settings.embedded:
