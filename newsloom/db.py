@@ -625,7 +625,9 @@ def list_articles(conn: psycopg.Connection, *, q: str | None = None,
             f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,
                        {_ARTICLE_DATE} AS published_at, a.language, a.feed_id,
                        f.name AS feed_name, f.url AS feed_url, a.fetched_at, a.updated_at,
-                       a.site_name, a.description, a.image_url, a.tags,
+                       a.site_name, a.description, a.image_url, a.tags, a.authors,
+                       a.modified_at, a.published_at_source, a.section, a.keywords,
+                       a.publisher, a.is_paywalled,
                        CASE WHEN %(text)s THEN a.text END AS text,
                        (SELECT coalesce(jsonb_agg(jsonb_build_object(
                                    'id', e.id, 'name', e.name, 'label', e.label,
@@ -666,7 +668,8 @@ def get_article(conn: psycopg.Connection, article_id: int) -> dict | None:
     seen at (first seen first)."""
     article = conn.execute(
         f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,
-                   {_ARTICLE_DATE} AS published_at, a.published_at AS published_at_source,
+                   {_ARTICLE_DATE} AS published_at, a.published_at_source, a.authors,
+                   a.modified_at, a.section, a.keywords, a.publisher, a.is_paywalled,
                    a.language, a.feed_id, f.name AS feed_name, f.url AS feed_url, a.fetched_at,
                    a.updated_at, a.site_name, a.description, a.image_url, a.tags, a.text
             FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id WHERE a.id = %s""",
@@ -742,11 +745,6 @@ def articles_per_hour(conn: psycopg.Connection, hours: int) -> list[dict]:
                                 date_trunc('hour', now()), interval '1 hour') AS h
            LEFT JOIN articles a ON a.fetched_at >= h AND a.fetched_at < h + interval '1 hour'
            GROUP BY h ORDER BY h""", {"n": hours}).fetchall()
-
-
-def events_available(conn: psycopg.Connection) -> bool:
-    """Whether this database has the events outbox (a later migration adds it)."""
-    return conn.execute("SELECT to_regclass('events') IS NOT NULL AS here").fetchone()["here"]
 
 
 def list_events(conn: psycopg.Connection, after: int, limit: int) -> list[dict]:

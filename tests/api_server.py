@@ -14,13 +14,6 @@ from support import free_port, store_text, wait_until
 from newsloom.api import create_app
 from newsloom.settings import Settings
 
-EVENTS_TABLE = """CREATE TABLE IF NOT EXISTS events (
-    id bigserial PRIMARY KEY,
-    kind text NOT NULL CHECK (kind IN ('stored', 'updated', 'duplicate')),
-    article_id bigint REFERENCES articles (id),
-    created_at timestamptz NOT NULL DEFAULT now())"""
-
-
 @contextmanager
 def running_api(settings: Settings) -> Iterator[str]:
     """The app served by uvicorn on a free port; yields its base URL."""

@@ -8,7 +8,7 @@ import re
 
 import httpx
 import pytest
-from api_server import EVENTS_TABLE, fill, running_api
+from api_server import fill, running_api
 from support import scratch_database
 
 from newsloom import db
@@ -142,18 +142,8 @@ def own_api(settings, conn):
         yield client, ids
 
 
-def test_events_without_the_table_is_a_clear_503(api, world):
-    # This module's own database: once the events migration lands, it has the table.
-    with db.connect(world[0].database_url) as conn:
-        conn.execute("DROP TABLE IF EXISTS events")
-    response = api.get("/api/v1/events", params={"after": 0})
-    assert response.status_code == 503
-    assert "no events table" in response.json()["message"]
-
-
 def test_events_after_an_id_and_long_poll(own_api, conn):
     api, filled = own_api
-    conn.execute(EVENTS_TABLE)
     conn.execute("TRUNCATE events RESTART IDENTITY")
     harbour = filled["https://example.org/harbour"]
     conn.execute("INSERT INTO events (kind, article_id) VALUES ('stored', %s), ('duplicate', %s)",

@@ -39,7 +39,9 @@ from newsloom.api.params import (
 
 ARTICLE_FIELDS = ("id", "title", "url", "canonical_url", "author", "published_at", "language",
                   "feed_id", "feed_name", "feed_url", "fetched_at", "updated_at", "site_name",
-                  "description", "image_url", "tags", "entities", "text")
+                  "description", "image_url", "tags", "authors", "modified_at",
+                  "published_at_source", "section", "keywords", "publisher", "is_paywalled",
+                  "entities", "text")
 DEFAULT_ARTICLE_FIELDS = tuple(f for f in ARTICLE_FIELDS if f != "text")
 LONGEST_WAIT = 25        # seconds an events request may hold on (below common proxy timeouts)
 EVENTS_POLL_SECONDS = 0.5
@@ -185,17 +187,12 @@ async def events(request: Request, values: dict[str, Any]) -> Response:
     after, count = values.get("after", 0), values.get("limit", 100)
     deadline = time.monotonic() + values.get("wait", 0)
 
-    def read() -> list[dict] | None:
+    def read() -> list[dict]:
         with context.connection() as conn:
-            if not db.events_available(conn):
-                return None
             return db.list_events(conn, after, count)
 
     while True:
         rows = await run_in_threadpool(read)
-        if rows is None:
-            raise ApiError(503, "events are not available: this database has no events "
-                                "table yet (run `newsloom migrate` after upgrading)")
         if rows or time.monotonic() >= deadline or await request.is_disconnected():
             break
         await asyncio.sleep(min(EVENTS_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
