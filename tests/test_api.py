@@ -144,7 +144,7 @@ def own_api(settings, conn):
 
 def test_events_after_an_id_and_long_poll(own_api, conn):
     api, filled = own_api
-    conn.execute("TRUNCATE events RESTART IDENTITY")
+    conn.execute("TRUNCATE events RESTART IDENTITY CASCADE")
     harbour = filled["https://example.org/harbour"]
     conn.execute("INSERT INTO events (kind, article_id) VALUES ('stored', %s), ('duplicate', %s)",
                  (harbour, harbour))
