@@ -11,26 +11,45 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from newsloom.errors import Transient
 
-IN_FLIGHT = ("queued", "fetched")
-FINAL_STATES = ("stored", "duplicate", "skipped", "dead")
+
+class UrlState(StrEnum):
+    """A URL's place in the ledger (`urls.state`, the same text): in flight, then one
+    final outcome."""
+
+    QUEUED = "queued"        # recorded, waiting to be fetched
+    FETCHED = "fetched"      # its page kept, waiting to be processed
+    STORED = "stored"        # an article of its own
+    DUPLICATE = "duplicate"  # attached to an article stored before
+    SKIPPED = "skipped"      # ended with a reason (404, not HTML, robots.txt, ...)
+    DEAD = "dead"            # dead-lettered
 
 
-def connect(url: str, connect_timeout: int = 10) -> psycopg.Connection:
+IN_FLIGHT = (UrlState.QUEUED, UrlState.FETCHED)
+FINAL_STATES = (UrlState.STORED, UrlState.DUPLICATE, UrlState.SKIPPED, UrlState.DEAD)
+
+# Every connection newsloom opens returns rows as dicts.
+Connection = psycopg.Connection[DictRow]
+Pool = ConnectionPool[Connection]
+
+
+def connect(url: str, connect_timeout: int = 10) -> Connection:
     return psycopg.connect(url, row_factory=dict_row, autocommit=True,
                            connect_timeout=connect_timeout)
 
 
-def make_pool(url: str, max_size: int = 4) -> ConnectionPool:
+def make_pool(url: str, max_size: int = 4) -> Pool:
     """A pool whose connections are checked before use, so a restarted Postgres is survived."""
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
+                          connection_class=Connection,
                           kwargs={"row_factory": dict_row, "autocommit": True},
                           check=ConnectionPool.check_connection,
                           name="newsloom")
@@ -50,7 +69,7 @@ class FeedRow:
     poll_every_seconds: float | None
 
 
-def sync_feeds(conn: psycopg.Connection,
+def sync_feeds(conn: Connection,
                feeds: Sequence[tuple[str, str | None, int, float | None, bool]]) -> None:
     """Make the `feeds` table match the feeds file: (url, name, interval_seconds,
     host_delay_seconds, obey_robots) each.
@@ -72,10 +91,11 @@ def sync_feeds(conn: psycopg.Connection,
                      IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.interval_seconds,
                       EXCLUDED.host_delay_seconds, EXCLUDED.obey_robots, true)""",
             list(feeds))
-        conn.execute("UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))", (urls,))
+        conn.execute("UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))",
+                     (urls,))
 
 
-def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) -> list[FeedRow]:
+def claim_due_feeds(conn: Connection, limit: int, lease_seconds: float) -> list[FeedRow]:
     """Take up to `limit` due feeds for this scheduler.
 
     Their next check moves `lease_seconds` ahead in the same statement, so another
@@ -92,7 +112,7 @@ def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) 
     return [FeedRow(**r) for r in rows]
 
 
-def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | None,
+def record_poll_success(conn: Connection, feed_id: int, *, etag: str | None,
                         last_modified: str | None, poll_every: float, next_in: float,
                         items: int, rejected_links: int) -> None:
     conn.execute(
@@ -104,7 +124,7 @@ def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | N
         (etag, last_modified, poll_every, next_in, items, rejected_links, feed_id))
 
 
-def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,
+def record_poll_failure(conn: Connection, feed_id: int, *, error: str,
                         next_in: float) -> None:
     conn.execute(
         """UPDATE feeds SET last_checked_at = now(), last_error = %s, last_error_at = now(),
@@ -114,13 +134,13 @@ def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,
         (error, next_in, feed_id))
 
 
-def list_feeds(conn: psycopg.Connection) -> list[dict]:
+def list_feeds(conn: Connection) -> list[dict]:
     return conn.execute("SELECT * FROM feeds ORDER BY id").fetchall()
 
 
 # --- the URL ledger ----------------------------------------------------------------------
 
-def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
+def record_new_urls(conn: Connection, feed_id: int | None,
                     entries: Sequence[tuple[str, datetime | None, datetime | None]],
                     refresh_min_age: float = 0.0) -> list[int]:
     """Record the (url, published, updated) entries of a feed; returns the ids of the URLs
@@ -145,7 +165,7 @@ def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
     return [r["id"] for r in rows]
 
 
-def get_url(conn: psycopg.Connection, url_id: int) -> dict | None:
+def get_url(conn: Connection, url_id: int) -> dict | None:
     """A URL of the ledger, with its feed's politeness settings."""
     return conn.execute(
         """SELECT u.*, f.url AS feed_url, f.host_delay_seconds,
@@ -154,7 +174,7 @@ def get_url(conn: psycopg.Connection, url_id: int) -> dict | None:
         (url_id,)).fetchone()
 
 
-def save_raw_page(conn: psycopg.Connection, url_id: int, *, final_url: str,
+def save_raw_page(conn: Connection, url_id: int, *, final_url: str,
                   content_type: str | None, html_zlib: bytes) -> None:
     """Keep a fetched page and move its URL on to 'fetched': one statement."""
     conn.execute(
@@ -170,7 +190,7 @@ def save_raw_page(conn: psycopg.Connection, url_id: int, *, final_url: str,
         (url_id, final_url, content_type, html_zlib))
 
 
-def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
+def count_attempt(conn: Connection, url_id: int) -> int:
     """One more failed attempt for this URL; returns how many it has had."""
     row = conn.execute(
         """UPDATE urls SET attempts = attempts + 1, updated_at = now() WHERE id = %s
@@ -178,7 +198,7 @@ def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
     return row["attempts"] if row else 1
 
 
-def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
+def start_processing(conn: Connection, url_id: int) -> dict | None:
     """A fetched URL with its kept page, counting this start in `deliveries`; None when
     the URL is not waiting to be processed. One statement: this runs once per article."""
     return conn.execute(
@@ -191,7 +211,7 @@ def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
         (url_id,)).fetchone()
 
 
-def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | None = None,
+def finish_url(conn: Connection, url_id: int, state: UrlState, reason: str | None = None,
                detail: str | None = None, article_id: int | None = None) -> None:
     """Give a URL its final outcome (the caller's transaction, if any, includes it).
 
@@ -211,7 +231,7 @@ def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | 
          "id": url_id})
 
 
-def stale_in_flight(conn: psycopg.Connection, older_than: float, limit: int) -> list[dict]:
+def stale_in_flight(conn: Connection, older_than: float, limit: int) -> list[dict]:
     """In-flight URLs untouched for `older_than` seconds: their message may have been lost."""
     return conn.execute(
         """UPDATE urls SET updated_at = now()
@@ -222,7 +242,7 @@ def stale_in_flight(conn: psycopg.Connection, older_than: float, limit: int) -> 
         (older_than, limit)).fetchall()
 
 
-def outcome_counts(conn: psycopg.Connection) -> dict[str, int]:
+def outcome_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute("SELECT state, count(*) AS n FROM urls GROUP BY state").fetchall()
     return {r["state"]: r["n"] for r in rows}
 
@@ -236,7 +256,7 @@ ARTICLE_CONTENT = ("title", "author", "published_at", "language", "text", "site_
                    "content_hash", "minhash", "lsh_bands", "entities_skipped", "page_url_id")
 
 
-def find_article_candidates(conn: psycopg.Connection, *, canonical_url: str,
+def find_article_candidates(conn: Connection, *, canonical_url: str,
                             content_hash: str, minhash: list[int], lsh_bands: list[int],
                             min_agreement: int, limit: int = 20) -> list[dict]:
     """Stored articles this page may be: the same canonical URL, the same text hash, or a
@@ -276,9 +296,9 @@ def _lock_key(value: str) -> int:
                           signed=True)
 
 
-def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: int | None,
+def store_article(conn: Connection, *, url_id: int, url: str, feed_id: int | None,
                   canonical_url: str, content: dict, entities: Iterable[tuple[str, str, int]],
-                  existing: dict | None, replace_content: bool) -> tuple[str, int]:
+                  existing: dict | None, replace_content: bool) -> tuple[UrlState, int]:
     """Store a new article (`existing` None) or attach `url` to `existing`, replacing its
     content when `replace_content`; then give the URL its outcome. Runs in the caller's
     transaction, after find_article_candidates.
@@ -302,7 +322,8 @@ def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: i
         article_id = existing["id"]
         if replace_content:
             replace_article_content(conn, article_id, content, entities, updated=True)
-    outcome = "stored" if existing is None or existing["url"] == url else "duplicate"
+    outcome = (UrlState.STORED if existing is None or existing["url"] == url
+               else UrlState.DUPLICATE)
     conn.execute(
         """INSERT INTO article_urls (url, article_id, feed_id) VALUES (%s, %s, %s)
            ON CONFLICT (url) DO NOTHING""",
@@ -311,7 +332,7 @@ def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: i
     return outcome, article_id
 
 
-def articles_to_reprocess(conn: psycopg.Connection, extractor: str | None) -> list[int]:
+def articles_to_reprocess(conn: Connection, extractor: str | None) -> list[int]:
     """Ids of the articles extracted by another extractor than `extractor` (all if None)."""
     rows = conn.execute(
         """SELECT id FROM articles WHERE %(x)s::text IS NULL OR extractor <> %(x)s ORDER BY id""",
@@ -319,7 +340,7 @@ def articles_to_reprocess(conn: psycopg.Connection, extractor: str | None) -> li
     return [r["id"] for r in rows]
 
 
-def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
+def load_article_page(conn: Connection, article_id: int) -> dict | None:
     """The kept page that holds an article's current text."""
     return conn.execute(
         """SELECT u.id AS url_id, r.final_url, r.html_zlib, r.fetched_at, u.entry_published_at
@@ -329,7 +350,7 @@ def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
            WHERE a.id = %s""", (article_id,)).fetchone()
 
 
-def replace_article_content(conn: psycopg.Connection, article_id: int, content: dict,
+def replace_article_content(conn: Connection, article_id: int, content: dict,
                             entities: Iterable[tuple[str, str, int]], *, updated: bool) -> bool:
     """Replace an article's content and entities (`updated`: because its page changed);
     False, with nothing changed, when the new text is another article's."""
@@ -349,13 +370,13 @@ def replace_article_content(conn: psycopg.Connection, article_id: int, content: 
     return True
 
 
-def _store_entities(conn: psycopg.Connection, article_id: int,
+def _store_entities(conn: Connection, article_id: int,
                     entities: Iterable[tuple[str, str, int]]) -> None:
     # Sorted, so two transactions upserting the same entities lock them in the same order.
     entities = sorted(entities)
     if not entities:
         return
-    names, labels, mentions = (list(col) for col in zip(*entities))
+    names, labels, mentions = (list(col) for col in zip(*entities, strict=True))
     conn.execute(
         """INSERT INTO entities (name, label)
            SELECT n, l FROM unnest(%s::text[], %s::text[]) AS e(n, l)
@@ -372,7 +393,7 @@ def _store_entities(conn: psycopg.Connection, article_id: int,
 
 # --- dead letters ------------------------------------------------------------------------
 
-def add_dead_letter(conn: psycopg.Connection, *, task: str, payload: dict, url_id: int | None,
+def add_dead_letter(conn: Connection, *, task: str, payload: dict, url_id: int | None,
                     error_class: str, error: str, traceback: str, attempts: int) -> None:
     """Record a task that failed for good, and end its URL as 'dead'; one transaction.
 
@@ -388,10 +409,10 @@ def add_dead_letter(conn: psycopg.Connection, *, task: str, payload: dict, url_i
                attempts = EXCLUDED.attempts, last_failed_at = now()""",
         (task, json.dumps(payload), url_id, error_class, error, traceback, attempts))
     if url_id is not None:
-        finish_url(conn, url_id, "dead", reason=error_class, detail=error[:500])
+        finish_url(conn, url_id, UrlState.DEAD, reason=error_class, detail=error[:500])
 
 
-def list_dead_letters(conn: psycopg.Connection, *, error: str | None = None,
+def list_dead_letters(conn: Connection, *, error: str | None = None,
                       feed: str | None = None, include_resolved: bool = False,
                       limit: int = 1000) -> list[dict]:
     """Dead letters, newest failure first; `error` matches the class or message, `feed`
@@ -412,7 +433,7 @@ def list_dead_letters(conn: psycopg.Connection, *, error: str | None = None,
         {"all": include_resolved, "error": error, "feed": feed, "limit": limit}).fetchall()
 
 
-def get_dead_letter(conn: psycopg.Connection, letter_id: int) -> dict | None:
+def get_dead_letter(conn: Connection, letter_id: int) -> dict | None:
     return conn.execute(
         """SELECT d.*, u.url, u.state AS url_state, f.url AS feed_url, f.name AS feed_name
            FROM dead_letters d LEFT JOIN urls u ON u.id = d.url_id
@@ -420,7 +441,7 @@ def get_dead_letter(conn: psycopg.Connection, letter_id: int) -> dict | None:
         (letter_id,)).fetchone()
 
 
-def replay_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> list[dict]:
+def replay_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> list[dict]:
     """Put the URLs of these open dead letters back in flight; returns (url_id, state) to
     enqueue. A page already fetched goes straight back to processing."""
     return conn.execute(
@@ -437,7 +458,7 @@ def replay_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> 
         (list(letter_ids),)).fetchall()
 
 
-def discard_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> int:
+def discard_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> int:
     """Close these dead letters without replaying; their URLs stay dead."""
     return conn.execute(
         """UPDATE dead_letters SET resolved_at = now(), resolution = 'discarded'
@@ -447,13 +468,14 @@ def discard_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) ->
 
 # --- search ------------------------------------------------------------------------------
 
-def search_articles(conn: psycopg.Connection, words: str, limit: int = 10) -> list[dict]:
+def search_articles(conn: Connection, words: str, limit: int = 10) -> list[dict]:
     """Best matches for web-search-style `words` ("quoted phrases", -exclusions, or)."""
     return conn.execute(
         """SELECT a.id, a.title, a.url, coalesce(a.published_at, a.fetched_at) AS published_at,
                   round(ts_rank_cd(a.search, query.q)::numeric, 4) AS rank,
                   ts_headline('english', a.text, query.q,
-                              'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»') AS snippet
+                              'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»')
+                  AS snippet
            -- English articles are indexed stemmed, the others as they are: match either.
            FROM articles a, (SELECT websearch_to_tsquery('english', %(w)s)
                                     || websearch_to_tsquery('simple', %(w)s) AS q) query
@@ -464,7 +486,7 @@ def search_articles(conn: psycopg.Connection, words: str, limit: int = 10) -> li
 
 # --- status ------------------------------------------------------------------------------
 
-def status_report(conn: psycopg.Connection) -> dict:
+def status_report(conn: Connection) -> dict:
     """Outcome counts (total and last hour), open dead letters by error, feed health."""
     outcomes = conn.execute(
         """SELECT state, reason, count(*) AS total,
@@ -490,5 +512,8 @@ def status_report(conn: psycopg.Connection) -> dict:
            FROM generate_series(now() - interval '5 hours', now(), interval '1 hour') AS h
            LEFT JOIN articles a ON date_trunc('hour', a.created_at) = date_trunc('hour', h)
            GROUP BY 1 ORDER BY 1 DESC""").fetchall()
-    return {"outcomes": outcomes, "dead_letters": dead, "feeds": {**feeds, "failing_feeds": failing},
+    if feeds is None or articles is None:  # an aggregate always returns a row
+        raise AssertionError("status counts returned no row")
+    return {"outcomes": outcomes, "dead_letters": dead,
+            "feeds": {**feeds, "failing_feeds": failing},
             "articles": {**articles, "per_hour": per_hour}}

@@ -7,6 +7,8 @@ read from the broker at scrape time.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
@@ -31,10 +33,10 @@ URLS_ENQUEUED = Counter("newsloom_urls_enqueued_total", "New article URLs record
 class QueueDepths:
     """A collector reading each queue's waiting messages from the broker at scrape time."""
 
-    def __init__(self, depths):
+    def __init__(self, depths: Callable[[], dict[str, int]]):
         self.depths = depths
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("newsloom_queue_depth", "Messages waiting in a queue.",
                                    labels=["queue"])
         try:
@@ -45,7 +47,7 @@ class QueueDepths:
         yield family
 
 
-def serve(port: int, queue_depths=None) -> None:
+def serve(port: int, queue_depths: Callable[[], dict[str, int]] | None = None) -> None:
     """Serve every process's metrics (and the queue depths) on `port` in a thread."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)

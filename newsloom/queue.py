@@ -9,10 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-import redis
 from celery import Celery
 
-from newsloom.errors import SettingsError
+from newsloom.db import UrlState
 from newsloom.settings import Settings, get_settings
 
 FETCH_QUEUE = "fetch"      # waits on the network: a thread pool
@@ -37,11 +36,9 @@ def make_app(settings: Settings) -> Celery:
 
 
 def celery_config(settings: Settings) -> dict:
-    if not settings.redis_url:
-        # Celery would otherwise fall back to amqp://localhost without a word.
-        raise SettingsError("REDIS_URL is not set")
     return dict(
-        broker_url=settings.redis_url,
+        # Required: Celery would otherwise fall back to amqp://localhost without a word.
+        broker_url=settings.require_redis_url(),
         broker_connection_retry_on_startup=True,
         # At least once: a message is acknowledged after its task ran, and comes back when
         # the worker dies mid-task or does not acknowledge within the visibility timeout.
@@ -79,6 +76,15 @@ def enqueue_process(url_id: int, celery: Celery = app) -> None:
     celery.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE)
 
 
+def enqueue_in_flight(url_id: int, state: UrlState, celery: Celery = app) -> None:
+    """Send a URL in flight to the step its state waits for: a kept page to processing,
+    anything else to fetching."""
+    if state == UrlState.FETCHED:
+        enqueue_process(url_id, celery)
+    else:
+        enqueue_fetch([url_id], celery)
+
+
 def queue_depths(celery: Celery) -> dict[str, int]:
     """Messages waiting in each queue (not those a worker holds)."""
     with celery.connection_for_read() as conn:
@@ -86,11 +92,6 @@ def queue_depths(celery: Celery) -> dict[str, int]:
         # Declaring is idempotent and, unlike a passive declare, works before any worker ran.
         return {name: channel.queue_declare(name).message_count
                 for name in (FETCH_QUEUE, PROCESS_QUEUE)}
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A plain Redis client for the broker's server (kombu's socket URLs included)."""
-    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))
 
 
 def workers_alive(celery: Celery, timeout: float = 1.0) -> list[str]:

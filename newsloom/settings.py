@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from newsloom.errors import SettingsError
@@ -53,7 +54,8 @@ DEFAULT_ENTITY_LABELS = (
 class _FileSecrets(PydanticBaseSettingsSource):
     """`DATABASE_URL_FILE=/run/secrets/db` reads the value from that file (Docker secrets)."""
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused (`__call__` reads every field); required by the base class."""
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -69,7 +71,7 @@ class _FileSecrets(PydanticBaseSettingsSource):
         return values
 
 
-def env_names(name: str, field) -> list[str]:
+def env_names(name: str, field: FieldInfo) -> list[str]:
     alias = field.validation_alias
     if isinstance(alias, AliasChoices):
         return [str(a) for a in alias.choices]
@@ -156,8 +158,11 @@ class Settings(BaseSettings):
         return value
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _FileSecrets(settings_cls)
 
     def model_post_init(self, __context: Any) -> None:
@@ -171,6 +176,18 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None or self.redis_url is None
+
+    def require_database_url(self) -> str:
+        """DATABASE_URL, for what does not start embedded servers; SettingsError if unset."""
+        if self.database_url is None:
+            raise SettingsError("DATABASE_URL is not set")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        """REDIS_URL, for what does not start embedded servers; SettingsError if unset."""
+        if not self.redis_url:
+            raise SettingsError("REDIS_URL is not set")
+        return self.redis_url
 
 
 def _describe(exc: ValidationError) -> str:

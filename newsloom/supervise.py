@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from types import FrameType
 
 from newsloom import log
 from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
@@ -53,7 +54,7 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
                 for name, argv in commands.items()}
     stopping = False
 
-    def request_stop(signum, _frame):
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
         logger.info("stopping", signal=signal.Signals(signum).name)

@@ -57,7 +57,7 @@ def check_url(url: str, allow_private: bool) -> None:
     except socket.gaierror as exc:
         raise Transient(f"DNS lookup failed for {parts.hostname}: {exc.strerror}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not address.is_global:
             raise Permanent("blocked_address", f"{parts.hostname} resolves to {address}")
 

@@ -73,7 +73,8 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
     entries = data.get("feed", [])
     if not isinstance(entries, list):
         raise FeedsFileError(str(path), lines.key("feed"), "feeds must be [[feed]] tables")
-    feeds, seen = [], {}
+    feeds: list[FeedConfig] = []
+    seen: dict[str, int | None] = {}  # url -> its line
     for index, entry in enumerate(entries):
         line = lines.feed(index)
         for key in entry.keys() - FEED_KEYS:
@@ -92,8 +93,9 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
                                  "name must be a string")
         interval = (_interval(path, lines.key("interval", "feed", index) or line, entry["interval"])
                     if "interval" in entry else default_interval)
-        host_delay, robots = _politeness(path, entry, lambda key: lines.key(key, "feed", index) or line,
-                                         *base)
+        host_delay, robots = _politeness(
+            path, entry, lambda key: lines.key(key, "feed", index) or line,  # noqa: B023 - called at once
+            *base)
         feeds.append(FeedConfig(url, name, interval, host_delay, robots))
     return feeds
 

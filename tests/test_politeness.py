@@ -7,16 +7,16 @@ from itertools import pairwise
 from urllib.parse import urlsplit
 
 import pytest
-
-from newsloom import db, queue
-from newsloom.worker.politeness import HostLimiter
 from site_fixture import FixtureSite, article_html, synthetic_article
 from support import start_workers, stop_workers, wait_until
 
+from newsloom import broker, db, queue
+from newsloom.worker.politeness import HostLimiter
+
 
 def test_slots_are_spaced_and_shared(settings):
-    first = HostLimiter(queue.redis_client(settings.redis_url), settings.redis_key_prefix)
-    second = HostLimiter(queue.redis_client(settings.redis_url), settings.redis_key_prefix)
+    first = HostLimiter(broker.redis_client(settings.redis_url), settings.redis_key_prefix)
+    second = HostLimiter(broker.redis_client(settings.redis_url), settings.redis_key_prefix)
     waits = [limiter.reserve("news.example", 2.0) for limiter in (first, second, first, second)]
     assert waits[0] == pytest.approx(0, abs=0.05)
     for earlier, later in pairwise(waits):
@@ -25,7 +25,7 @@ def test_slots_are_spaced_and_shared(settings):
 
 
 def test_acquire_keeps_the_gap(settings):
-    limiter = HostLimiter(queue.redis_client(settings.redis_url), settings.redis_key_prefix)
+    limiter = HostLimiter(broker.redis_client(settings.redis_url), settings.redis_key_prefix)
     assert limiter.acquire("news.example", 5.0) == 0
     assert 4.9 <= limiter.acquire("news.example", 5.0) <= 5.01
     assert limiter.acquire("elsewhere.example", 5.0) == 0
@@ -51,7 +51,7 @@ def test_host_rate_robots_and_no_held_worker(site, settings, conn, app_env, tmp_
     a host keep their gap, robots.txt is obeyed, and the hosts are served side by side."""
     site.add("/robots.txt", "User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n",
              content_type="text/plain")
-    slow_urls = serve_articles(site, "a", 8) + [site.url("/private/secret")]
+    slow_urls = [*serve_articles(site, "a", 8), site.url("/private/secret")]
     site.add("/private/secret", article_html(*synthetic_article(999)))
     with FixtureSite() as other:
         other_urls = [u.replace("127.0.0.1", "localhost") for u in serve_articles(other, "b", 8)]

@@ -9,10 +9,12 @@ precision mode finds too little (it drops link-heavy paragraphs), recall mode is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import py3langid
 import trafilatura
+from lxml.html import HtmlElement
+from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
 from newsloom.errors import Permanent
@@ -45,7 +47,7 @@ def extract(html: bytes | str, url: str, min_chars: int = 200) -> Extracted:
     doc, text = _extract_text(tree, url, favor_precision=True)
     if len(text) < min_chars:  # empty or implausibly short: the fallback
         doc, text = _extract_text(tree, url, favor_recall=True)  # trafilatura copies the tree
-    if len(text) < min_chars:
+    if doc is None or len(text) < min_chars:
         raise Permanent("no_text", f"{len(text)} characters of article text")
     return Extracted(
         title=doc.title, author=doc.author, published_at=_parse_date(doc.date),
@@ -54,11 +56,14 @@ def extract(html: bytes | str, url: str, min_chars: int = 200) -> Extracted:
         tags=_tags(doc.categories, doc.tags), declared_url=declared_url)
 
 
-def _extract_text(tree, url: str, **mode: bool):
+def _extract_text(tree: HtmlElement, url: str, *, favor_precision: bool = False,
+                  favor_recall: bool = False) -> tuple[Document | None, str]:
     """(trafilatura's document, its text without a leading copy of the headline)."""
     doc = trafilatura.bare_extraction(
         tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
-        date_extraction_params=_DATE_PARAMS, **mode)
+        date_extraction_params=_DATE_PARAMS, favor_precision=favor_precision,
+        favor_recall=favor_recall)
+    assert not isinstance(doc, dict)  # as_dict=False
     if doc is None or not doc.text:
         return doc, ""
     lines = doc.text.strip().split("\n")
@@ -91,4 +96,4 @@ def _parse_date(value: str | None) -> datetime | None:
     except ValueError:
         return None
     # A page date without a zone is taken as UTC: the best guess that stays comparable.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 
 import spacy
 from spacy.language import Language
@@ -22,7 +22,7 @@ _SPACE = re.compile(r"\s+")
 Entity = tuple[str, str, int]  # (name, label, mentions)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_model(name: str) -> Language:
     """Loaded once per process."""
     try:
@@ -66,5 +66,5 @@ def tag(nlp: Language, texts: Sequence[str], labels: Iterable[str]) -> list[list
     for doc in nlp.pipe(texts, batch_size=max(1, len(texts))):
         counts = Counter(
             (normalise_name(ent.text), ent.label_) for ent in doc.ents if ent.label_ in keep)
-        results.append(sorted((n, l, c) for (n, l), c in counts.items() if n))
+        results.append(sorted((name, label, n) for (name, label), n in counts.items() if name))
     return results

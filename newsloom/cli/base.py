@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import psycopg
 import typer
 
 from newsloom import db, log
@@ -23,9 +22,7 @@ def settings_for_command() -> Settings:
 
 
 def database_url(settings: Settings) -> str:
-    if settings.database_url is None:
-        raise SettingsError("DATABASE_URL is not set")
-    return settings.database_url
+    return settings.require_database_url()
 
 
 def require_servers(settings: Settings) -> None:
@@ -34,6 +31,6 @@ def require_servers(settings: Settings) -> None:
                             "starts embedded servers)")
 
 
-def connect() -> tuple[Settings, psycopg.Connection]:
+def connect() -> tuple[Settings, db.Connection]:
     settings = settings_for_command()
     return settings, db.connect(database_url(settings))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -11,6 +11,9 @@ from newsloom import db, queue
 from newsloom.cli import base, output
 from newsloom.cli.base import JsonOption, app
 from newsloom.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 @app.command()
@@ -35,8 +38,8 @@ def status(
         celery.close()
 
 
-def _status_report(settings: Settings, celery) -> dict:
-    with db.connect(settings.database_url) as conn:
+def _status_report(settings: Settings, celery: Celery) -> dict[str, Any]:
+    with db.connect(settings.require_database_url()) as conn:
         report = db.status_report(conn)
     report["queues"] = queue.queue_depths(celery)
     report["workers"] = queue.workers_alive(celery)

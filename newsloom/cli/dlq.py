@@ -69,15 +69,12 @@ def dlq_replay(
         if replay_all:
             letter_ids = [r["id"] for r in db.list_dead_letters(conn, error=error, feed=feed,
                                                                  limit=1_000_000)]
-        replayed = db.replay_dead_letters(conn, letter_ids)
+        replayed = db.replay_dead_letters(conn, letter_ids or [])
     celery = queue.make_app(settings)
     try:
         # Recorded in Postgres first: a message lost now is resent later.
         for row in output.progress(replayed, len(replayed), "replaying"):
-            if row["state"] == "fetched":
-                queue.enqueue_process(row["url_id"], celery)
-            else:
-                queue.enqueue_fetch([row["url_id"]], celery)
+            queue.enqueue_in_flight(row["url_id"], row["state"], celery)
     finally:
         celery.close()
     typer.echo(f"replaying {len(replayed)} dead letter(s)")

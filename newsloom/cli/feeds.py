@@ -39,13 +39,13 @@ def feeds_check(path: Annotated[Path, typer.Argument(metavar="FILE")], as_json: 
     from concurrent.futures import ThreadPoolExecutor
 
     from newsloom import web
-    from newsloom.scheduler.feedsfile import load_feeds
+    from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
     from newsloom.scheduler.poll import poll_feed
 
     settings = base.settings_for_command()
     feeds = load_feeds(path, settings.default_interval)
 
-    def probe(feed) -> dict:
+    def probe(feed: FeedConfig) -> dict[str, object]:
         try:
             result = poll_feed(client, feed.url, settings)
         except Exception as exc:  # noqa: BLE001 - each feed's problem is reported, not raised

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+
+T = TypeVar("T")
 
 
 def print_json(data: object) -> None:
@@ -21,9 +25,8 @@ def json_default(value: object) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def table(title: str, columns: list[str], rows: list[list[object]]):
+def table(title: str, columns: list[str], rows: list[list[object]]) -> Group:
     """A titled table; the title on its own line, so a narrow table does not wrap it."""
-    from rich.console import Group
     from rich.text import Text
 
     table = Table(show_lines=False)
@@ -44,7 +47,7 @@ def short(value: object) -> str:
     return str(value)
 
 
-def progress(items, total: int, label: str):
+def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
     """Yield items with a progress bar on a terminal, plain lines every 10% elsewhere."""
     from rich.progress import track
 
@@ -59,7 +62,7 @@ def progress(items, total: int, label: str):
             typer.echo(f"{label}: {done}/{total}", err=True)
 
 
-def watch(render, interval: float) -> None:
+def watch(render: Callable[[], RenderableType], interval: float) -> None:
     """Redraw in place in a terminal; elsewhere (a pipe, a log) print each screen."""
     from rich.live import Live
 
@@ -77,9 +80,7 @@ def watch(render, interval: float) -> None:
         pass
 
 
-def status_screen(report: dict):
-    from rich.console import Group
-
+def status_screen(report: dict[str, Any]) -> Group:
     articles, feeds = report["articles"], report["feeds"]
     return Group(
         table(f"newsloom status at {datetime.now():%Y-%m-%d %H:%M:%S}: "

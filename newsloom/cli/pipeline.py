@@ -87,7 +87,7 @@ def scheduler() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     _serve_metrics(settings)
-    pool = db.make_pool(settings.database_url, max_size=settings.poll_concurrency + 1)
+    pool = db.make_pool(settings.require_database_url(), max_size=settings.poll_concurrency + 1)
     try:
         Scheduler(settings, pool, stop).run()
     finally:
@@ -121,8 +121,8 @@ def worker(queues: Annotated[str, typer.Option(
     base.require_servers(settings)
     _serve_metrics(settings)
     if len(chosen) == 1:
-        from newsloom.worker.tasks import app as celery_app
-        celery_app.worker_main(worker_argv(chosen[0], settings))
+        from newsloom.worker import tasks  # noqa: F401 - registers the task bodies on queue.app
+        queue.app.worker_main(worker_argv(chosen[0], settings))
         return
     raise typer.Exit(supervise(child_commands(settings, scheduler=False, queues=chosen),
                                _children_env(dict(os.environ))))
@@ -161,7 +161,7 @@ def health() -> None:
     base.require_servers(settings)
     problems = []
     try:
-        with db.connect(settings.database_url) as conn:
+        with db.connect(settings.require_database_url()) as conn:
             applied, expected = migrate.applied_version(conn), migrate.latest_version()
             if applied != expected:
                 problems.append(f"schema version {applied or 'none'}, expected {expected}: "
