@@ -1,11 +1,20 @@
-"""The broker's Redis server reached directly, not through Celery: the hosts' shared
-request timetable (newsloom.worker.politeness) lives there too."""
+"""The broker without Celery: the names of the queues, and its Redis server reached
+directly (the hosts' shared request timetable, newsloom.worker.politeness, lives there).
+Cheap to import: the CLI reads the queue names at start."""
 
 from __future__ import annotations
 
-import redis
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
+
+FETCH_QUEUE = "fetch"      # waits on the network: a thread pool
+PROCESS_QUEUE = "process"  # burns CPU (extract, tag): a process pool
 
 
 def redis_client(url: str) -> redis.Redis:
     """A plain Redis client for the broker's server (kombu's socket URLs included)."""
+    import redis
+
     return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))

@@ -11,11 +11,10 @@ from collections.abc import Iterable
 
 from celery import Celery
 
+from newsloom.broker import FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.db import UrlState
 from newsloom.settings import Settings, get_settings
 
-FETCH_QUEUE = "fetch"      # waits on the network: a thread pool
-PROCESS_QUEUE = "process"  # burns CPU (extract, tag): a process pool
 FETCH_TASK = "newsloom.fetch"
 PROCESS_TASK = "newsloom.process"
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from newsloom import log
-from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
+from newsloom.broker import FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from newsloom import db, queue
 from newsloom.cli import base, output
 from newsloom.cli.base import JsonOption, app
 from newsloom.errors import NewsloomError
@@ -24,6 +23,8 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """Dead letters, newest first."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         rows = db.list_dead_letters(conn, error=error, feed=feed,
@@ -40,6 +41,8 @@ def dlq_list(
 @dlq_app.command("show")
 def dlq_show(letter_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOption = False) -> None:
     """One dead letter in full, traceback included."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         row = db.get_dead_letter(conn, letter_id)
@@ -64,6 +67,8 @@ def dlq_replay(
     """Send dead letters through the pipeline again; one that succeeds is resolved."""
     if bool(letter_ids) == replay_all:
         raise typer.BadParameter("give dead letter IDs or --all (not both)")
+    from newsloom import db, queue
+
     settings, conn = base.connect()
     with conn:
         if replay_all:
@@ -83,6 +88,8 @@ def dlq_replay(
 @dlq_app.command("discard")
 def dlq_discard(letter_ids: Annotated[list[int], typer.Argument(metavar="ID...")]) -> None:
     """Close dead letters without replaying them."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         count = db.discard_dead_letters(conn, letter_ids)

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from newsloom import db
 from newsloom.cli import base, output
 from newsloom.cli.base import JsonOption, app
 
@@ -18,6 +17,8 @@ app.add_typer(feeds_app, name="feeds")
 @feeds_app.command("list")
 def feeds_list(as_json: JsonOption = False) -> None:
     """The feeds and their health, from the database."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         rows = db.list_feeds(conn)

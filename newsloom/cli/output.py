@@ -1,4 +1,7 @@
-"""Drawing: tables, JSON, progress bars and redrawn screens. No logic of its own."""
+"""Drawing: tables, JSON, progress bars and redrawn screens. No logic of its own.
+
+rich is imported where it draws, so commands that print plain text start without it.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,12 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console, Group, RenderableType
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Group, RenderableType
 
 T = TypeVar("T")
 
@@ -27,6 +31,8 @@ def json_default(value: object) -> str:
 
 def table(title: str, columns: list[str], rows: list[list[object]]) -> Group:
     """A titled table; the title on its own line, so a narrow table does not wrap it."""
+    from rich.console import Group
+    from rich.table import Table
     from rich.text import Text
 
     table = Table(show_lines=False)
@@ -38,6 +44,8 @@ def table(title: str, columns: list[str], rows: list[list[object]]) -> Group:
 
 
 def print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
+    from rich.console import Console
+
     Console().print(table(title, columns, rows))
 
 
@@ -49,6 +57,7 @@ def short(value: object) -> str:
 
 def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
     """Yield items with a progress bar on a terminal, plain lines every 10% elsewhere."""
+    from rich.console import Console
     from rich.progress import track
 
     console = Console(stderr=True)
@@ -64,6 +73,7 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
 
 def watch(render: Callable[[], RenderableType], interval: float) -> None:
     """Redraw in place in a terminal; elsewhere (a pipe, a log) print each screen."""
+    from rich.console import Console
     from rich.live import Live
 
     console = Console()
@@ -81,6 +91,8 @@ def watch(render: Callable[[], RenderableType], interval: float) -> None:
 
 
 def status_screen(report: dict[str, Any]) -> Group:
+    from rich.console import Group
+
     articles, feeds = report["articles"], report["feeds"]
     return Group(
         table(f"newsloom status at {datetime.now():%Y-%m-%d %H:%M:%S}: "

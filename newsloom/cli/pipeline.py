@@ -9,16 +9,17 @@ import signal
 import tempfile
 import threading
 from contextlib import ExitStack
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import psycopg
 import typer
 
-from newsloom import db, log, queue
+from newsloom.broker import FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.cli import base
 from newsloom.cli.base import app
-from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
-from newsloom.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from newsloom.migrate import Migration
+    from newsloom.settings import Settings
 
 QUEUES = (FETCH_QUEUE, PROCESS_QUEUE)
 
@@ -36,7 +37,7 @@ def _serve_metrics(settings: Settings) -> None:
     """Serve the metrics of this process and its children, if a port is set."""
     if not settings.metrics_port:
         return
-    from newsloom import metrics
+    from newsloom import log, metrics, queue
 
     celery = queue.make_app(settings)
     try:
@@ -51,8 +52,8 @@ def _children_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "NEWSLOOM_METRICS_PORT": "0"}
 
 
-def _migrate(database_url: str) -> list:
-    from newsloom import migrate
+def _migrate(database_url: str) -> list[Migration]:
+    from newsloom import db, migrate
 
     with db.connect(database_url) as conn:
         return migrate.apply(conn)
@@ -77,6 +78,7 @@ def init_db() -> None:
 def scheduler() -> None:
     """Run the scheduler alone: poll due feeds and enqueue new article URLs."""
     _prepare_metrics()
+    from newsloom import db
     from newsloom.scheduler.feedsfile import load_feeds
     from newsloom.scheduler.service import Scheduler
 
@@ -121,6 +123,7 @@ def worker(queues: Annotated[str, typer.Option(
     base.require_servers(settings)
     _serve_metrics(settings)
     if len(chosen) == 1:
+        from newsloom import queue
         from newsloom.worker import tasks  # noqa: F401 - registers the task bodies on queue.app
         queue.app.worker_main(worker_argv(chosen[0], settings))
         return
@@ -134,6 +137,7 @@ def up() -> None:
     _prepare_metrics()
     from newsloom.embedded import embedded_servers
     from newsloom.scheduler.feedsfile import load_feeds
+    from newsloom.settings import load_settings
     from newsloom.supervise import child_commands, supervise
 
     settings = base.settings_for_command()
@@ -155,7 +159,9 @@ def up() -> None:
 @app.command()
 def health() -> None:
     """Exit 0 when the broker and the database answer and the schema is current."""
-    from newsloom import migrate
+    import psycopg
+
+    from newsloom import db, migrate, queue
 
     settings = base.settings_for_command()
     base.require_servers(settings)
