@@ -16,6 +16,7 @@ from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, fiel
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from newsloom import __version__
 from newsloom.errors import SettingsError
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -45,6 +46,7 @@ def parse_duration(value: Any, allow_zero: bool = False) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 DurationOrZero = Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))]
 
+DEFAULT_USER_AGENT = f"newsloom/{__version__} (+https://github.com/newsloom/newsloom)"
 DEFAULT_ENTITY_LABELS = (
     "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
     "LANGUAGE",
@@ -100,7 +102,8 @@ class Settings(BaseSettings):
 
     # Fetching pages and feeds.
     allow_private_networks: bool = False
-    user_agent: str = "newsloom/0.1 (+https://github.com/newsloom/newsloom)"
+    # Empty means this default (compose passes NEWSLOOM_USER_AGENT through, empty if unset).
+    user_agent: str = DEFAULT_USER_AGENT
     fetch_timeout: Duration = 20.0
     max_page_bytes: int = Field(10_000_000, gt=0)
     max_feed_bytes: int = Field(10_000_000, gt=0)
@@ -149,6 +152,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{item!r} is not language=model")
             models[language.lower()] = model
         return models
+
+    @field_validator("user_agent")
+    @classmethod
+    def _default_user_agent(cls, value: str) -> str:
+        return value.strip() or DEFAULT_USER_AGENT
 
     @field_validator("entity_labels", mode="before")
     @classmethod
