@@ -1,8 +1,10 @@
 """Prometheus metrics. Each process counts into files of a shared directory
 (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR, which must be set
-before this module is imported: `newsloom.cli.main` sets it); the top process of a
+before this module is imported: `newsloom up`, `scheduler` and `worker` set it, for
+themselves and the processes they start, unless it is set already); the top process of a
 machine or container serves them all on NEWSLOOM_METRICS_PORT, with the queue depths
-read from the broker at scrape time.
+read from the broker at scrape time. Without the variable (tests that run the steps in
+process) the counters are the process's own.
 """
 
 from __future__ import annotations

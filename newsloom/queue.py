@@ -1,7 +1,8 @@
 """The Celery app: broker settings, queues, and how work is sent to them.
 
-The scheduler imports only this module to enqueue; the task bodies are registered by
-newsloom.worker.tasks, which the workers load.
+Whoever sends work (the scheduler, `dlq replay`, the fetch task handing a page on) uses
+the functions here; the task bodies are registered by newsloom.worker.tasks, which only
+the workers load. Queue names live in newsloom.broker, which needs no Celery.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def _configure(sender: Celery, **_: object) -> None:
 
 
 def make_app(settings: Settings) -> Celery:
-    """An app for sending only, bound to these settings (the scheduler's)."""
+    """An app bound to these settings, for sending and asking the broker (the scheduler,
+    the CLI's status, health and dlq replay, the metrics' queue depths); close it after."""
     sender = Celery("newsloom", set_as_current=False)
     sender.conf.update(celery_config(settings))
     return sender

@@ -1,7 +1,9 @@
 """Every setting newsloom reads, from the environment (or `VAR_FILE` for secrets).
 
-This is the only module that looks at the environment. A bad value stops the program
-at start with a message naming the variable (`SettingsError`).
+This is the only module that reads settings from the environment (the CLI also hands
+the environment on to the processes it starts, and sets PROMETHEUS_MULTIPROC_DIR for them,
+see newsloom.metrics). A bad value stops the program at start with a message naming the
+variable (`SettingsError`).
 """
 
 from __future__ import annotations
@@ -174,12 +176,18 @@ class Settings(BaseSettings):
         return init_settings, env_settings, _FileSecrets(settings_cls)
 
     def model_post_init(self, __context: Any) -> None:
-        longest_task = max(self.task_time_limit, self.fetch_timeout * 3 * (self.max_redirects + 1))
+        longest_task = max(self.task_time_limit, self.longest_request)
         if self.visibility_timeout <= self.retry_cap + longest_task:
             raise SettingsError(
                 f"NEWSLOOM_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must exceed "
                 f"NEWSLOOM_RETRY_CAP plus the longest task ({self.retry_cap + longest_task:g}s), "
                 "or the broker would deliver a delayed retry twice")
+
+    @property
+    def longest_request(self) -> float:
+        """The most one GET (newsloom.web.get) may take: three fetch timeouts (connect,
+        response, body) for each hop of its redirects."""
+        return self.fetch_timeout * 3 * (self.max_redirects + 1)
 
     @property
     def embedded(self) -> bool:

@@ -40,13 +40,20 @@ def make_client(settings: Settings) -> httpx.Client:
     )
 
 
+def is_http_url(url: str) -> bool:
+    """http or https, with a host: the only URLs newsloom fetches (or keeps as links)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def check_url(url: str, allow_private: bool) -> None:
     """Refuse what must never be fetched; raises Permanent with the reason."""
+    if not is_http_url(url):
+        raise Permanent("bad_url", f"not an http(s) URL with a host: {url!r}")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise Permanent("bad_url", f"unsupported scheme in {url!r}")
-    if not parts.hostname:
-        raise Permanent("bad_url", f"no host in {url!r}")
     if allow_private:
         return
     try:

@@ -17,6 +17,7 @@ from lxml import etree
 
 from newsloom.errors import FeedsFileError
 from newsloom.settings import parse_duration
+from newsloom.web import is_http_url
 
 FEED_KEYS = {"url", "name", "interval", "host_delay", "robots"}
 DEFAULT_KEYS = {"interval", "host_delay", "robots"}
@@ -165,10 +166,9 @@ def _url(path: Path, line: int | None, value: object) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise FeedsFileError(str(path), line, f"bad url {url!r}: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise FeedsFileError(str(path), line, f"bad url {url!r}: only http and https are fetched")
-    if not parts.hostname or " " in url:
-        raise FeedsFileError(str(path), line, f"bad url {url!r}: no valid host")
+    if not is_http_url(url) or " " in url:
+        raise FeedsFileError(str(path), line,
+                             f"bad url {url!r}: only http and https URLs with a host are fetched")
     return url
 
 

@@ -6,7 +6,7 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NamedTuple
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import feedparser
 import httpx
@@ -72,8 +72,7 @@ def _entry_link(entry, feed_url: str) -> str | None:
     if not link:
         return None
     link = urljoin(feed_url, link)
-    parts = urlsplit(link)
-    if parts.scheme not in ("http", "https") or not parts.hostname or " " in link:
+    if not web.is_http_url(link) or " " in link:
         return None
     return link
 

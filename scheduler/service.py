@@ -27,7 +27,7 @@ class Scheduler:
         self.http = web.make_client(settings)
         self._feeds_mtime: tuple[int, int] | None = None
         # A claimed feed is leased for longer than its poll can take.
-        self.lease = settings.fetch_timeout * 3 * (settings.max_redirects + 1) + 60
+        self.lease = settings.longest_request + 60
         # Lost messages are looked for often enough that none waits much past its timeout.
         self.reconcile_every = min(60.0, settings.visibility_timeout / 4)
 
