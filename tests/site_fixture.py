@@ -321,7 +321,9 @@ class FixtureSite:
 
     def start(self) -> FixtureSite:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+            # A short poll interval: stop() (each test's teardown) waits for one poll.
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                            daemon=True)
             self._thread.start()
         return self
 
