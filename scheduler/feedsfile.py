@@ -95,7 +95,7 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
         interval = (_interval(path, lines.key("interval", "feed", index) or line, entry["interval"])
                     if "interval" in entry else default_interval)
         host_delay, robots = _politeness(
-            path, entry, lambda key: lines.key(key, "feed", index) or line,  # noqa: B023 - called at once
+            path, entry, lambda key, index=index, line=line: lines.key(key, "feed", index) or line,
             *base)
         feeds.append(FeedConfig(url, name, interval, host_delay, robots))
     return feeds

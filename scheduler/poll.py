@@ -80,7 +80,8 @@ def _entry_link(entry, feed_url: str) -> str | None:
 def _entry_date(entry, *keys: str) -> datetime | None:
     """The first of `keys` the entry has. (`in` first: feedparser's get() of a missing
     updated_parsed answers published_parsed, with a deprecation warning.)"""
-    struct = next((entry[key] for key in keys if key in entry and entry[key]), None)  # noqa: RUF019 - see above
+    struct = next((entry[key] for key in keys
+                   if key in entry and entry[key]), None)  # noqa: RUF019 - see above
     if not struct:
         return None
     return datetime.fromtimestamp(calendar.timegm(struct), tz=UTC)

@@ -53,8 +53,8 @@ def test_a_changed_page_updates_its_article(ctx, site, conn):
         assert db.record_new_urls(c, None, [(site.url("/a"), None, updated)], 0) == [first["id"]]
         assert db.record_new_urls(c, None, [(site.url("/a"), None, updated)], 0) == []
 
-    site.add("/a", article_html(title, [
-        *paragraphs, "Update: the ministry said on Tuesday that the drills would be extended by a week."]))
+    update = "Update: the ministry said on Tuesday that the drills would be extended by a week."
+    site.add("/a", article_html(title, [*paragraphs, update]))
     again = run_steps(ctx, first["id"])
     after = article(conn, first["article_id"])
     assert (again["state"], again["article_id"]) == ("stored", first["article_id"])
