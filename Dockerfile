@@ -2,6 +2,12 @@
 # `newsloom` subcommand.
 FROM python:3.11-slim
 
+# newsloom.__version__; tests/test_version.py keeps the two equal.
+ARG NEWSLOOM_VERSION=0.1.0
+LABEL org.opencontainers.image.title="newsloom" \
+      org.opencontainers.image.version=$NEWSLOOM_VERSION \
+      org.opencontainers.image.licenses="MIT"
+
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

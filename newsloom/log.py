@@ -6,6 +6,7 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import Processor
 
 from newsloom.settings import Settings
 
@@ -14,7 +15,7 @@ def configure(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper())
     renderer = (structlog.processors.JSONRenderer() if settings.log_format == "json"
                 else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -41,4 +42,5 @@ def configure(settings: Settings) -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,11 +1,15 @@
 """Prometheus metrics. Each process counts into files of a shared directory
 (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR, which must be set
-before this module is imported: `newsloom.cli.main` sets it); the top process of a
+before this module is imported: `newsloom up`, `scheduler` and `worker` set it, for
+themselves and the processes they start, unless it is set already); the top process of a
 machine or container serves them all on NEWSLOOM_METRICS_PORT, with the queue depths
-read from the broker at scrape time.
+read from the broker at scrape time. Without the variable (tests that run the steps in
+process) the counters are the process's own.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, start_http_server
 from prometheus_client.core import GaugeMetricFamily
@@ -38,10 +42,10 @@ WEBHOOK_LATENCY = Histogram(
 class QueueDepths:
     """A collector reading each queue's waiting messages from the broker at scrape time."""
 
-    def __init__(self, depths):
+    def __init__(self, depths: Callable[[], dict[str, int]]):
         self.depths = depths
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("newsloom_queue_depth", "Messages waiting in a queue.",
                                    labels=["queue"])
         try:
@@ -52,7 +56,7 @@ class QueueDepths:
         yield family
 
 
-def serve(port: int, queue_depths=None) -> None:
+def serve(port: int, queue_depths: Callable[[], dict[str, int]] | None = None) -> None:
     """Serve every process's metrics (and the queue depths) on `port` in a thread."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)

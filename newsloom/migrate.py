@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, LiteralString
 
 import psycopg
-from psycopg.rows import tuple_row
+from psycopg.rows import TupleRow, tuple_row
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _LOCK = 0x6E65_7773  # advisory lock id: concurrent runners take turns
@@ -53,15 +54,21 @@ def latest_version() -> int:
     return migrations()[-1].version
 
 
-def applied_version(conn: psycopg.Connection) -> int | None:
+def applied_version(conn: psycopg.Connection[Any]) -> int | None:
     """The newest migration applied to this database, None if it has none."""
     cur = conn.cursor(row_factory=tuple_row)
-    if cur.execute("SELECT to_regclass('schema_migrations')").fetchone()[0] is None:
+    if _scalar(cur, "SELECT to_regclass('schema_migrations')") is None:
         return None
-    return cur.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    version: int | None = _scalar(cur, "SELECT max(version) FROM schema_migrations")
+    return version
 
 
-def apply(conn: psycopg.Connection) -> list[Migration]:
+def _scalar(cur: psycopg.Cursor[TupleRow], query: LiteralString) -> Any:
+    row = cur.execute(query).fetchone()
+    return None if row is None else row[0]
+
+
+def apply(conn: psycopg.Connection[Any]) -> list[Migration]:
     """Apply the pending migrations, each in a transaction of its own with its ledger row;
     returns those applied (none when the database is current)."""
     cur = conn.cursor(row_factory=tuple_row)

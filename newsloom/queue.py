@@ -1,7 +1,8 @@
 """The Celery app: broker settings, queues, and how work is sent to them.
 
-The scheduler imports only this module to enqueue; the task bodies are registered by
-newsloom.worker.tasks, which the workers load.
+Whoever sends work (the scheduler, `dlq replay`, the fetch task handing a page on) uses
+the functions here; the task bodies are registered by newsloom.worker.tasks, which only
+the workers load. Queue names live in newsloom.broker, which needs no Celery.
 """
 
 from __future__ import annotations
@@ -9,15 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-import redis
 from celery import Celery
 
-from newsloom.errors import SettingsError
+from newsloom.broker import DELIVER_QUEUE, FETCH_QUEUE, PROCESS_QUEUE
+from newsloom.db import UrlState
 from newsloom.settings import Settings, get_settings
 
-FETCH_QUEUE = "fetch"      # waits on the network: a thread pool
-PROCESS_QUEUE = "process"  # burns CPU (extract, tag): a process pool
-DELIVER_QUEUE = "deliver"  # webhook POSTs, waiting on consumers: a thread pool of its own
 FETCH_TASK = "newsloom.fetch"
 PROCESS_TASK = "newsloom.process"
 DELIVER_TASK = "newsloom.deliver"
@@ -32,18 +30,17 @@ def _configure(sender: Celery, **_: object) -> None:
 
 
 def make_app(settings: Settings) -> Celery:
-    """An app for sending only, bound to these settings (the scheduler's)."""
+    """An app bound to these settings, for sending and asking the broker (the scheduler,
+    the CLI's status, health and dlq replay, the metrics' queue depths); close it after."""
     sender = Celery("newsloom", set_as_current=False)
     sender.conf.update(celery_config(settings))
     return sender
 
 
 def celery_config(settings: Settings) -> dict:
-    if not settings.redis_url:
-        # Celery would otherwise fall back to amqp://localhost without a word.
-        raise SettingsError("REDIS_URL is not set")
     return dict(
-        broker_url=settings.redis_url,
+        # Required: Celery would otherwise fall back to amqp://localhost without a word.
+        broker_url=settings.require_redis_url(),
         broker_connection_retry_on_startup=True,
         # At least once: a message is acknowledged after its task ran, and comes back when
         # the worker dies mid-task or does not acknowledge within the visibility timeout.
@@ -87,6 +84,15 @@ def enqueue_deliver(webhook_id: int, lease_token: str, celery: Celery = app) -> 
     celery.send_task(DELIVER_TASK, args=[webhook_id, lease_token], queue=DELIVER_QUEUE)
 
 
+def enqueue_in_flight(url_id: int, state: UrlState, celery: Celery = app) -> None:
+    """Send a URL in flight to the step its state waits for: a kept page to processing,
+    anything else to fetching."""
+    if state == UrlState.FETCHED:
+        enqueue_process(url_id, celery)
+    else:
+        enqueue_fetch([url_id], celery)
+
+
 def queue_depths(celery: Celery) -> dict[str, int]:
     """Messages waiting in each queue (not those a worker holds)."""
     with celery.connection_for_read() as conn:
@@ -94,11 +100,6 @@ def queue_depths(celery: Celery) -> dict[str, int]:
         # Declaring is idempotent and, unlike a passive declare, works before any worker ran.
         return {name: channel.queue_declare(name).message_count
                 for name in (FETCH_QUEUE, PROCESS_QUEUE, DELIVER_QUEUE)}
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A plain Redis client for the broker's server (kombu's socket URLs included)."""
-    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))
 
 
 def workers_alive(celery: Celery, timeout: float = 1.0) -> list[str]:

@@ -14,6 +14,7 @@ from enum import Enum
 import httpx
 import psycopg
 import redis.exceptions
+from billiard.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerError
 
 from newsloom.errors import Permanent, Transient
@@ -29,6 +30,9 @@ TRANSIENT_EXCEPTIONS = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     BrokerError,
+    # A task over its time limit (a busy machine, a slow page) may finish on another try;
+    # one that never does runs out of attempts like any other.
+    SoftTimeLimitExceeded,
 )
 
 

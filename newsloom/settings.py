@@ -1,7 +1,9 @@
 """Every setting newsloom reads, from the environment (or `VAR_FILE` for secrets).
 
-This is the only module that looks at the environment. A bad value stops the program
-at start with a message naming the variable (`SettingsError`).
+This is the only module that reads settings from the environment (the CLI also hands
+the environment on to the processes it starts, and sets PROMETHEUS_MULTIPROC_DIR for them,
+see newsloom.metrics). A bad value stops the program at start with a message naming the
+variable (`SettingsError`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
+from newsloom import __version__
 from newsloom.errors import SettingsError
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -44,6 +48,7 @@ def parse_duration(value: Any, allow_zero: bool = False) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 DurationOrZero = Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))]
 
+DEFAULT_USER_AGENT = f"newsloom/{__version__} (+https://github.com/newsloom/newsloom)"
 DEFAULT_ENTITY_LABELS = (
     "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
     "LANGUAGE",
@@ -53,7 +58,8 @@ DEFAULT_ENTITY_LABELS = (
 class _FileSecrets(PydanticBaseSettingsSource):
     """`DATABASE_URL_FILE=/run/secrets/db` reads the value from that file (Docker secrets)."""
 
-    def get_field_value(self, field, field_name):  # pragma: no cover - unused by __call__
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused (`__call__` reads every field); required by the base class."""
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -69,7 +75,7 @@ class _FileSecrets(PydanticBaseSettingsSource):
         return values
 
 
-def env_names(name: str, field) -> list[str]:
+def env_names(name: str, field: FieldInfo) -> list[str]:
     alias = field.validation_alias
     if isinstance(alias, AliasChoices):
         return [str(a) for a in alias.choices]
@@ -98,7 +104,8 @@ class Settings(BaseSettings):
 
     # Fetching pages and feeds.
     allow_private_networks: bool = False
-    user_agent: str = "newsloom/0.1 (+https://github.com/newsloom/newsloom)"
+    # Empty means this default (compose passes NEWSLOOM_USER_AGENT through, empty if unset).
+    user_agent: str = DEFAULT_USER_AGENT
     fetch_timeout: Duration = 20.0
     max_page_bytes: int = Field(10_000_000, gt=0)
     max_feed_bytes: int = Field(10_000_000, gt=0)
@@ -188,6 +195,11 @@ class Settings(BaseSettings):
             return tuple(p for p in parts if p and not p.startswith("#"))
         return value
 
+    @field_validator("user_agent")
+    @classmethod
+    def _default_user_agent(cls, value: str) -> str:
+        return value.strip() or DEFAULT_USER_AGENT
+
     @field_validator("entity_labels", mode="before")
     @classmethod
     def _split_labels(cls, value: Any) -> Any:
@@ -196,12 +208,15 @@ class Settings(BaseSettings):
         return value
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
-                                   file_secret_settings):
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _FileSecrets(settings_cls)
 
     def model_post_init(self, __context: Any) -> None:
-        longest_task = max(self.task_time_limit, self.fetch_timeout * 3 * (self.max_redirects + 1))
+        longest_task = max(self.task_time_limit, self.longest_request)
         if self.visibility_timeout <= self.retry_cap + longest_task:
             raise SettingsError(
                 f"NEWSLOOM_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must exceed "
@@ -209,8 +224,26 @@ class Settings(BaseSettings):
                 "or the broker would deliver a delayed retry twice")
 
     @property
+    def longest_request(self) -> float:
+        """The most one GET (newsloom.web.get) may take: three fetch timeouts (connect,
+        response, body) for each hop of its redirects."""
+        return self.fetch_timeout * 3 * (self.max_redirects + 1)
+
+    @property
     def embedded(self) -> bool:
         return self.database_url is None or self.redis_url is None
+
+    def require_database_url(self) -> str:
+        """DATABASE_URL, for what does not start embedded servers; SettingsError if unset."""
+        if self.database_url is None:
+            raise SettingsError("DATABASE_URL is not set")
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        """REDIS_URL, for what does not start embedded servers; SettingsError if unset."""
+        if not self.redis_url:
+            raise SettingsError("REDIS_URL is not set")
+        return self.redis_url
 
 
 def _describe(exc: ValidationError) -> str:

@@ -13,9 +13,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from types import FrameType
 
 from newsloom import log
-from newsloom.queue import DELIVER_QUEUE, FETCH_QUEUE, PROCESS_QUEUE
+from newsloom.broker import DELIVER_QUEUE, FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
@@ -55,7 +56,7 @@ def supervise(commands: dict[str, list[str]], env: dict[str, str]) -> int:
                 for name, argv in commands.items()}
     stopping = False
 
-    def request_stop(signum, _frame):
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
         nonlocal stopping
         stopping = True
         logger.info("stopping", signal=signal.Signals(signum).name)

@@ -40,13 +40,20 @@ def make_client(settings: Settings) -> httpx.Client:
     )
 
 
+def is_http_url(url: str) -> bool:
+    """http or https, with a host: the only URLs newsloom fetches (or keeps as links)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
 def check_url(url: str, allow_private: bool) -> None:
     """Refuse what must never be fetched; raises Permanent with the reason."""
+    if not is_http_url(url):
+        raise Permanent("bad_url", f"not an http(s) URL with a host: {url!r}")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise Permanent("bad_url", f"unsupported scheme in {url!r}")
-    if not parts.hostname:
-        raise Permanent("bad_url", f"no host in {url!r}")
     if allow_private:
         return
     try:
@@ -57,7 +64,7 @@ def check_url(url: str, allow_private: bool) -> None:
     except socket.gaierror as exc:
         raise Transient(f"DNS lookup failed for {parts.hostname}: {exc.strerror}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not address.is_global:
             raise Permanent("blocked_address", f"{parts.hostname} resolves to {address}")
 

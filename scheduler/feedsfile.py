@@ -19,6 +19,7 @@ from lxml import etree
 
 from newsloom.errors import FeedsFileError
 from newsloom.settings import parse_duration
+from newsloom.web import is_http_url
 
 FEED_KEYS = {"url", "name", "interval", "host_delay", "robots", "type", "include", "exclude",
              "since"}
@@ -82,7 +83,8 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
     entries = data.get("feed", [])
     if not isinstance(entries, list):
         raise FeedsFileError(str(path), lines.key("feed"), "feeds must be [[feed]] tables")
-    feeds, seen = [], {}
+    feeds: list[FeedConfig] = []
+    seen: dict[str, int | None] = {}  # url -> its line
     for index, entry in enumerate(entries):
         line = lines.feed(index)
         for key in entry.keys() - FEED_KEYS:
@@ -208,10 +210,9 @@ def _url(path: Path, line: int | None, value: object) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
         raise FeedsFileError(str(path), line, f"bad url {url!r}: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise FeedsFileError(str(path), line, f"bad url {url!r}: only http and https are fetched")
-    if not parts.hostname or " " in url:
-        raise FeedsFileError(str(path), line, f"bad url {url!r}: no valid host")
+    if not is_http_url(url) or " " in url:
+        raise FeedsFileError(str(path), line,
+                             f"bad url {url!r}: only http and https URLs with a host are fetched")
     return url
 
 

@@ -9,8 +9,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from psycopg_pool import ConnectionPool
-
 from newsloom import db, log, metrics, queue, web
 from newsloom.errors import FeedsFileError
 from newsloom.retry import TRANSIENT_EXCEPTIONS, feed_backoff
@@ -23,13 +21,13 @@ logger = log.get_logger(__name__)
 
 
 class Scheduler:
-    def __init__(self, settings: Settings, pool: ConnectionPool, stop: threading.Event):
+    def __init__(self, settings: Settings, pool: db.Pool, stop: threading.Event):
         self.settings, self.pool, self.stop = settings, pool, stop
         self.celery = queue.make_app(settings)
         self.http = web.make_client(settings)
         self._feeds_mtime: tuple[int, int] | None = None
         # A claimed feed is leased for longer than its poll can take.
-        self.lease = settings.fetch_timeout * 3 * (settings.max_redirects + 1) + 60
+        self.lease = settings.longest_request + 60
         # Lost messages are looked for often enough that none waits much past its timeout.
         self.reconcile_every = min(60.0, settings.visibility_timeout / 4)
 
@@ -123,10 +121,7 @@ class Scheduler:
         with self.pool.connection() as conn:
             stale = db.stale_in_flight(conn, self.settings.visibility_timeout, limit=1000)
         for row in stale:
-            if row["state"] == "queued":
-                queue.enqueue_fetch([row["id"]], self.celery)
-            else:
-                queue.enqueue_process(row["id"], self.celery)
+            queue.enqueue_in_flight(row["id"], row["state"], self.celery)
         if stale:
             logger.warning("resent lost messages", urls=len(stale))
 

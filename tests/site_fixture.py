@@ -6,10 +6,12 @@ from __future__ import annotations
 import gzip
 import random
 import re
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -225,7 +227,7 @@ class Request:
     method: str
     path: str  # with the query string
     headers: dict[str, str]
-    at: float  # time.monotonic()
+    at: float  # when it reached this host: the kernel's receive time, time.time()'s clock
 
 
 Handler = Callable[[Request], tuple[int, dict[str, str], bytes]]
@@ -237,8 +239,33 @@ class _Route:
     delay: float = 0.0
 
 
+# Kernel receive timestamps on the listening socket, inherited by every connection: a
+# request's time is when its bytes reached the host, not when a handler thread of this busy
+# process got round to reading them (which, under load, shrank or widened gaps by 10 ms+).
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+def _arrival_time(connection: socket.socket) -> float:
+    """When the next request's first bytes arrived (peeked, so the parser still reads
+    them); now, if the kernel gives no timestamp. Assumes no pipelining (no client here
+    sends a request before the last response)."""
+    try:
+        _, ancillary, _, _ = connection.recvmsg(1, socket.CMSG_SPACE(16), socket.MSG_PEEK)
+    except OSError:
+        return time.time()
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack("qq", data[:16])
+            return seconds + nanoseconds / 1e9
+    return time.time()
+
+
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        super().server_bind()
 
     def handle_error(self, request, client_address) -> None:
         pass  # clients hanging up mid-response is what several tests do on purpose
@@ -258,9 +285,14 @@ class FixtureSite:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            arrived = 0.0
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                request = Request("GET", self.path, dict(self.headers), time.monotonic())
+            def handle_one_request(self) -> None:
+                self.arrived = _arrival_time(self.connection)
+                super().handle_one_request()
+
+            def do_GET(self) -> None:
+                request = Request("GET", self.path, dict(self.headers), self.arrived)
                 with site._lock:
                     site.requests.append(request)
                     route = site._routes.get(urlsplit(self.path).path)
@@ -327,7 +359,9 @@ class FixtureSite:
 
     def start(self) -> FixtureSite:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+            # A short poll interval: stop() (each test's teardown) waits for one poll.
+            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                            daemon=True)
             self._thread.start()
         return self
 

@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from newsloom import db, migrate
@@ -61,7 +61,7 @@ def store_text(conn, url: str, text: str, *, title: str = "T", canonical: str | 
                entities=()) -> tuple[str, int]:
     """Record `url` and store `text` as its article through the pipeline's dedupe-and-store
     step, without fetching; returns (outcome, article_id)."""
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     [url_id] = db.record_new_urls(conn, feed_id, [(url, None, None)]) or [
         conn.execute("SELECT id FROM urls WHERE url = %s", (url,)).fetchone()["id"]]
     conn.execute("UPDATE urls SET state = 'fetched' WHERE id = %s", (url_id,))
@@ -178,13 +178,13 @@ def scratch_database(admin_url: str, label: str = "test") -> Iterator[str]:
 @contextmanager
 def scratch_redis_prefix(redis_url: str, label: str = "test") -> Iterator[str]:
     """A Redis key prefix of its own; its keys are deleted afterwards."""
-    from newsloom import queue
+    from newsloom import broker
 
     prefix = f"newsloom-{label}-{secrets.token_hex(4)}:"
     try:
         yield prefix
     finally:
-        client = queue.redis_client(redis_url)
+        client = broker.redis_client(redis_url)
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for start in range(0, len(keys), 1000):
             client.delete(*keys[start:start + 1000])

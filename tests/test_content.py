@@ -3,14 +3,14 @@ other sites, and articles in languages without an entity model."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from newsloom import db
-from newsloom.worker.pipeline import Context
 from site_fixture import article_html, seed_article
 from support import run_steps, run_url
 
-UTC = timezone.utc
+from newsloom import db
+from newsloom.worker.pipeline import Context
+
 GERMAN = [
     "Der Berliner Senat hat am Dienstag einen neuen Plan für den Ausbau der Straßenbahn "
     "vorgestellt. Bis zum Jahr 2030 sollen drei neue Linien durch die östlichen Bezirke führen.",
@@ -53,8 +53,8 @@ def test_a_changed_page_updates_its_article(ctx, site, conn):
         assert db.record_new_urls(c, None, [(site.url("/a"), None, updated)], 0) == [first["id"]]
         assert db.record_new_urls(c, None, [(site.url("/a"), None, updated)], 0) == []
 
-    site.add("/a", article_html(title, paragraphs + [
-        "Update: the ministry said on Tuesday that the drills would be extended by a week."]))
+    update = "Update: the ministry said on Tuesday that the drills would be extended by a week."
+    site.add("/a", article_html(title, [*paragraphs, update]))
     again = run_steps(ctx, first["id"])
     after = article(conn, first["article_id"])
     assert (again["state"], again["article_id"]) == ("stored", first["article_id"])

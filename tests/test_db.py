@@ -1,10 +1,13 @@
 """The SQL layer against a real Postgres."""
 
-from newsloom import db
 from support import store_text
 
+from newsloom import db
+
+
 def test_sync_feeds_adds_updates_and_deactivates(conn):
-    db.sync_feeds(conn, [("https://a.org/rss", "A", 900, None, True), ("https://b.org/rss", None, 60, 2.0, False)])
+    db.sync_feeds(conn, [("https://a.org/rss", "A", 900, None, True),
+                         ("https://b.org/rss", None, 60, 2.0, False)])
     db.sync_feeds(conn, [("https://a.org/rss", "A2", 300, None, True)])
     rows = {r["url"]: r for r in db.list_feeds(conn)}
     assert rows["https://a.org/rss"]["name"] == "A2" and rows["https://a.org/rss"]["active"]

@@ -1,5 +1,13 @@
-from newsloom.worker.dedupe import (article_keys, canonical_url, content_hash, jaccard, lsh_bands,
-                                    minhash, normalize_url, shingles)
+from newsloom.worker.dedupe import (
+    article_keys,
+    canonical_url,
+    content_hash,
+    jaccard,
+    lsh_bands,
+    minhash,
+    normalize_url,
+    shingles,
+)
 
 
 def test_tracking_parameters_fragment_case_and_port_removed():

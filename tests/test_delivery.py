@@ -3,11 +3,11 @@ real broker and workers leaves the rows of one clean run."""
 
 from __future__ import annotations
 
-
-from newsloom import db, queue
-from newsloom.worker.tag import load_model, tag
 from site_fixture import article_html, seed_article
 from support import wait_until
+
+from newsloom import broker, db, queue
+from newsloom.worker.tag import load_model, tag
 
 
 def test_duplicate_messages_leave_the_rows_of_one_run(site, settings, conn, workers):
@@ -20,7 +20,7 @@ def test_duplicate_messages_leave_the_rows_of_one_run(site, settings, conn, work
             queue.enqueue_fetch([url_id], celery)
         queue.enqueue_process(url_id, celery)  # early: nothing to process yet, a no-op
 
-        client = queue.redis_client(settings.redis_url)
+        client = broker.redis_client(settings.redis_url)
 
         def drained():
             return (db.get_url(conn, url_id)["state"] == "stored"

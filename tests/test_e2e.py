@@ -19,7 +19,6 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from psycopg.rows import dict_row
-
 from site_fixture import BOILERPLATE_MARKERS, FeedItem, article_html, rss2, seed_article
 from support import free_port, wait_until
 

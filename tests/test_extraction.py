@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import trafilatura
 from lxml import html as lxml_html
+from site_fixture import article_html, seed_article
 
 from newsloom.worker.extract import extract
-from site_fixture import article_html, seed_article
 
 PAGES = sorted((Path(__file__).parent / "fixtures" / "extraction").glob("*.html"))
 _WORD = re.compile(r"\w+")
@@ -33,7 +33,7 @@ def evaluate(extract_text) -> tuple[float, float, float]:
     """The mean precision, recall and F1 over the pages."""
     scores = [score(extract_text(page.read_text()), page.with_suffix(".txt").read_text())
               for page in PAGES]
-    return tuple(sum(column) / len(scores) for column in zip(*scores))
+    return tuple(sum(column) / len(scores) for column in zip(*scores, strict=True))
 
 
 def test_settings_beat_trafilatura_defaults():

@@ -21,7 +21,6 @@ import psutil
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-
 from site_fixture import FeedItem, article_html, rss2, synthetic_article
 from support import PrivateRedis, wait_until
 

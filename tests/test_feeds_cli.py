@@ -6,8 +6,9 @@ import json
 import subprocess
 import sys
 
-from newsloom.scheduler.feedsfile import load_feeds
 from site_fixture import FeedItem, atom, rss2
+
+from newsloom.scheduler.feedsfile import load_feeds
 
 
 def newsloom(env, *args):
@@ -20,8 +21,8 @@ def home_page(link: str = "") -> str:
 
 
 def test_add_finds_the_feed_of_a_home_page(site, settings, app_env):
-    site.add("/", home_page(f'<link rel="alternate" type="application/atom+xml" title="x" '
-                            f'href="/atom.xml">'))
+    site.add("/", home_page('<link rel="alternate" type="application/atom+xml" title="x" '
+                            'href="/atom.xml">'))
     site.add("/atom.xml", atom([FeedItem(site.url("/1"), "one")], title="The Loom", link=site.url("/")),
              content_type="application/atom+xml")
     settings.feeds.write_text('[defaults]\ninterval = "10m"\n')

@@ -76,7 +76,7 @@ def test_bad_toml_names_file_line_and_reason(tmp_path, text, line, reason):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(FeedsFileError, match="copy feeds.example.toml"):
+    with pytest.raises(FeedsFileError, match=r"copy feeds\.example\.toml"):
         load_feeds(tmp_path / "absent.toml")
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
-from newsloom import db, queue
 from site_fixture import article_html, seed_article
 from support import start_workers, stop_workers, wait_until
+
+from newsloom import db, queue
 
 
 def test_json_lines_name_the_url_feed_and_task(site, settings, conn, app_env, tmp_path):
@@ -15,7 +16,8 @@ def test_json_lines_name_the_url_feed_and_task(site, settings, conn, app_env, tm
     site.add("/good", article_html(title, paragraphs))
     db.sync_feeds(conn, [(site.url("/feed"), "Loom", 900, None, True)])
     [feed] = db.list_feeds(conn)
-    ids = db.record_new_urls(conn, feed["id"], [(site.url("/good"), None, None), (site.url("/gone"), None, None)])
+    ids = db.record_new_urls(conn, feed["id"], [(site.url("/good"), None, None),
+                                                (site.url("/gone"), None, None)])
     workers = start_workers(app_env, tmp_path, NEWSLOOM_LOG_FORMAT="json")
     try:
         celery = queue.make_app(settings)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from support import scratch_database
 
 from newsloom import db, migrate
-from support import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent
 

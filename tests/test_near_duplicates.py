@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 
-from newsloom import db
-from newsloom.worker.dedupe import NEAR_DUPLICATE_JACCARD, jaccard, shingles
 from near_duplicates import copies, corpus, labelled_pairs
 from support import store_text, wait_until
+
+from newsloom import db
+from newsloom.worker.dedupe import NEAR_DUPLICATE_JACCARD, jaccard, shingles
 
 
 def test_precision_and_recall_on_the_labelled_set(conn):
@@ -19,7 +20,7 @@ def test_precision_and_recall_on_the_labelled_set(conn):
 
     article_of = {}
     for story in stories + made:
-        outcome, article_of[story.key] = store_text(
+        _, article_of[story.key] = store_text(
             conn, f"https://news.example/{story.key}", story.text, title=story.title)
     # Every story is distinct: each merge of two is a false positive, labelled or not.
     false_merges = len(stories) - len({article_of[s.key] for s in stories})

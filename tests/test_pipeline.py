@@ -10,11 +10,11 @@ import gzip
 import socket
 
 import pytest
+from site_fixture import article_html, seed_article
+from support import run_url
 
 from newsloom import db
 from newsloom.worker.pipeline import fetch_step, process_step, settle_failure
-from site_fixture import article_html, seed_article
-from support import run_url
 
 
 def test_good_page_is_stored(ctx, site):
@@ -33,7 +33,8 @@ def page_of(words: str) -> str:
     ("/report.pdf", {"body": b"%PDF-1.7\n" + b"\0" * 5000, "content_type": "application/pdf"}, "not_html"),
     ("/photo.png", {"body": b"\x89PNG\r\n\x1a\n" + b"\0" * 5000, "content_type": "image/png"}, "not_html"),
     ("/huge", {"body": "<html><body>" + "<p>word</p>" * 6_000_000 + "</body></html>"}, "too_large"),
-    ("/bomb", {"body": gzip.compress(b"<html>" + b" " * 100_000_000), "headers": {"Content-Encoding": "gzip"}},
+    ("/bomb", {"body": gzip.compress(b"<html>" + b" " * 100_000_000),
+               "headers": {"Content-Encoding": "gzip"}},
      "too_large"),
     ("/empty", {"body": "<html><body><nav><a href='/'>Home</a></nav></body></html>"}, "no_text"),
     ("/forbidden", {"body": "no", "status": 403}, "http_403"),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from newsloom import db
 from support import store_text
 
-DAY = datetime(2024, 5, 6, 12, tzinfo=timezone.utc)
+from newsloom import db
+
+DAY = datetime(2024, 5, 6, 12, tzinfo=UTC)
 
 
 def add(conn, n: int, title: str, text: str, entities, *, feed_id=None, language="en", day=DAY):

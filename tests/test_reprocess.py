@@ -5,9 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from newsloom.worker.extract import EXTRACTOR
 from site_fixture import article_html, seed_article
 from support import run_url
+
+from newsloom.worker.extract import EXTRACTOR
 
 
 def newsloom(env, *args):

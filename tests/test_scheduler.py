@@ -5,18 +5,18 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from newsloom import db, queue, web
-from newsloom.errors import Permanent
-from newsloom.scheduler.poll import poll_feed
-from newsloom.scheduler.service import Scheduler
 from site_fixture import FeedItem, atom, rss1, rss2
 from support import wait_until
 
-WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
+from newsloom import broker, db, web
+from newsloom.errors import Permanent
+from newsloom.scheduler.poll import poll_feed
+from newsloom.scheduler.service import Scheduler
+
+WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
 
 def items(site, n=3):
@@ -86,7 +86,7 @@ def write_feeds(settings, *urls, interval="15m"):
 
 
 def fetch_queue(settings) -> list[bytes]:
-    client = queue.redis_client(settings.redis_url)
+    client = broker.redis_client(settings.redis_url)
     return client.lrange(f"{settings.redis_key_prefix}fetch", 0, -1)
 
 

@@ -1,8 +1,8 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from newsloom.scheduler.timing import adapted_interval, next_poll_in, publishing_gap
 
-NOW = datetime(2024, 5, 6, 12, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 6, 12, tzinfo=UTC)
 
 
 def every(minutes: float, n: int = 10):

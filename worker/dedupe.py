@@ -21,6 +21,8 @@ from urllib.parse import urljoin, urlsplit
 import courlan
 import numpy as np
 
+from newsloom.web import is_http_url
+
 _SPACE = re.compile(r"\s+")
 # A word, or a single Chinese or Japanese character: those scripts do not space their
 # words, so their shingles are runs of characters.
@@ -83,10 +85,9 @@ def content_hash(text: str) -> str:
 
 
 def _site(url: str) -> str | None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(url):
         return None
-    host = parts.hostname.lower()
+    host = (urlsplit(url).hostname or "").lower()
     return host[4:] if host.startswith("www.") else host
 
 

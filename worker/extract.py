@@ -10,10 +10,12 @@ The page is parsed once; the metadata stage (worker/metadata.py) reads the same 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import py3langid
 import trafilatura
+from lxml.html import HtmlElement
+from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
 from newsloom.errors import Permanent
@@ -58,7 +60,7 @@ def extract(html: bytes | str, url: str, min_chars: int = 200, *,
     tree = load_html(html)
     if tree is None:
         raise Permanent("no_text", "unparseable HTML")
-    fetched_at = fetched_at or datetime.now(timezone.utc)
+    fetched_at = fetched_at or datetime.now(UTC)
     declared_url = _declared_url(tree)
     found = metadata.from_structured_data(tree, url, fetched_at)
     date_params = _QUICK_DATE_PARAMS if found.has_time else _DATE_PARAMS
@@ -66,7 +68,7 @@ def extract(html: bytes | str, url: str, min_chars: int = 200, *,
     if len(text) < min_chars:  # empty or implausibly short: the fallback
         # trafilatura copies the tree it is given, so the parsed tree serves again.
         doc, text = _extract_text(tree, url, date_params, favor_recall=True)
-    if len(text) < min_chars:
+    if doc is None or len(text) < min_chars:
         raise Permanent("no_text", f"{len(text)} characters of article text")
     meta = metadata.reconcile(
         found, title=doc.title, author=doc.author, date=doc.date, sitename=doc.sitename,
@@ -82,11 +84,15 @@ def extract(html: bytes | str, url: str, min_chars: int = 200, *,
         is_paywalled=meta.is_paywalled)
 
 
-def _extract_text(tree, url: str, date_params: dict, **mode: bool):
+def _extract_text(tree: HtmlElement, url: str, date_params: dict[str, object], *,
+                  favor_precision: bool = False,
+                  favor_recall: bool = False) -> tuple[Document | None, str]:
     """(trafilatura's document, its text)."""
     doc = trafilatura.bare_extraction(
         tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
-        date_extraction_params=date_params, **mode)
+        date_extraction_params=date_params, favor_precision=favor_precision,
+        favor_recall=favor_recall)
+    assert not isinstance(doc, dict)  # as_dict=False
     if doc is None or not doc.text:
         return doc, ""
     return doc, _without_headline(doc.text, doc.title)

@@ -16,12 +16,12 @@ from functools import cached_property
 from urllib.parse import urlsplit
 
 import httpx
-from psycopg_pool import ConnectionPool
 from structlog.contextvars import bind_contextvars
 
-from newsloom import db, log, metrics, queue, web
+from newsloom import broker, db, log, metrics, web
+from newsloom.db import UrlState
 from newsloom.errors import Deferred, Permanent, Poisoned
-from newsloom.retry import RetryPolicy, Verdict, classify
+from newsloom.retry import RetryPolicy, classify
 from newsloom.settings import Settings
 from newsloom.worker.dedupe import CANDIDATE_MIN_AGREEMENT, ArticleKeys, article_keys, find_match
 from newsloom.worker.extract import EXTRACTOR, extract
@@ -29,7 +29,6 @@ from newsloom.worker.fetch import fetch_page
 from newsloom.worker.politeness import HostLimiter
 from newsloom.worker.robots import RobotsRules
 from newsloom.worker.tag import Models, tag
-
 
 logger = log.get_logger(__name__)
 
@@ -41,8 +40,8 @@ class Context:
     settings: Settings
 
     @cached_property
-    def pool(self) -> ConnectionPool:
-        return db.make_pool(self.settings.database_url,
+    def pool(self) -> db.Pool:
+        return db.make_pool(self.settings.require_database_url(),
                             max_size=min(self.settings.fetch_concurrency, 20))
 
     @cached_property
@@ -55,7 +54,8 @@ class Context:
 
     @cached_property
     def limiter(self) -> HostLimiter:
-        return HostLimiter(queue.redis_client(self.settings.redis_url), self.settings.redis_key_prefix)
+        return HostLimiter(broker.redis_client(self.settings.require_redis_url()),
+                           self.settings.redis_key_prefix)
 
     @cached_property
     def robots(self) -> RobotsRules:
@@ -74,7 +74,7 @@ def fetch_step(ctx: Context, url_id: int, not_before: float | None = None) -> bo
     """
     with ctx.pool.connection() as conn:
         row = db.get_url(conn, url_id)
-    if row is None or row["state"] != "queued":
+    if row is None or row["state"] != UrlState.QUEUED:
         return False
     url = row["url"]
     bind_contextvars(url=url, feed=row["feed_url"])
@@ -158,7 +158,7 @@ def reprocess_article(ctx: Context, article_id: int) -> bool:
         return db.replace_article_content(conn, article_id, content, entities, updated=False)
 
 
-def process_step(ctx: Context, url_id: int) -> str | None:
+def process_step(ctx: Context, url_id: int) -> UrlState | None:
     """Returns the URL's outcome ('stored' or 'duplicate'), or None if nothing was to do."""
     with ctx.pool.connection() as conn:  # one connection for the step: fewer round trips
         row = db.start_processing(conn, url_id)
@@ -171,12 +171,12 @@ def process_step(ctx: Context, url_id: int) -> str | None:
         outcome, _ = store(conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
                            keys=keys, content=content, entities=entities)
     metrics.URL_OUTCOMES.labels(outcome, "").inc()
-    (metrics.ARTICLES_STORED if outcome == "stored" else metrics.DUPLICATES).inc()
+    (metrics.ARTICLES_STORED if outcome == UrlState.STORED else metrics.DUPLICATES).inc()
     return outcome
 
 
 def store(conn, *, url_id: int, url: str, feed_id: int | None, keys: ArticleKeys,
-          content: dict, entities: list) -> tuple[str, int]:
+          content: dict, entities: list) -> tuple[UrlState, int]:
     """Dedupe against the stored articles and store: one transaction. Returns the URL's
     outcome and its article's id."""
     with conn.transaction():
@@ -187,7 +187,7 @@ def store(conn, *, url_id: int, url: str, feed_id: int | None, keys: ArticleKeys
         match = find_match(keys, candidates)
         result = db.store_article(
             conn, url_id=url_id, url=url, feed_id=feed_id, canonical_url=keys.canonical_url,
-            content=content, entities=entities, existing=match and match.article,
+            content=content, entities=entities, existing=match.article if match else None,
             replace_content=match is not None and match.replaces(keys, content["fetched_at"]))
     if match is not None and match.kind != "same_url":
         logger.info("duplicate", of=match.article["url"], match=match.kind)
@@ -205,10 +205,11 @@ def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception) -> floa
     verdict = classify(exc)
     policy = RetryPolicy.from_settings(ctx.settings)
     with ctx.pool.connection() as conn:
-        if verdict is Verdict.PERMANENT:
+        if isinstance(exc, Permanent):  # classify's Verdict.PERMANENT
             logger.info("skipped", reason=exc.reason, detail=exc.detail)
-            db.finish_url(conn, url_id, "skipped", reason=exc.reason, detail=exc.detail[:500])
-            metrics.URL_OUTCOMES.labels("skipped", exc.reason).inc()
+            db.finish_url(conn, url_id, UrlState.SKIPPED, reason=exc.reason,
+                          detail=exc.detail[:500])
+            metrics.URL_OUTCOMES.labels(UrlState.SKIPPED, exc.reason).inc()
             return None
         attempts = db.count_attempt(conn, url_id)
         if policy.should_retry(exc, attempts):
@@ -220,6 +221,6 @@ def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception) -> floa
         db.add_dead_letter(conn, task=task, payload={"url_id": url_id}, url_id=url_id,
                            error_class=type(exc).__name__, error=error,
                            traceback="".join(traceback.format_exception(exc)), attempts=attempts)
-    metrics.URL_OUTCOMES.labels("dead", type(exc).__name__).inc()
+    metrics.URL_OUTCOMES.labels(UrlState.DEAD, type(exc).__name__).inc()
     metrics.DEAD_LETTERS.labels(type(exc).__name__).inc()
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from functools import cache
 
 import spacy
 from spacy.language import Language
@@ -26,7 +26,7 @@ _SPACE = re.compile(r"\s+")
 Entity = tuple[str, str, int]  # (name, label, mentions)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_model(name: str) -> Language:
     """Loaded once per process."""
     try:
@@ -71,5 +71,5 @@ def tag(nlp: Language, texts: Sequence[str], labels: Iterable[str]) -> list[list
         labelled = ((ent.text, _LABEL_NAMES.get(ent.label_, ent.label_)) for ent in doc.ents)
         counts = Counter(
             (normalise_name(text), label) for text, label in labelled if label in keep)
-        results.append(sorted((n, l, c) for (n, l), c in counts.items() if n))
+        results.append(sorted((name, label, n) for (name, label), n in counts.items() if name))
     return results

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from celery import Task
 from celery.signals import setup_logging, worker_process_init
 from structlog.contextvars import bind_contextvars, clear_contextvars
-
-from functools import partial
 
 from newsloom import log
 from newsloom.errors import Deferred

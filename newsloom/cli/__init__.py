@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import kombu.exceptions
-import psycopg
 import typer
 
 from newsloom.cli import collection, dlq, feeds, pipeline  # noqa: F401 - they register commands
@@ -24,6 +22,16 @@ def main() -> None:
     except NewsloomError as exc:
         typer.echo(f"newsloom: error: {exc}", err=True)
         sys.exit(2)
-    except (psycopg.OperationalError, kombu.exceptions.OperationalError) as exc:
+    except Exception as exc:
+        if not _server_unreachable(exc):
+            raise
         typer.echo(f"newsloom: error: cannot reach a server: {exc}", err=True)
         sys.exit(3)
+
+
+def _server_unreachable(exc: Exception) -> bool:
+    """A connection error of Postgres or of the broker. Their libraries are imported by the
+    commands that use them (start-up time): one not imported cannot have raised."""
+    errors = [getattr(sys.modules.get(module), "OperationalError", None)
+              for module in ("psycopg", "kombu.exceptions")]
+    return any(isinstance(exc, error) for error in errors if error is not None)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from newsloom import db, queue
 from newsloom.cli import base, output
 from newsloom.cli.base import JsonOption, app
-from newsloom.settings import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from newsloom.settings import Settings
 
 
 @app.command()
@@ -21,6 +23,10 @@ def status(
 ) -> None:
     """Queue depths, workers alive, URLs by outcome, articles per hour, dead letters and
     failing feeds."""
+    from rich.console import Console
+
+    from newsloom import queue
+
     settings = base.settings_for_command()
     base.database_url(settings)
     celery = queue.make_app(settings)
@@ -35,8 +41,10 @@ def status(
         celery.close()
 
 
-def _status_report(settings: Settings, celery) -> dict:
-    with db.connect(settings.database_url) as conn:
+def _status_report(settings: Settings, celery: Celery) -> dict[str, Any]:
+    from newsloom import db, queue
+
+    with db.connect(settings.require_database_url()) as conn:
         report = db.status_report(conn)
         report["webhooks"] = db.webhook_status(conn)
     report["queues"] = queue.queue_depths(celery)
@@ -50,6 +58,7 @@ def reprocess(
                                                       "by another extractor version.")] = False,
 ) -> None:
     """Extract and tag stored articles again from their kept pages, without fetching."""
+    from newsloom import db
     from newsloom.worker.extract import EXTRACTOR
     from newsloom.worker.pipeline import Context, reprocess_article
 
@@ -70,6 +79,8 @@ def search(words: Annotated[str, typer.Argument(help='Words, "a phrase", -exclud
            limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
            as_json: JsonOption = False) -> None:
     """Full-text search over the collected articles, best matches first."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         rows = db.search_articles(conn, words, limit)

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from newsloom import db, queue
 from newsloom.cli import base, output
 from newsloom.cli.base import JsonOption, app
 from newsloom.errors import NewsloomError
@@ -24,6 +23,8 @@ def dlq_list(
     as_json: JsonOption = False,
 ) -> None:
     """Dead letters, newest first."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         rows = db.list_dead_letters(conn, error=error, feed=feed,
@@ -40,6 +41,8 @@ def dlq_list(
 @dlq_app.command("show")
 def dlq_show(letter_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOption = False) -> None:
     """One dead letter in full, traceback included."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         row = db.get_dead_letter(conn, letter_id)
@@ -64,22 +67,21 @@ def dlq_replay(
     """Send dead letters through the pipeline again; one that succeeds is resolved."""
     if bool(letter_ids) == replay_all:
         raise typer.BadParameter("give dead letter IDs or --all (not both)")
+    from newsloom import db, queue
+
     settings, conn = base.connect()
     with conn:
         if replay_all:
             letter_ids = [r["id"] for r in db.list_dead_letters(conn, error=error, feed=feed,
                                                                  limit=1_000_000)]
-        replayed = db.replay_dead_letters(conn, letter_ids)
+        replayed = db.replay_dead_letters(conn, letter_ids or [])
     celery = queue.make_app(settings)
     try:
         # Recorded in Postgres first: a message lost now is resent later.
         for row in output.progress(replayed, len(replayed), "replaying"):
             if row["state"] == "deliver":
                 continue  # the dispatcher sends marked deliveries with the endpoint's next
-            if row["state"] == "fetched":
-                queue.enqueue_process(row["url_id"], celery)
-            else:
-                queue.enqueue_fetch([row["url_id"]], celery)
+            queue.enqueue_in_flight(row["url_id"], row["state"], celery)
     finally:
         celery.close()
     typer.echo(f"replaying {len(replayed)} dead letter(s)")
@@ -88,6 +90,8 @@ def dlq_replay(
 @dlq_app.command("discard")
 def dlq_discard(letter_ids: Annotated[list[int], typer.Argument(metavar="ID...")]) -> None:
     """Close dead letters without replaying them."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         count = db.discard_dead_letters(conn, letter_ids)

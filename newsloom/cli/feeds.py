@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from newsloom import db
 from newsloom.cli import base, output
 from newsloom.cli.base import JsonOption, app
 
@@ -18,6 +17,8 @@ app.add_typer(feeds_app, name="feeds")
 @feeds_app.command("list")
 def feeds_list(as_json: JsonOption = False) -> None:
     """The feeds and their health, from the database."""
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         rows = db.list_feeds(conn)
@@ -41,14 +42,14 @@ def feeds_check(path: Annotated[Path, typer.Argument(metavar="FILE")], as_json: 
     from concurrent.futures import ThreadPoolExecutor
 
     from newsloom import web
-    from newsloom.scheduler.feedsfile import load_feeds, load_webhooks
+    from newsloom.scheduler.feedsfile import FeedConfig, load_feeds, load_webhooks
     from newsloom.scheduler.poll import make_rules, poll_feed
 
     settings = base.settings_for_command()
     feeds = load_feeds(path, settings.default_interval)
     load_webhooks(path)  # its [[webhook]] tables must be valid too
 
-    def probe(feed) -> dict:
+    def probe(feed: FeedConfig) -> dict[str, object]:
         try:
             result = poll_feed(client, feed.url, settings, rules=make_rules(
                 feed.type, feed.include, feed.exclude, feed.since))

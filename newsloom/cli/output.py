@@ -1,14 +1,22 @@
-"""Drawing: tables, JSON, progress bars and redrawn screens. No logic of its own."""
+"""Drawing: tables, JSON, progress bars and redrawn screens. No logic of its own.
+
+rich is imported where it draws, so commands that print plain text start without it.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Group, RenderableType
+
+T = TypeVar("T")
 
 
 def print_json(data: object) -> None:
@@ -21,9 +29,10 @@ def json_default(value: object) -> str:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def table(title: str, columns: list[str], rows: list[list[object]]):
+def table(title: str, columns: list[str], rows: list[list[object]]) -> Group:
     """A titled table; the title on its own line, so a narrow table does not wrap it."""
     from rich.console import Group
+    from rich.table import Table
     from rich.text import Text
 
     table = Table(show_lines=False)
@@ -35,6 +44,8 @@ def table(title: str, columns: list[str], rows: list[list[object]]):
 
 
 def print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
+    from rich.console import Console
+
     Console().print(table(title, columns, rows))
 
 
@@ -44,8 +55,9 @@ def short(value: object) -> str:
     return str(value)
 
 
-def progress(items, total: int, label: str):
+def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
     """Yield items with a progress bar on a terminal, plain lines every 10% elsewhere."""
+    from rich.console import Console
     from rich.progress import track
 
     console = Console(stderr=True)
@@ -59,8 +71,9 @@ def progress(items, total: int, label: str):
             typer.echo(f"{label}: {done}/{total}", err=True)
 
 
-def watch(render, interval: float) -> None:
+def watch(render: Callable[[], RenderableType], interval: float) -> None:
     """Redraw in place in a terminal; elsewhere (a pipe, a log) print each screen."""
+    from rich.console import Console
     from rich.live import Live
 
     console = Console()
@@ -77,7 +90,7 @@ def watch(render, interval: float) -> None:
         pass
 
 
-def status_screen(report: dict):
+def status_screen(report: dict[str, Any]) -> Group:
     from rich.console import Group
 
     articles, feeds = report["articles"], report["feeds"]

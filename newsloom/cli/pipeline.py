@@ -9,16 +9,17 @@ import signal
 import tempfile
 import threading
 from contextlib import ExitStack
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import psycopg
 import typer
 
-from newsloom import db, log, queue
+from newsloom.broker import DELIVER_QUEUE, FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.cli import base
 from newsloom.cli.base import app
-from newsloom.queue import DELIVER_QUEUE, FETCH_QUEUE, PROCESS_QUEUE
-from newsloom.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from newsloom.migrate import Migration
+    from newsloom.settings import Settings
 
 QUEUES = (FETCH_QUEUE, PROCESS_QUEUE, DELIVER_QUEUE)
 
@@ -36,7 +37,7 @@ def _serve_metrics(settings: Settings) -> None:
     """Serve the metrics of this process and its children, if a port is set."""
     if not settings.metrics_port:
         return
-    from newsloom import metrics
+    from newsloom import log, metrics, queue
 
     celery = queue.make_app(settings)
     try:
@@ -51,8 +52,8 @@ def _children_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "NEWSLOOM_METRICS_PORT": "0"}
 
 
-def _migrate(database_url: str) -> list:
-    from newsloom import migrate
+def _migrate(database_url: str) -> list[Migration]:
+    from newsloom import db, migrate
 
     with db.connect(database_url) as conn:
         return migrate.apply(conn)
@@ -77,6 +78,7 @@ def init_db() -> None:
 def scheduler() -> None:
     """Run the scheduler alone: poll due feeds and enqueue new article URLs."""
     _prepare_metrics()
+    from newsloom import db
     from newsloom.scheduler.dispatch import Dispatcher
     from newsloom.scheduler.feedsfile import load_feeds, load_webhooks
     from newsloom.scheduler.service import Scheduler
@@ -89,7 +91,7 @@ def scheduler() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     _serve_metrics(settings)
-    pool = db.make_pool(settings.database_url, max_size=settings.poll_concurrency + 2)
+    pool = db.make_pool(settings.require_database_url(), max_size=settings.poll_concurrency + 2)
     # Webhook deliveries are dispatched beside the polls, on a thread of their own.
     dispatcher = threading.Thread(target=Dispatcher(settings, pool, stop).run, name="dispatch")
     dispatcher.start()
@@ -129,8 +131,9 @@ def worker(queues: Annotated[str, typer.Option(
     base.require_servers(settings)
     _serve_metrics(settings)
     if len(chosen) == 1:
-        from newsloom.worker.tasks import app as celery_app
-        celery_app.worker_main(worker_argv(chosen[0], settings))
+        from newsloom import queue
+        from newsloom.worker import tasks  # noqa: F401 - registers the task bodies on queue.app
+        queue.app.worker_main(worker_argv(chosen[0], settings))
         return
     raise typer.Exit(supervise(child_commands(settings, scheduler=False, queues=chosen),
                                _children_env(dict(os.environ))))
@@ -142,6 +145,7 @@ def up() -> None:
     _prepare_metrics()
     from newsloom.embedded import embedded_servers
     from newsloom.scheduler.feedsfile import load_feeds, load_webhooks
+    from newsloom.settings import load_settings
     from newsloom.supervise import child_commands, supervise
 
     settings = base.settings_for_command()
@@ -164,13 +168,15 @@ def up() -> None:
 @app.command()
 def health() -> None:
     """Exit 0 when the broker and the database answer and the schema is current."""
-    from newsloom import migrate
+    import psycopg
+
+    from newsloom import db, migrate, queue
 
     settings = base.settings_for_command()
     base.require_servers(settings)
     problems = []
     try:
-        with db.connect(settings.database_url) as conn:
+        with db.connect(settings.require_database_url()) as conn:
             applied, expected = migrate.applied_version(conn), migrate.latest_version()
             if applied != expected:
                 problems.append(f"schema version {applied or 'none'}, expected {expected}: "
