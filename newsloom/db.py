@@ -57,6 +57,13 @@ def make_pool(url: str, max_size: int = 4) -> Pool:
                           name="newsloom")
 
 
+def _one(cursor: psycopg.Cursor[DictRow]) -> DictRow:
+    """The row of a statement that always returns one (an aggregate, a RETURNING insert)."""
+    row = cursor.fetchone()
+    assert row is not None
+    return row
+
+
 # --- feeds -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -590,7 +597,7 @@ def status_report(conn: Connection) -> dict:
 _ARTICLE_DATE = "coalesce(a.published_at, a.fetched_at)"
 
 
-def make_read_pool(url: str, max_size: int, statement_timeout: float) -> ConnectionPool:
+def make_read_pool(url: str, max_size: int, statement_timeout: float) -> Pool:
     """A pool for the read API: read-only sessions whose every statement is cancelled after
     `statement_timeout` seconds (QueryCanceled); waiting for a free connection is bounded
     by the same time (PoolTimeout).
@@ -603,6 +610,7 @@ def make_read_pool(url: str, max_size: int, statement_timeout: float) -> Connect
     # Connections are not checked before use (a round trip per request): one broken by a
     # Postgres restart fails its request (503) and the pool replaces it.
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
+                          connection_class=Connection,
                           timeout=statement_timeout,
                           kwargs={"row_factory": dict_row, "autocommit": True,
                                   "prepare_threshold": None, "options": options},
@@ -682,8 +690,8 @@ def list_articles(conn: Connection, *, q: str | None = None,
 def _estimated_matches(conn: Connection, params: dict) -> float:
     """The planner's guess of how many articles match the query: reliable for common words
     (the statistics list the most frequent ones), low for the others."""
-    plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ "
-                        f"{_SEARCH_QUERY}", params).fetchone()
+    plan = _one(conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ "
+                             f"{_SEARCH_QUERY}", params))
     return float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"])
 
 
@@ -795,13 +803,13 @@ def add_event(conn: Connection, kind: str, article_id: int) -> int:
     Postgres delivers the notification at commit, and never for a rolled-back change.
     Call it last in the transaction: it takes the events lock until commit."""
     assert kind in EVENT_KINDS, kind
-    row = conn.execute(
+    row = _one(conn.execute(
         """WITH event AS (
                INSERT INTO events (kind, article_id)
                SELECT %s, %s FROM (SELECT pg_advisory_xact_lock(%s)) AS locked RETURNING id)
            SELECT id, pg_notify(%s, id::text) FROM event""",
-        (kind, article_id, _EVENTS_LOCK, EVENTS_CHANNEL)).fetchone()
-    return row["id"]
+        (kind, article_id, _EVENTS_LOCK, EVENTS_CHANNEL)))
+    return int(row["id"])
 
 
 @dataclass(frozen=True)
@@ -854,7 +862,7 @@ _ARTICLE_DOCUMENT = sql.SQL(
 def count_articles(conn: Connection, selection: ArticleFilter) -> int:
     condition, params = selection.where()
     query = sql.SQL("SELECT count(*) AS n FROM articles a WHERE {}").format(condition)
-    return conn.execute(query, params).fetchone()["n"]
+    return int(_one(conn.execute(query, params))["n"])
 
 
 def stream_article_documents(conn: Connection, selection: ArticleFilter,
@@ -965,7 +973,7 @@ def next_delivery(conn: Connection, webhook: dict) -> dict | None:
            WHERE d.webhook_id = %s AND d.resolved_at IS NULL AND d.replay_requested_at IS NOT NULL
            ORDER BY d.event_id LIMIT 1""", (webhook["id"],)).fetchone()
     if replay is None:
-        found = conn.execute(
+        found = _one(conn.execute(
             """SELECT (SELECT e.id FROM events e JOIN articles a ON a.id = e.article_id
                        WHERE e.id > %(after)s
                          AND (cardinality(%(kinds)s::text[]) = 0 OR e.kind = ANY(%(kinds)s))
@@ -984,7 +992,7 @@ def next_delivery(conn: Connection, webhook: dict) -> dict | None:
             {"after": webhook["delivered_through"], "kinds": webhook["event_kinds"],
              "languages": webhook["languages"], "feeds": webhook["feed_urls"],
              "entities": webhook["entity_names"],
-             "entities_lower": [n.lower() for n in webhook["entity_names"]]}).fetchone()
+             "entities_lower": [n.lower() for n in webhook["entity_names"]]}))
         if found["event_id"] is None:
             conn.execute(
                 """UPDATE webhooks SET delivered_through = greatest(delivered_through, %s)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 
-from psycopg_pool import ConnectionPool
 
 from newsloom import db, log, queue
 from newsloom.errors import FeedsFileError
@@ -26,7 +25,7 @@ TICK = 1.0
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, pool: ConnectionPool, stop: threading.Event):
+    def __init__(self, settings: Settings, pool: db.Pool, stop: threading.Event):
         self.settings, self.pool, self.stop = settings, pool, stop
         self.celery = queue.make_app(settings)
         self._file_mtime: tuple[int, int] | None = None
@@ -35,7 +34,7 @@ class Dispatcher:
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                with db.connect(self.settings.database_url) as listener:
+                with db.connect(self.settings.require_database_url()) as listener:
                     listener.execute(f"LISTEN {db.EVENTS_CHANNEL}")
                     while not self.stop.is_set():
                         self.reload_webhooks()

@@ -294,7 +294,8 @@ def load_webhooks(path: Path, environ: Mapping[str, str] | None = None) -> list[
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise FeedsFileError(str(path), lines.key("webhook"), "webhooks must be [[webhook]] tables")
     feed_urls = {f.url: f.url for f in feeds} | {f.name: f.url for f in feeds if f.name}
-    webhooks, seen = [], {}
+    webhooks: list[WebhookConfig] = []
+    seen: dict[str, int | None] = {}
     for index, entry in enumerate(entries):
         def line_of(key: str, index: int = index) -> int | None:
             return lines.key(key, "webhook", index) or lines.feed(index, "webhook")

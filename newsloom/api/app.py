@@ -18,7 +18,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -170,7 +170,7 @@ def from_environment() -> Starlette:
     return create_app(get_settings())
 
 
-def create_app(settings: Settings, pool: ConnectionPool | None = None) -> Starlette:
+def create_app(settings: Settings, pool: db.Pool | None = None) -> Starlette:
     """The application; it opens a read-only pool on DATABASE_URL unless given one."""
     if pool is None:
         pool = db.make_read_pool(str(settings.database_url), settings.api_pool_size,

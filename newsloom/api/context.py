@@ -7,11 +7,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from psycopg_pool import ConnectionPool
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
+from newsloom import db
 from newsloom.api.auth import Keys
 from newsloom.api.cursors import Cursors
 from newsloom.api.queries import Recent
@@ -23,7 +22,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 @dataclass
 class ServerContext:
     settings: Settings
-    pool: ConnectionPool
+    pool: db.Pool
     keys: Keys
     cursors: Cursors
     templates: Jinja2Templates
@@ -31,7 +30,7 @@ class ServerContext:
     recent: Recent
 
     @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
+    def connection(self) -> Iterator[db.Connection]:
         with self.pool.connection() as conn:
             yield conn
 

@@ -9,7 +9,6 @@ from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-import psycopg
 
 from newsloom import db
 from newsloom.api.cursors import Cursors
@@ -22,7 +21,7 @@ TIMELINE_PERIOD = timedelta(days=90)
 ARTICLE_FILTERS = ("q", "feed", "language", "entity", "since", "until")
 
 
-def articles(conn: psycopg.Connection, values: dict[str, Any], cursors: Cursors, *,
+def articles(conn: db.Connection, values: dict[str, Any], cursors: Cursors, *,
              limit: int, with_text: bool = False) -> tuple[list[dict], str | None]:
     """A page of articles and the cursor of the next one (None on the last page)."""
     filters = {k: values[k] for k in ARTICLE_FILTERS if k in values}
@@ -44,7 +43,7 @@ def articles(conn: psycopg.Connection, values: dict[str, Any], cursors: Cursors,
     return rows, cursors.make(rows[-1]["published_at"], rows[-1]["id"], filters)
 
 
-def article(conn: psycopg.Connection, article_id: int) -> dict:
+def article(conn: db.Connection, article_id: int) -> dict:
     row = db.get_article(conn, article_id)
     if row is None:
         raise ApiError(404, f"no article {article_id}")
@@ -71,7 +70,7 @@ class Recent:
         return answer
 
 
-def entities(conn: psycopg.Connection, values: dict[str, Any], widest: float, limit: int,
+def entities(conn: db.Connection, values: dict[str, Any], widest: float, limit: int,
              recent: Recent) -> tuple[list[dict], datetime, datetime]:
     """The top entities; those of the default period (every mention of the last 30 days,
     hundreds of ms over 100,000 articles) are kept in `recent` for a while."""
@@ -87,14 +86,14 @@ def entities(conn: psycopg.Connection, values: dict[str, Any], widest: float, li
     return recent.get(("entities", values.get("q"), values.get("label"), limit), compute)
 
 
-def entity(conn: psycopg.Connection, entity_id: int) -> dict:
+def entity(conn: db.Connection, entity_id: int) -> dict:
     row = db.get_entity(conn, entity_id)
     if row is None:
         raise ApiError(404, f"no entity {entity_id}")
     return row
 
 
-def timeline(conn: psycopg.Connection, entity_id: int, values: dict[str, Any],
+def timeline(conn: db.Connection, entity_id: int, values: dict[str, Any],
              widest: float) -> tuple[dict, list[dict], datetime, datetime]:
     """An entity and its mentions per UTC day, in whole days: by default the last 90
     (today's included)."""
@@ -132,12 +131,12 @@ def feed_health(row: dict) -> str:
     return "ok" if row["last_success_at"] else "not polled yet"
 
 
-def feeds(conn: psycopg.Connection) -> list[dict]:
+def feeds(conn: db.Connection) -> list[dict]:
     """The feeds as `newsloom feeds list` shows them, each with a one-word health."""
     return [{**row, "health": feed_health(row)} for row in db.list_feeds(conn)]
 
 
-def dead_letters(conn: psycopg.Connection, values: dict[str, Any], limit: int) -> list[dict]:
+def dead_letters(conn: db.Connection, values: dict[str, Any], limit: int) -> list[dict]:
     feed = values.get("feed")
     return db.list_dead_letters(conn, error=values.get("error"),
                                 feed=None if feed is None else str(feed),

@@ -114,7 +114,7 @@ def status_screen(report: dict[str, Any]) -> Group:
     )
 
 
-def webhooks_table(webhooks: list[dict]):
+def webhooks_table(webhooks: list[dict[str, Any]]) -> Group:
     disabled = sum(1 for w in webhooks if w["disabled_at"])
     return table(f"webhooks: {len(webhooks)} listed, {disabled} disabled",
                  ["endpoint", "state", "delivered", "events behind", "dead letters",
