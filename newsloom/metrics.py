@@ -26,6 +26,9 @@ FEED_POLLS = Counter("newsloom_feed_polls_total", "Feed polls, by result (new, n
 FEED_POLL_SECONDS = Histogram("newsloom_feed_poll_seconds", "Time to poll one feed.",
                               buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
 URLS_ENQUEUED = Counter("newsloom_urls_enqueued_total", "New article URLs recorded and enqueued.")
+RESTARTS = Counter("newsloom_process_restarts_total",
+                   "Child processes of `up` / `worker` restarted after an unexpected exit.",
+                   ["process"])
 
 
 class QueueDepths:

@@ -35,6 +35,7 @@ class Scheduler:
 
     def run(self) -> None:
         self.sync_feeds_file()
+        logger.info("scheduler ready", feeds_file=str(self.settings.feeds))
         last_reconcile = 0.0
         with ThreadPoolExecutor(self.settings.poll_concurrency, "poll") as executor:
             while not self.stop.is_set():

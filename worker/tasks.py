@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from celery import Task
-from celery.signals import setup_logging, worker_process_init
-from structlog.contextvars import bind_contextvars, clear_contextvars
-
+import warnings
 from functools import partial
+
+from celery import Task
+from celery.exceptions import SecurityWarning
+from celery.signals import setup_logging, worker_process_init, worker_ready
+from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from newsloom import log
 from newsloom.errors import Deferred
@@ -15,6 +17,9 @@ from newsloom.settings import get_settings
 from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
 
 logger = log.get_logger(__name__)
+# Celery's multi-line "running as root" warning, once per worker and restart: the
+# supervisor says it once instead.
+warnings.filterwarnings("ignore", category=SecurityWarning)
 _ctx: Context | None = None
 
 
@@ -29,6 +34,13 @@ def context() -> Context:
 def _logging(**_: object) -> None:
     """Celery's own records go through newsloom's log format too."""
     log.configure(context().settings)
+
+
+@worker_ready.connect
+def _ready(sender: object, **_: object) -> None:
+    """The one line a worker prints when it takes work (its banner is off: --quiet)."""
+    logger.info("worker ready", queues=",".join(sorted(app.amqp.queues)),
+                node=getattr(sender, "hostname", None))
 
 
 @worker_process_init.connect
