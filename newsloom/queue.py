@@ -88,9 +88,10 @@ def queue_depths(celery: Celery) -> dict[str, int]:
                 for name in (FETCH_QUEUE, PROCESS_QUEUE)}
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
     """A plain Redis client for the broker's server (kombu's socket URLs included)."""
-    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))
+    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1),
+                                socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 def workers_alive(celery: Celery, timeout: float = 1.0) -> list[str]:

