@@ -492,3 +492,20 @@ def status_report(conn: psycopg.Connection) -> dict:
            GROUP BY 1 ORDER BY 1 DESC""").fetchall()
     return {"outcomes": outcomes, "dead_letters": dead, "feeds": {**feeds, "failing_feeds": failing},
             "articles": {**articles, "per_hour": per_hour}}
+
+
+# --- lost messages (issue 11) ------------------------------------------------------------
+
+def in_flight_untouched(conn: psycopg.Connection, older_than: float, limit: int) -> list[dict]:
+    """In-flight URLs untouched for `older_than` seconds (not changed, not resent)."""
+    return conn.execute(
+        """SELECT id, state FROM urls WHERE state IN ('queued', 'fetched')
+           AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s""",
+        (older_than, limit)).fetchall()
+
+
+def touch_in_flight(conn: psycopg.Connection, url_ids: list[int]) -> list[dict]:
+    """Mark in-flight URLs as resent now; returns those still in flight (id, state)."""
+    return conn.execute(
+        """UPDATE urls SET updated_at = now() WHERE id = ANY(%s)
+           AND state IN ('queued', 'fetched') RETURNING id, state""", (url_ids,)).fetchall()

@@ -6,11 +6,14 @@ newsloom.worker.tasks, which the workers load.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterable
 
 import redis
 from celery import Celery
+from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from newsloom.errors import SettingsError
 from newsloom.settings import Settings, get_settings
@@ -58,7 +61,20 @@ def celery_config(settings: Settings) -> dict:
         task_routes={FETCH_TASK: {"queue": FETCH_QUEUE}, PROCESS_TASK: {"queue": PROCESS_QUEUE}},
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A broker outage never ends a worker: it reconnects for as long as it takes
+        # (Celery's default gives up after 100 attempts and the worker exits).
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        # Tasks in hand run to the end through an outage; their writes are idempotent and
+        # what they send is retried (below). Cancelling them is no help with Redis: their
+        # messages come back only after the visibility timeout, and the thread pool cannot
+        # cancel at all (celery#9250: with cancelling on, a reconnection while fetches run
+        # ended the fetch worker). What an outage loses, the scheduler's reconciler resends.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        # A send while the broker is away waits for it up to about two minutes, then
+        # fails; the URL stays in flight in Postgres and is resent by the reconciler.
+        task_publish_retry_policy={"max_retries": 30, "interval_start": 0,
+                                   "interval_step": 1, "interval_max": 5},
     )
 
 
@@ -97,3 +113,93 @@ def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
 def workers_alive(celery: Celery, timeout: float = 1.0) -> list[str]:
     """Names of the workers that answer a ping within `timeout`."""
     return sorted(name for reply in celery.control.ping(timeout=timeout) for name in reply)
+
+
+# --- messages of the Redis transport (kombu keeps a message a worker took, until it is
+# acknowledged, in the `unacked` hash by delivery tag, with the time taken in the
+# `unacked_index` sorted set; waiting messages are in one list per queue and priority).
+
+_UNACKED, _UNACKED_INDEX = Channel.unacked_key, Channel.unacked_index_key
+
+
+def _queue_keys(prefix: str) -> list[str]:
+    return [f"{prefix}{name}{Channel.sep}{step}" if step else f"{prefix}{name}"
+            for name in (FETCH_QUEUE, PROCESS_QUEUE) for step in PRIORITY_STEPS]
+
+
+def _url_id(raw_message: dict) -> int | None:
+    """The URL id a newsloom task message carries (its first argument)."""
+    body = raw_message.get("body", "")
+    if raw_message.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    try:
+        args = json.loads(body)[0]
+        return int(args[0])
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+
+
+def url_ids_in_broker(settings: Settings, max_messages: int = 100_000) -> set[int] | None:
+    """URL ids of every message waiting in a queue or held by a worker, read in one
+    transaction; None when there are more than `max_messages` (too costly to read)."""
+    client = redis_client(settings.redis_url or "")
+    prefix = settings.redis_key_prefix
+    try:
+        with client.pipeline(transaction=True) as pipe:
+            for key in _queue_keys(prefix):
+                pipe.llen(key)
+            pipe.hlen(prefix + _UNACKED)
+            if sum(pipe.execute()) > max_messages:
+                return None
+            for key in _queue_keys(prefix):
+                pipe.lrange(key, 0, -1)
+            pipe.hvals(prefix + _UNACKED)
+            *waiting, held = pipe.execute()
+    finally:
+        client.close()
+    found = {_url_id(json.loads(m)) for messages in waiting for m in messages}
+    found |= {_url_id(json.loads(entry)[0]) for entry in held}
+    found.discard(None)
+    return found  # type: ignore[return-value]
+
+
+def held_task_ids(celery: Celery, timeout: float = 2.0) -> set[str] | None:
+    """Ids of the tasks every live worker holds (running, reserved, or waiting for their
+    countdown); None unless every worker that answers a ping answered each question."""
+    inspect = celery.control.inspect(timeout=timeout)
+    alive = set(inspect.ping() or {})
+    held: set[str] = set()
+    for replies in (inspect.active(), inspect.reserved(), inspect.scheduled()):
+        if replies is None and not alive:
+            continue
+        if replies is None or not alive <= set(replies):
+            return None
+        for requests in replies.values():
+            held.update(r.get("request", r)["id"] for r in requests)
+    return held
+
+
+def restore_orphans(celery: Celery, settings: Settings, taken_before: float) -> int | None:
+    """Give back to their queues the messages taken before `taken_before` (epoch seconds)
+    by workers that are gone: held in kombu's `unacked` hash, yet by no live worker.
+    Returns how many, or None when a live worker did not answer (nothing is restored:
+    it could hold some of them)."""
+    held = held_task_ids(celery)
+    if held is None:
+        return None
+    client = redis_client(settings.redis_url or "")
+    prefix = settings.redis_key_prefix
+    try:
+        entries = client.hgetall(prefix + _UNACKED)
+        taken_at = dict(client.zrange(prefix + _UNACKED_INDEX, 0, -1, withscores=True))
+    finally:
+        client.close()
+    orphans = [tag.decode() for tag, entry in entries.items()
+               if taken_at.get(tag, 0.0) <= taken_before
+               and json.loads(entry)[0].get("headers", {}).get("id") not in held]
+    if orphans:
+        with celery.connection_for_write() as conn:
+            qos = conn.default_channel.qos
+            for tag in orphans:
+                qos.restore_by_tag(tag)  # to the head of its queue: next to go
+    return len(orphans)

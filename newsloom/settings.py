@@ -137,6 +137,14 @@ class Settings(BaseSettings):
     entity_labels: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ENTITY_LABELS
     min_text_chars: int = Field(200, ge=0)
 
+    # Staying up (issue 11).
+    # An in-flight URL whose message is in no queue and held by no worker this long (seen
+    # twice, a reconcile apart) is sent again: a broker restarted empty, a send that failed
+    # while the broker was away. Work held by a worker that died is given back at once.
+    lost_message_after: Duration = 60.0
+    # How often the scheduler looks for lost messages.
+    reconcile_interval: Duration = 20.0
+
     @field_validator("spacy_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:

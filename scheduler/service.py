@@ -30,8 +30,9 @@ class Scheduler:
         self._feeds_mtime: tuple[int, int] | None = None
         # A claimed feed is leased for longer than its poll can take.
         self.lease = settings.fetch_timeout * 3 * (settings.max_redirects + 1) + 60
-        # Lost messages are looked for often enough that none waits much past its timeout.
-        self.reconcile_every = min(60.0, settings.visibility_timeout / 4)
+        self.reconcile_every = min(settings.reconcile_interval, settings.visibility_timeout / 4)
+        # In-flight URLs that had no message in the broker at the last reconcile.
+        self._missing: set[int] = set()
 
     def run(self) -> None:
         self.sync_feeds_file()
@@ -119,16 +120,30 @@ class Scheduler:
                     rejected_links=result.rejected_links)
 
     def reconcile(self) -> None:
-        """Resend URLs in flight for longer than the visibility timeout: their message is lost."""
+        """Resend in-flight URLs whose message is lost: in no queue and held by no worker
+        at two reconciles in a row (a broker restarted empty, a send that failed while it
+        was away), or, when the broker is too full to read, untouched for longer than
+        the visibility timeout."""
         with self.pool.connection() as conn:
             stale = db.stale_in_flight(conn, self.settings.visibility_timeout, limit=1000)
+            untouched = db.in_flight_untouched(conn, self.settings.lost_message_after,
+                                               limit=10_000)
+        in_broker = queue.url_ids_in_broker(self.settings) if untouched else set()
+        missing = set() if in_broker is None else \
+            {row["id"] for row in untouched} - in_broker
+        # Seen missing twice: not a message between two places at the first look.
+        lost = sorted(missing & self._missing)
+        self._missing = missing - set(lost)
+        if lost:
+            with self.pool.connection() as conn:
+                stale = stale + db.touch_in_flight(conn, lost)
         for row in stale:
             if row["state"] == "queued":
                 queue.enqueue_fetch([row["id"]], self.celery)
             else:
                 queue.enqueue_process(row["id"], self.celery)
         if stale:
-            logger.warning("resent lost messages", urls=len(stale))
+            logger.warning("resent lost messages", urls=len(stale), missing_from_broker=len(lost))
 
 
 def _mtime(path: Path) -> tuple[int, int] | None:

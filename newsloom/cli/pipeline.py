@@ -8,6 +8,8 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Annotated
 
@@ -49,6 +51,29 @@ def _serve_metrics(settings: Settings) -> None:
 def _children_env(env: dict[str, str]) -> dict[str, str]:
     """Children count into the parent's metrics directory; only the parent serves."""
     return {**env, "NEWSLOOM_METRICS_PORT": "0"}
+
+
+def _give_back_work(settings: Settings) -> Callable[[str], None]:
+    """What the supervisor does when a worker died: its messages (running, prefetched,
+    waiting for a countdown) go back to their queues now, not after the visibility
+    timeout. Its process group is gone by then, so none of them is still running."""
+    logger = log.get_logger(__name__)
+
+    def on_death(name: str) -> None:
+        if not name.startswith("worker-"):
+            return
+        died_at = time.time()
+        celery = queue.make_app(settings)
+        try:
+            restored = queue.restore_orphans(celery, settings, taken_before=died_at)
+        finally:
+            celery.close()
+        if restored is None:
+            logger.warning("work of a dead worker not given back now: a worker did not "
+                           "answer; it comes back after the visibility timeout", process=name)
+        else:
+            logger.info("work of a dead worker given back", process=name, messages=restored)
+    return on_death
 
 
 def _migrate(database_url: str) -> list:
@@ -125,7 +150,7 @@ def worker(queues: Annotated[str, typer.Option(
         celery_app.worker_main(worker_argv(chosen[0], settings))
         return
     raise typer.Exit(supervise(child_commands(settings, scheduler=False, queues=chosen),
-                               _children_env(dict(os.environ))))
+                               _children_env(dict(os.environ)), _give_back_work(settings)))
 
 
 @app.command()
@@ -155,7 +180,7 @@ def up() -> None:
                "REDIS_URL": settings.redis_url}
         _serve_metrics(settings)
         code = supervise(child_commands(settings, scheduler=True, queues=QUEUES),
-                         _children_env(env))
+                         _children_env(env), _give_back_work(settings))
     raise typer.Exit(code)
 
 
