@@ -13,7 +13,10 @@ from newsloom.settings import Settings
 def configure(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper())
     renderer = (structlog.processors.JSONRenderer() if settings.log_format == "json"
-                else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()))
+                # Plain tracebacks: Rich's boxed ones fill a terminal with one error.
+                else structlog.dev.ConsoleRenderer(
+                    colors=sys.stderr.isatty(),
+                    exception_formatter=structlog.dev.plain_traceback))
     shared = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

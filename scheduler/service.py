@@ -20,6 +20,7 @@ from newsloom.scheduler.timing import adapted_interval, next_poll_in
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
+_FAILED_CYCLE_PAUSE = 2.0
 
 
 class Scheduler:
@@ -50,6 +51,7 @@ class Scheduler:
                 except TRANSIENT_EXCEPTIONS as exc:
                     # The database or the broker is away: try again next tick, keep running.
                     logger.warning("scheduler cycle failed", error=f"{type(exc).__name__}: {exc}")
+                    self.stop.wait(_FAILED_CYCLE_PAUSE)  # one line every few seconds, not a flood
                     polled = 0
                 if not polled:
                     self.stop.wait(self.settings.scheduler_tick)
