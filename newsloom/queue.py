@@ -163,43 +163,55 @@ def url_ids_in_broker(settings: Settings, max_messages: int = 100_000) -> set[in
     return found  # type: ignore[return-value]
 
 
-def held_task_ids(celery: Celery, timeout: float = 2.0) -> set[str] | None:
+def held_task_ids(celery: Celery, timeout: float = 1.0) -> set[str] | None:
     """Ids of the tasks every live worker holds (running, reserved, or waiting for their
-    countdown); None unless every worker that answers a ping answered each question."""
+    countdown); None unless every worker that answers the first question answered all."""
     inspect = celery.control.inspect(timeout=timeout)
-    alive = set(inspect.ping() or {})
-    held: set[str] = set()
-    for replies in (inspect.active(), inspect.reserved(), inspect.scheduled()):
-        if replies is None and not alive:
-            continue
-        if replies is None or not alive <= set(replies):
+    active = inspect.active() or {}
+    alive, held = set(active), set()
+    for replies in (active, inspect.reserved(), inspect.scheduled()):
+        if alive and (replies is None or not alive <= set(replies)):
             return None
-        for requests in replies.values():
+        for requests in (replies or {}).values():
             held.update(r.get("request", r)["id"] for r in requests)
     return held
 
 
-def restore_orphans(celery: Celery, settings: Settings, taken_before: float) -> int | None:
-    """Give back to their queues the messages taken before `taken_before` (epoch seconds)
-    by workers that are gone: held in kombu's `unacked` hash, yet by no live worker.
-    Returns how many, or None when a live worker did not answer (nothing is restored:
-    it could hold some of them)."""
-    held = held_task_ids(celery)
-    if held is None:
-        return None
+def orphaned_tags(celery: Celery, settings: Settings, taken_before: float) -> set[str] | None:
+    """Delivery tags of the messages taken before `taken_before` (epoch seconds) by
+    workers that are gone: in kombu's `unacked` hash, yet held by no live worker. None
+    when a live worker did not answer (it could hold some of them)."""
     client = redis_client(settings.redis_url or "")
     prefix = settings.redis_key_prefix
     try:
+        if not client.zcount(prefix + _UNACKED_INDEX, 0, taken_before):
+            return set()  # nothing old enough: no need to ask the workers
+        held = held_task_ids(celery)
+        if held is None:
+            return None
         entries = client.hgetall(prefix + _UNACKED)
         taken_at = dict(client.zrange(prefix + _UNACKED_INDEX, 0, -1, withscores=True))
     finally:
         client.close()
-    orphans = [tag.decode() for tag, entry in entries.items()
-               if taken_at.get(tag, 0.0) <= taken_before
-               and json.loads(entry)[0].get("headers", {}).get("id") not in held]
-    if orphans:
-        with celery.connection_for_write() as conn:
-            qos = conn.default_channel.qos
-            for tag in orphans:
-                qos.restore_by_tag(tag)  # to the head of its queue: next to go
-    return len(orphans)
+    return {tag.decode() for tag, entry in entries.items()
+            if taken_at.get(tag, 0.0) <= taken_before
+            and json.loads(entry)[0].get("headers", {}).get("id") not in held}
+
+
+def restore_tags(celery: Celery, tags: Iterable[str]) -> int:
+    """Put the messages of these delivery tags back at the head of their queues (those
+    acknowledged meanwhile are gone from the hash, and skipped)."""
+    count = 0
+    with celery.connection_for_write() as conn:
+        qos = conn.default_channel.qos
+        for tag in tags:
+            qos.restore_by_tag(tag)
+            count += 1
+    return count
+
+
+def restore_orphans(celery: Celery, settings: Settings, taken_before: float) -> int | None:
+    """Give back the messages of workers that are gone (see orphaned_tags); how many, or
+    None when a live worker did not answer and nothing was restored."""
+    tags = orphaned_tags(celery, settings, taken_before)
+    return None if tags is None else restore_tags(celery, tags)

@@ -32,8 +32,11 @@ class Scheduler:
         # A claimed feed is leased for longer than its poll can take.
         self.lease = settings.fetch_timeout * 3 * (settings.max_redirects + 1) + 60
         self.reconcile_every = min(settings.reconcile_interval, settings.visibility_timeout / 4)
-        # In-flight URLs that had no message in the broker at the last reconcile.
+        # In-flight URLs that had no message in the broker at the last reconcile, and
+        # messages held by no live worker at the last look for them.
         self._missing: set[int] = set()
+        self._orphans: set[str] = set()
+        self._last_orphan_check = 0.0
 
     def run(self) -> None:
         self.sync_feeds_file()
@@ -146,6 +149,26 @@ class Scheduler:
                 queue.enqueue_process(row["id"], self.celery)
         if stale:
             logger.warning("resent lost messages", urls=len(stale), missing_from_broker=len(lost))
+        self.restore_orphans()
+
+    def restore_orphans(self) -> None:
+        """Give back messages taken by workers that are gone (killed on another machine, or
+        whose reservations a broker restarted from its append-only file still lists), when
+        two looks a while apart agree. Asking the workers takes a few seconds: it is done
+        once every NEWSLOOM_LOST_MESSAGE_AFTER."""
+        now = time.monotonic()
+        if now - self._last_orphan_check < self.settings.lost_message_after:
+            return
+        self._last_orphan_check = now
+        orphans = queue.orphaned_tags(self.celery, self.settings,
+                                      taken_before=time.time() - self.settings.lost_message_after)
+        if orphans is None:
+            return
+        again, self._orphans = orphans & self._orphans, orphans
+        if again:
+            restored = queue.restore_tags(self.celery, again)
+            self._orphans -= again
+            logger.warning("gave back messages of workers that are gone", messages=restored)
 
 
 def _mtime(path: Path) -> tuple[int, int] | None:

@@ -7,10 +7,12 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 
-from newsloom import queue
-from newsloom.settings import load_settings
+from newsloom import db, queue
+from newsloom.scheduler.service import Scheduler
 
 from support import wait_until
 
@@ -23,34 +25,70 @@ def unacked(settings) -> dict:
         client.close()
 
 
-def test_messages_of_a_dead_worker_are_given_back(settings, app_env, tmp_path):
-    # Fetches of URLs that do not exist, each for in ten minutes: the worker holds them
-    # (taken from the queue, not acknowledged) until then.
-    celery = queue.make_app(load_settings(**{**settings.model_dump()}))
+@contextmanager
+def worker_holding_five(settings, app_env, tmp_path):
+    """A fetch worker holding five messages (fetches for in ten minutes, of URLs that do
+    not exist), killed with SIGKILL after the block's first part; yields (celery, kill)."""
+    celery = queue.make_app(settings)
     with (tmp_path / "worker.log").open("wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "newsloom", "worker", "-Q", "fetch"], env=app_env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill() -> None:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        wait_until(lambda: not queue.workers_alive(celery), 30, "the worker to be gone")
     try:
         wait_until(lambda: queue.workers_alive(celery), 60, "the worker to answer")
         for url_id in range(1, 6):
             celery.send_task(queue.FETCH_TASK, args=[10_000 + url_id], queue=queue.FETCH_QUEUE,
                              countdown=600)
         wait_until(lambda: len(unacked(settings)) == 5, 30, "the worker to hold 5 messages")
-        # A live worker's messages are not given back.
-        assert queue.restore_orphans(celery, settings, taken_before=time.time()) == 0
-        worker.send_signal(signal.SIGKILL)
-        worker.wait(10)
-        wait_until(lambda: not queue.workers_alive(celery), 30, "the worker to be gone")
-        assert queue.restore_orphans(celery, settings, taken_before=time.time()) == 5
-        assert unacked(settings) == {}
-        assert queue.queue_depths(celery)["fetch"] == 5
-        waiting = queue.url_ids_in_broker(settings)
-        assert waiting == {10_001, 10_002, 10_003, 10_004, 10_005}
-        held = json.loads(queue.redis_client(settings.redis_url).lindex(
-            settings.redis_key_prefix + "fetch", 0))
-        assert held["headers"]["redelivered"] is True
+        yield celery, kill
     finally:
         if worker.poll() is None:
             worker.kill()
         celery.close()
+
+
+def assert_given_back(settings, celery) -> None:
+    assert unacked(settings) == {}
+    assert queue.queue_depths(celery)["fetch"] == 5
+    assert queue.url_ids_in_broker(settings) == {10_001, 10_002, 10_003, 10_004, 10_005}
+    first = json.loads(queue.redis_client(settings.redis_url).lindex(
+        settings.redis_key_prefix + "fetch", 0))
+    assert first["headers"]["redelivered"] is True
+
+
+def test_messages_of_a_dead_worker_are_given_back(settings, app_env, tmp_path):
+    """As `up`'s supervisor does when a worker it runs died."""
+    with worker_holding_five(settings, app_env, tmp_path) as (celery, kill):
+        # A live worker's messages are not given back.
+        assert queue.restore_orphans(celery, settings, taken_before=time.time()) == 0
+        kill()
+        assert queue.restore_orphans(celery, settings, taken_before=time.time()) == 5
+        assert_given_back(settings, celery)
+
+
+def test_scheduler_gives_back_what_no_live_worker_holds(settings, app_env, tmp_path):
+    """As the scheduler does for workers elsewhere: two looks agree, then they go back."""
+    quick = settings.model_copy(update={"lost_message_after": 0.5})
+    with worker_holding_five(settings, app_env, tmp_path) as (celery, kill):
+        scheduler = Scheduler(quick, db.make_pool(settings.database_url), threading.Event())
+        def look() -> None:
+            scheduler._last_orphan_check = 0.0  # its turn now, whatever the clock says
+            scheduler.restore_orphans()
+        try:
+            time.sleep(0.6)  # the messages are older than lost_message_after
+            look()
+            look()
+            assert len(unacked(settings)) == 5  # held by a live worker: kept
+            kill()
+            look()  # first look: orphans, not yet given back
+            assert len(unacked(settings)) == 5
+            look()
+            assert_given_back(settings, celery)
+        finally:
+            scheduler.pool.close()
+            scheduler.celery.close()
