@@ -6,7 +6,7 @@ import warnings
 from functools import partial
 
 from celery import Task
-from celery.exceptions import SecurityWarning
+from celery.exceptions import CPendingDeprecationWarning, SecurityWarning
 from celery.signals import setup_logging, worker_process_init, worker_ready
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
@@ -20,6 +20,10 @@ logger = log.get_logger(__name__)
 # Celery's multi-line "running as root" warning, once per worker and restart: the
 # supervisor says it once instead.
 warnings.filterwarnings("ignore", category=SecurityWarning)
+# Six lines at every broker outage announcing a default we set on purpose
+# (worker_cancel_long_running_tasks_on_connection_loss, see newsloom.queue).
+warnings.filterwarnings("ignore", message=r"\s*In Celery 5.1 we introduced an optional breaking",
+                        category=CPendingDeprecationWarning)
 _ctx: Context | None = None
 
 
