@@ -157,10 +157,9 @@ def url_ids_in_broker(settings: Settings, max_messages: int = 100_000) -> set[in
             *waiting, held = pipe.execute()
     finally:
         client.close()
-    found = {_url_id(json.loads(m)) for messages in waiting for m in messages}
-    found |= {_url_id(json.loads(entry)[0]) for entry in held}
-    found.discard(None)
-    return found  # type: ignore[return-value]
+    raw_messages = [json.loads(m) for messages in waiting for m in messages]
+    raw_messages += [json.loads(entry)[0] for entry in held]
+    return {url_id for url_id in map(_url_id, raw_messages) if url_id is not None}
 
 
 def held_task_ids(celery: Celery, timeout: float = 1.0) -> set[str] | None:

@@ -41,6 +41,8 @@ def test_status_and_search_reach_the_embedded_servers(app_env, site, settings, t
         wait_until(lambda: servers_file.exists() or up.poll() is not None, 300,
                    "up to start its embedded servers", interval=0.5)
         assert up.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
+        wait_until(lambda: (tmp_path / "up.log").read_text().count("worker ready") == 2, 120,
+                   "both workers to be ready")
         status = newsloom("status", "--json", env=env)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
@@ -55,5 +57,11 @@ def test_status_and_search_reach_the_embedded_servers(app_env, site, settings, t
         shutil.rmtree(data_dir, ignore_errors=True)
     assert up.returncode == 0, (tmp_path / "up.log").read_text()[-3000:]
     assert not announced_after_exit  # gone with the servers
+    console = (tmp_path / "up.log").read_text()
+    # A readable console: one line per process when ready, no banners, root said once.
+    assert console.count("scheduler ready") == 1 and console.count("worker ready") == 2
+    assert "-------------- " not in console and "[queues]" not in console  # Celery's banner
+    assert "superuser privileges" not in console and console.count("running as root") <= 1
+    assert "Connected to" not in console
     after = newsloom("status", "--json", env=env)
     assert after.returncode == 2 and "make run" in after.stderr

@@ -28,7 +28,8 @@ def main() -> None:
     except NewsloomError as exc:
         _fail(str(exc), exc.exit_code)
     except _UNREACHABLE as exc:
-        _fail(f"cannot reach a server: {str(exc).strip().splitlines()[0] if str(exc) else exc!r}", 3)
+        first_line = (str(exc).strip().splitlines() or [repr(exc)])[0]
+        _fail(f"cannot reach a server: {first_line}", 3)
 
 
 def _fail(message: str, code: int) -> None:

@@ -70,7 +70,7 @@ def _give_back_work(settings: Settings) -> Callable[[str], None]:
             celery.close()
         if restored is None:
             logger.warning("work of a dead worker not given back now: a worker did not "
-                           "answer; it comes back after the visibility timeout", process=name)
+                           "answer; the scheduler gives it back later", process=name)
         else:
             logger.info("work of a dead worker given back", process=name, messages=restored)
     return on_death
