@@ -127,28 +127,31 @@ class Scheduler:
     def reconcile(self) -> None:
         """Resend in-flight URLs whose message is lost: in no queue and held by no worker
         at two reconciles in a row (a broker restarted empty, a send that failed while it
-        was away), or, when the broker is too full to read, untouched for longer than
-        the visibility timeout."""
+        was away). When the broker holds too many messages to read them all, URLs
+        untouched for longer than the visibility timeout are resent instead."""
         with self.pool.connection() as conn:
-            stale = db.stale_in_flight(conn, self.settings.visibility_timeout, limit=1000)
             untouched = db.in_flight_untouched(conn, self.settings.lost_message_after,
                                                limit=10_000)
         in_broker = queue.url_ids_in_broker(self.settings) if untouched else set()
-        missing = set() if in_broker is None else \
-            {row["id"] for row in untouched} - in_broker
-        # Seen missing twice: not a message between two places at the first look.
-        lost = sorted(missing & self._missing)
-        self._missing = missing - set(lost)
-        if lost:
+        if in_broker is None:
             with self.pool.connection() as conn:
-                stale = stale + db.touch_in_flight(conn, lost)
-        for row in stale:
+                resend = db.stale_in_flight(conn, self.settings.visibility_timeout, limit=1000)
+        else:
+            missing = {row["id"] for row in untouched} - in_broker
+            # Seen missing twice: not a message between two places at the first look.
+            lost = sorted(missing & self._missing)
+            self._missing = missing - set(lost)
+            resend = []
+            if lost:
+                with self.pool.connection() as conn:
+                    resend = db.touch_in_flight(conn, lost)
+        for row in resend:
             if row["state"] == "queued":
                 queue.enqueue_fetch([row["id"]], self.celery)
             else:
                 queue.enqueue_process(row["id"], self.celery)
-        if stale:
-            logger.warning("resent lost messages", urls=len(stale), missing_from_broker=len(lost))
+        if resend:
+            logger.warning("resent lost messages", urls=len(resend))
         self.restore_orphans()
 
     def restore_orphans(self) -> None:

@@ -92,3 +92,30 @@ def test_scheduler_gives_back_what_no_live_worker_holds(settings, app_env, tmp_p
         finally:
             scheduler.pool.close()
             scheduler.celery.close()
+
+
+def test_reconciler_resends_what_the_broker_lost(settings, conn):
+    """A URL in flight with no message anywhere (a broker restarted empty) is sent again
+    after two looks; one whose message waits in a queue is left alone."""
+    quick = settings.model_copy(update={"lost_message_after": 0.1})
+    lost, waiting = db.record_new_urls(conn, None, [("https://a.example/lost", None, None),
+                                                    ("https://a.example/waiting", None, None)])
+    celery = queue.make_app(quick)
+    scheduler = Scheduler(quick, db.make_pool(settings.database_url), threading.Event())
+    scheduler._last_orphan_check = time.monotonic() + 3600  # this test is about lost URLs
+    try:
+        queue.enqueue_fetch([waiting], celery)
+        time.sleep(0.2)
+        scheduler.reconcile()
+        assert queue.url_ids_in_broker(quick) == {waiting}  # first look: nothing resent
+        scheduler.reconcile()
+        assert queue.url_ids_in_broker(quick) == {waiting, lost}
+        assert queue.queue_depths(celery)["fetch"] == 2
+        time.sleep(0.2)
+        scheduler.reconcile()
+        scheduler.reconcile()
+        assert queue.queue_depths(celery)["fetch"] == 2  # both have their message: no more
+    finally:
+        scheduler.pool.close()
+        scheduler.celery.close()
+        celery.close()
