@@ -50,6 +50,8 @@ def test_status_and_search_reach_the_embedded_servers(app_env, site, settings, t
         search = newsloom("search", "anything", env=env)
         assert search.returncode == 0, search.stderr
         assert search.stdout.strip() == "no match"
+        second = newsloom("up", env=env)  # would start a second Postgres on the same files
+        assert second.returncode == 2 and "another `newsloom up`" in second.stderr
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(120)

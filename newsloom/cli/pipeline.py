@@ -19,6 +19,7 @@ import typer
 from newsloom import db, log, preflight, queue
 from newsloom.cli import base
 from newsloom.cli.base import app
+from newsloom.errors import SettingsError
 from newsloom.queue import FETCH_QUEUE, PROCESS_QUEUE
 from newsloom.settings import Settings
 
@@ -157,7 +158,7 @@ def worker(queues: Annotated[str, typer.Option(
 def up() -> None:
     """Everything in the foreground: schema, scheduler and workers (embedded servers if unset)."""
     _prepare_metrics()
-    from newsloom.embedded import embedded_servers
+    from newsloom.embedded import embedded_servers, running_servers
     from newsloom.supervise import child_commands, supervise
 
     # Not the servers of another `up`: this one starts its own when the URLs are unset.
@@ -165,6 +166,10 @@ def up() -> None:
     # Files and models first: a mistake there starts nothing, not even embedded servers.
     preflight.check_feeds(settings)
     preflight.check_models(settings)
+    if settings.embedded and running_servers(settings.data_dir) is not None:
+        raise SettingsError(f"another `newsloom up` runs the embedded servers of "
+                            f"NEWSLOOM_DATA_DIR={settings.data_dir}: stop it, or choose another "
+                            "NEWSLOOM_DATA_DIR (its other commands find it by themselves)")
     with ExitStack() as stack:
         if settings.embedded:
             urls = stack.enter_context(embedded_servers(settings.data_dir))
