@@ -145,11 +145,11 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
         broker.start()
         faults.append("Redis away 3 s with fetches in flight, back empty")
 
-        wait_until(done_at_least(0.5), 180, "50% of the URLs to finish")
+        wait_until(done_at_least(0.6), 180, "60% of the URLs to finish")
         process_pool_child(up).send_signal(signal.SIGKILL)
         faults.append("SIGKILL to a process-pool worker")
 
-        wait_until(done_at_least(0.7), 180, "70% of the URLs to finish")
+        wait_until(done_at_least(0.8), 180, "80% of the URLs to finish")
         with psycopg.connect(settings.database_url, autocommit=True) as admin:
             killed = admin.execute(
                 """SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
