@@ -2,11 +2,12 @@
 
 While `newsloom up` collects, the fetch worker's main process is killed with SIGKILL
 (with the fetches it holds), so is a process-pool worker, the broker (a private
-redis-server without persistence) goes away for 10 s and comes back empty, goes away
-again while fetches (some slow) are in flight, and every Postgres connection of the
-pipeline is terminated. `up` must still be running at the end, every good article stored
-exactly once within two minutes of the last fault, every copy attached as a duplicate,
-every bad URL skipped with its reason, and nothing left in flight.
+redis-server without persistence) goes away for 10 s and comes back empty, restarts
+with its data (as from an append-only file), goes away again while fetches (some slow)
+are in flight, and every Postgres connection of the pipeline is terminated. `up` must
+still be running at the end, every good article stored exactly once within two minutes
+of the last fault, every copy attached as a duplicate, every bad URL skipped with its
+reason, and nothing left in flight.
 
 Size: NEWSLOOM_FAULT_PAGES (default 200 in the suite; `make faults` runs 1000).
 """
@@ -21,6 +22,7 @@ import time
 from urllib.parse import urlsplit
 
 import psutil
+import redis
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -138,6 +140,10 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
         broker.start()
         faults.append("Redis away 10 s, back empty")
 
+        wait_until(fetched_at_least(0.35), 180, "35% of the URLs to be fetched")
+        restart_keeping_data(broker, tmp_path)
+        faults.append("Redis restarted with its data (as from an append-only file)")
+
         wait_until(fetched_at_least(0.45), 180, "45% of the URLs to be fetched")
         wait_until(lambda: fetches_in_flight(site), 30, "a fetch in flight", interval=0.02)
         broker.stop()
@@ -212,3 +218,14 @@ def fetches_in_flight(site) -> bool:
     now = time.monotonic()
     return any(now - r.at < 0.5 and r.path.startswith("/news/")
                and int(urlsplit(r.path).path[6:]) % 7 == 0 for r in list(site.requests)[-50:])
+
+
+def restart_keeping_data(broker: PrivateRedis, directory) -> None:
+    """Stop the broker and start it again with the data it had (queues, reservations),
+    as a Redis with an append-only file comes back; later restarts come back empty."""
+    redis_client = redis.Redis(port=broker.port)
+    redis_client.save()
+    redis_client.close()
+    broker.stop()
+    broker.start()  # loads dump.rdb from its directory
+    (directory / "dump.rdb").unlink()

@@ -8,6 +8,7 @@ from functools import partial
 from celery import Task
 from celery.exceptions import CPendingDeprecationWarning, SecurityWarning
 from celery.signals import setup_logging, worker_process_init, worker_ready
+from kombu.transport import redis as kombu_redis
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from newsloom import log
@@ -25,6 +26,33 @@ warnings.filterwarnings("ignore", category=SecurityWarning)
 warnings.filterwarnings("ignore", message=r"\s*In Celery 5.1 we introduced an optional breaking",
                         category=CPendingDeprecationWarning)
 _ctx: Context | None = None
+
+
+def _no_restore_without_transport() -> None:
+    """Work around celery#9250 (same failure with kombu's Redis transport): on a lost
+    broker connection Celery closes the connection after kombu has let go of the
+    transport's client; closing the channel then gives its unacknowledged messages back
+    through a new connection pool built from that client, and AttributeError
+    ("'NoneType' object has no attribute 'hostname'") ends the worker as an
+    "Unrecoverable error". Without a transport there is no giving back: skip it. The
+    messages stay in kombu's `unacked` hash; if the broker kept its data, the scheduler
+    gives back those no live worker holds (newsloom.queue.orphaned_tags)."""
+    restore_unacked = kombu_redis.QoS.restore_unacked
+
+    def restore_unless_transport_gone(self: kombu_redis.QoS, client: object = None) -> None:
+        if client is None and getattr(self.channel.connection, "client", None) is None:
+            if self._delivered:
+                logger.warning("messages in hand not given back: the broker connection is "
+                               "gone (the scheduler gives them back)",
+                               messages=len(self._delivered))
+            self._delivered.clear()
+            return
+        restore_unacked(self, client)
+
+    kombu_redis.QoS.restore_unacked = restore_unless_transport_gone
+
+
+_no_restore_without_transport()
 
 
 def context() -> Context:
