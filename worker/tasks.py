@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from functools import partial
 
+import redis
+
 from celery import Task
 from celery.exceptions import CPendingDeprecationWarning, SecurityWarning
 from celery.signals import setup_logging, worker_process_init, worker_ready
@@ -28,31 +30,28 @@ warnings.filterwarnings("ignore", message=r"\s*In Celery 5.1 we introduced an op
 _ctx: Context | None = None
 
 
-def _no_restore_without_transport() -> None:
-    """Work around celery#9250 (same failure with kombu's Redis transport): on a lost
+def _closed_channel_is_a_connection_error() -> None:
+    """Work around celery#9250 (the same failure with kombu's Redis transport): on a lost
     broker connection Celery closes the connection after kombu has let go of the
-    transport's client; closing the channel then gives its unacknowledged messages back
-    through a new connection pool built from that client, and AttributeError
-    ("'NoneType' object has no attribute 'hostname'") ends the worker as an
-    "Unrecoverable error". Without a transport there is no giving back: skip it. The
-    messages stay in kombu's `unacked` hash; if the broker kept its data, the scheduler
-    gives back those no live worker holds (newsloom.queue.orphaned_tags)."""
-    restore_unacked = kombu_redis.QoS.restore_unacked
+    transport; what still uses a channel of it then (closing the channel gives back its
+    unacknowledged messages; a task finishing acknowledges its message) builds a new
+    connection pool from the transport that is gone, and AttributeError ("'NoneType'
+    object has no attribute 'hostname'" / "'client'") ends the worker as an
+    "Unrecoverable error". Raise a connection error instead, which kombu and Celery
+    expect there and pass over: the messages stay in kombu's `unacked` hash, and if the
+    broker kept its data the scheduler gives back those no live worker holds
+    (newsloom.queue.orphaned_tags)."""
+    connparams = kombu_redis.Channel._connparams
 
-    def restore_unless_transport_gone(self: kombu_redis.QoS, client: object = None) -> None:
-        if client is None and getattr(self.channel.connection, "client", None) is None:
-            if self._delivered:
-                logger.warning("messages in hand not given back: the broker connection is "
-                               "gone (the scheduler gives them back)",
-                               messages=len(self._delivered))
-            self._delivered.clear()
-            return
-        restore_unacked(self, client)
+    def connparams_unless_closed(self: kombu_redis.Channel, asynchronous: bool = False) -> dict:
+        if getattr(self.connection, "client", None) is None:
+            raise redis.exceptions.ConnectionError("this channel's broker connection is closed")
+        return connparams(self, asynchronous)
 
-    kombu_redis.QoS.restore_unacked = restore_unless_transport_gone
+    kombu_redis.Channel._connparams = connparams_unless_closed
 
 
-_no_restore_without_transport()
+_closed_channel_is_a_connection_error()
 
 
 def context() -> Context:
