@@ -6,7 +6,6 @@ import warnings
 from functools import partial
 
 import redis
-
 from celery import Task
 from celery.exceptions import CPendingDeprecationWarning, SecurityWarning
 from celery.signals import setup_logging, worker_process_init, worker_ready
@@ -48,7 +47,8 @@ def _closed_channel_is_a_connection_error() -> None:
             raise redis.exceptions.ConnectionError("this channel's broker connection is closed")
         return connparams(self, asynchronous)
 
-    kombu_redis.Channel._connparams = connparams_unless_closed
+    # setattr: assigning to a method is what a type checker would refuse.
+    setattr(kombu_redis.Channel, "_connparams", connparams_unless_closed)
 
 
 _closed_channel_is_a_connection_error()
