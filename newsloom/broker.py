@@ -14,8 +14,9 @@ PROCESS_QUEUE = "process"  # burns CPU (extract, tag): a process pool
 DELIVER_QUEUE = "deliver"  # webhook POSTs, waiting on consumers: a thread pool of its own
 
 
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, timeout: float | None = None) -> redis.Redis:
     """A plain Redis client for the broker's server (kombu's socket URLs included)."""
     import redis
 
-    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1))
+    return redis.Redis.from_url(url.replace("redis+socket://", "unix://", 1),
+                                socket_timeout=timeout, socket_connect_timeout=timeout)

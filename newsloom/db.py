@@ -1083,3 +1083,19 @@ def webhook_status(conn: Connection) -> list[dict]:
                   (SELECT count(*) FROM dead_letters d
                    WHERE d.webhook_id = w.id AND d.resolved_at IS NULL) AS dead_letters
            FROM webhooks w WHERE w.active ORDER BY w.url""").fetchall()
+
+# --- lost messages (issue 11) ------------------------------------------------------------
+
+def in_flight_untouched(conn: Connection, older_than: float, limit: int) -> list[dict]:
+    """In-flight URLs untouched for `older_than` seconds (not changed, not resent)."""
+    return conn.execute(
+        """SELECT id, state FROM urls WHERE state IN ('queued', 'fetched')
+           AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s""",
+        (older_than, limit)).fetchall()
+
+
+def touch_in_flight(conn: Connection, url_ids: list[int]) -> list[dict]:
+    """Mark in-flight URLs as resent now; returns those still in flight (id, state)."""
+    return conn.execute(
+        """UPDATE urls SET updated_at = now() WHERE id = ANY(%s)
+           AND state IN ('queued', 'fetched') RETURNING id, state""", (url_ids,)).fetchall()

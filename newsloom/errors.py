@@ -6,9 +6,17 @@ from __future__ import annotations
 class NewsloomError(Exception):
     """Base of every error newsloom raises on purpose."""
 
+    exit_code = 2  # the command line's: bad settings, files or arguments
+
 
 class SettingsError(NewsloomError):
     """A bad setting or feeds file: the program refuses to start."""
+
+
+class Unreachable(NewsloomError):
+    """A server (database, broker) does not answer: the command cannot start or go on."""
+
+    exit_code = 3
 
 
 class FeedsFileError(SettingsError):

@@ -38,6 +38,10 @@ WEBHOOK_LATENCY = Histogram(
     "newsloom_webhook_latency_seconds", "From an event's transaction to its endpoint's 2xx.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
 
+RESTARTS = Counter("newsloom_process_restarts_total",
+                   "Child processes of `up` / `worker` restarted after an unexpected exit.",
+                   ["process"])
+
 
 class QueueDepths:
     """A collector reading each queue's waiting messages from the broker at scrape time."""

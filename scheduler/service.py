@@ -18,6 +18,7 @@ from newsloom.scheduler.timing import adapted_interval, next_poll_in
 from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
+_FAILED_CYCLE_PAUSE = 2.0
 
 
 class Scheduler:
@@ -28,11 +29,16 @@ class Scheduler:
         self._feeds_mtime: tuple[int, int] | None = None
         # A claimed feed is leased for longer than its poll can take.
         self.lease = settings.longest_request + 60
-        # Lost messages are looked for often enough that none waits much past its timeout.
-        self.reconcile_every = min(60.0, settings.visibility_timeout / 4)
+        self.reconcile_every = min(settings.reconcile_interval, settings.visibility_timeout / 4)
+        # In-flight URLs that had no message in the broker at the last reconcile, and
+        # messages held by no live worker at the last look for them.
+        self._missing: set[int] = set()
+        self._orphans: set[str] = set()
+        self._last_orphan_check = 0.0
 
     def run(self) -> None:
         self.sync_feeds_file()
+        logger.info("scheduler ready", feeds_file=str(self.settings.feeds))
         last_reconcile = 0.0
         with ThreadPoolExecutor(self.settings.poll_concurrency, "poll") as executor:
             while not self.stop.is_set():
@@ -46,6 +52,7 @@ class Scheduler:
                 except TRANSIENT_EXCEPTIONS as exc:
                     # The database or the broker is away: try again next tick, keep running.
                     logger.warning("scheduler cycle failed", error=f"{type(exc).__name__}: {exc}")
+                    self.stop.wait(_FAILED_CYCLE_PAUSE)  # one line every few seconds, not a flood
                     polled = 0
                 if not polled:
                     self.stop.wait(self.settings.scheduler_tick)
@@ -117,13 +124,50 @@ class Scheduler:
                     new=len(new_ids), rejected_links=result.rejected_links, left_out=result.note)
 
     def reconcile(self) -> None:
-        """Resend URLs in flight for longer than the visibility timeout: their message is lost."""
+        """Resend in-flight URLs whose message is lost: in no queue and held by no worker
+        at two reconciles in a row (a broker restarted empty, a send that failed while it
+        was away). When the broker holds too many messages to read them all, URLs
+        untouched for longer than the visibility timeout are resent instead."""
         with self.pool.connection() as conn:
-            stale = db.stale_in_flight(conn, self.settings.visibility_timeout, limit=1000)
-        for row in stale:
+            untouched = db.in_flight_untouched(conn, self.settings.lost_message_after,
+                                               limit=10_000)
+        in_broker = queue.url_ids_in_broker(self.settings) if untouched else set()
+        if in_broker is None:
+            with self.pool.connection() as conn:
+                resend = db.stale_in_flight(conn, self.settings.visibility_timeout, limit=1000)
+        else:
+            missing = {row["id"] for row in untouched} - in_broker
+            # Seen missing twice: not a message between two places at the first look.
+            lost = sorted(missing & self._missing)
+            self._missing = missing - set(lost)
+            resend = []
+            if lost:
+                with self.pool.connection() as conn:
+                    resend = db.touch_in_flight(conn, lost)
+        for row in resend:
             queue.enqueue_in_flight(row["id"], row["state"], self.celery)
-        if stale:
-            logger.warning("resent lost messages", urls=len(stale))
+        if resend:
+            logger.warning("resent lost messages", urls=len(resend))
+        self.restore_orphans()
+
+    def restore_orphans(self) -> None:
+        """Give back messages taken by workers that are gone (killed on another machine, or
+        whose reservations a broker restarted from its append-only file still lists), when
+        two looks a while apart agree. Asking the workers takes a few seconds: it is done
+        once every NEWSLOOM_LOST_MESSAGE_AFTER."""
+        now = time.monotonic()
+        if now - self._last_orphan_check < self.settings.lost_message_after:
+            return
+        self._last_orphan_check = now
+        orphans = queue.orphaned_tags(self.celery, self.settings,
+                                      taken_before=time.time() - self.settings.lost_message_after)
+        if orphans is None:
+            return
+        again, self._orphans = orphans & self._orphans, orphans
+        if again:
+            restored = queue.restore_tags(self.celery, again)
+            self._orphans -= again
+            logger.warning("gave back messages of workers that are gone", messages=restored)
 
 
 def feed_rules(feed: db.FeedRow) -> SourceRules:

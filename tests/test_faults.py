@@ -1,10 +1,13 @@
 """Fault injection over a loopback site of a few hundred pages (issue: nothing lost).
 
-While `newsloom up` collects, a process-pool worker is killed with SIGKILL, the broker
-(a private redis-server without persistence) restarts empty, and every Postgres
-connection of the pipeline is terminated. Afterwards every good article must be stored
-exactly once, every copy attached as a duplicate, every bad URL skipped with its reason,
-and nothing left in flight.
+While `newsloom up` collects, the fetch worker's main process is killed with SIGKILL
+(with the fetches it holds), so is a process-pool worker, the broker (a private
+redis-server without persistence) goes away for 10 s and comes back empty, restarts
+with its data (as from an append-only file), goes away again while fetches (some slow)
+are in flight, and every Postgres connection of the pipeline is terminated. `up` must
+still be running at the end, every good article stored exactly once within two minutes
+of the last fault, every copy attached as a duplicate, every bad URL skipped with its
+reason, and nothing left in flight.
 
 Size: NEWSLOOM_FAULT_PAGES (default 200 in the suite; `make faults` runs 1000).
 """
@@ -16,8 +19,10 @@ import signal
 import subprocess
 import sys
 import time
+from urllib.parse import urlsplit
 
 import psutil
+import redis
 import psycopg
 import pytest
 from psycopg.rows import dict_row
@@ -40,8 +45,9 @@ def build_site(site) -> dict[str, list[FeedItem]]:
         title, paragraphs = synthetic_article(i)
         path = f"/news/{i}"
         # A little server time per page, so the run lasts long enough to be hit by faults.
+        # Every 7th page is slow, so that some fetches are in flight when the broker goes.
         site.add(path, article_html(title, paragraphs, author="Staff", canonical=site.url(path)),
-                 delay=0.05)
+                 delay=0.8 if i % 7 == 0 else 0.3)
         items = feeds[f"/feed/{i % FEEDS}.xml"]
         items.append(FeedItem(site.url(path), title))
         if i % 10 == 0:  # the same story with tracking parameters, in another feed
@@ -59,6 +65,18 @@ def build_site(site) -> dict[str, list[FeedItem]]:
 def progress(database_url: str) -> dict[str, int]:
     with psycopg.connect(database_url) as conn:
         return dict(conn.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
+
+
+def fetch_worker(up: subprocess.Popen) -> psutil.Process:
+    """The fetch worker's main process (a child of `up`)."""
+    for proc in psutil.Process(up.pid).children():
+        try:
+            cmdline = proc.cmdline()
+        except psutil.Error:  # gone, or dead and not yet reaped
+            continue
+        if "--queues" in cmdline and cmdline[cmdline.index("--queues") + 1] == "fetch":
+            return proc
+    raise AssertionError("no fetch worker found")
 
 
 def process_pool_child(up: subprocess.Popen) -> psutil.Process:
@@ -79,11 +97,12 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
     duplicates = sum(1 for i in range(PAGES) if i % 10 == 0)
     broker = PrivateRedis(tmp_path)
     broker.start()
-    env = {**app_env, "REDIS_URL": broker.url, "NEWSLOOM_VISIBILITY_TIMEOUT": "24s",
+    env = {**app_env, "REDIS_URL": broker.url, "NEWSLOOM_VISIBILITY_TIMEOUT": "60s",
            "NEWSLOOM_RETRY_BASE": "0.5s", "NEWSLOOM_RETRY_CAP": "5s", "NEWSLOOM_FETCH_TIMEOUT": "1s",
-           "NEWSLOOM_MAX_REDIRECTS": "3", "NEWSLOOM_TASK_TIME_LIMIT": "10s",
+           "NEWSLOOM_MAX_REDIRECTS": "3", "NEWSLOOM_TASK_TIME_LIMIT": "30s",
            "NEWSLOOM_MAX_ATTEMPTS": "8",
-           "NEWSLOOM_PROCESS_CONCURRENCY": "2", "NEWSLOOM_FETCH_CONCURRENCY": "8"}
+           "NEWSLOOM_LOST_MESSAGE_AFTER": "5s", "NEWSLOOM_RECONCILE_INTERVAL": "3s",
+           "NEWSLOOM_PROCESS_CONCURRENCY": "2", "NEWSLOOM_FETCH_CONCURRENCY": "2"}
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:
         up = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env, stdout=log,
@@ -98,26 +117,58 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
                     >= share * expected_urls
             return check
 
-        wait_until(done_at_least(0.1), 180, "10% of the URLs to finish")
+        def fetched_at_least(share):
+            def check():
+                counts = progress(settings.database_url)
+                return sum(counts.values()) - counts.get("queued", 0) >= share * expected_urls
+            return check
+
+        # Faults that need fetches in flight first, paced by fetching (slower than
+        # processing here: two fetch threads, pages served in 0.3-0.8 s).
+        wait_until(fetched_at_least(0.1), 180, "10% of the URLs to be fetched")
+        wait_until(lambda: fetches_in_flight(site), 30, "a fetch in flight", interval=0.02)
+        fetcher = fetch_worker(up)
+        fetcher.send_signal(signal.SIGKILL)
+        faults.append("SIGKILL to the fetch worker's main process")
+        wait_until(lambda: _fetch_worker_pid(up) not in (None, fetcher.pid), 60,
+                   "the fetch worker to be restarted")
+
+        wait_until(fetched_at_least(0.25), 180, "25% of the URLs to be fetched")
+        broker.stop()
+        time.sleep(10)  # the outage itself: nothing to wait for
+        broker.start()
+        faults.append("Redis away 10 s, back empty")
+
+        wait_until(fetched_at_least(0.35), 180, "35% of the URLs to be fetched")
+        restart_keeping_data(broker, tmp_path)
+        faults.append("Redis restarted with its data (as from an append-only file)")
+
+        wait_until(fetched_at_least(0.45), 180, "45% of the URLs to be fetched")
+        wait_until(lambda: fetches_in_flight(site), 30, "a fetch in flight", interval=0.02)
+        broker.stop()
+        time.sleep(3)
+        broker.start()
+        faults.append("Redis away 3 s with fetches in flight, back empty")
+
+        wait_until(done_at_least(0.6), 180, "60% of the URLs to finish")
         process_pool_child(up).send_signal(signal.SIGKILL)
         faults.append("SIGKILL to a process-pool worker")
 
-        wait_until(done_at_least(0.3), 180, "30% of the URLs to finish")
-        broker.restart_empty()
-        faults.append("Redis restarted empty")
-
-        wait_until(done_at_least(0.5), 180, "50% of the URLs to finish")
+        wait_until(done_at_least(0.8), 180, "80% of the URLs to finish")
         with psycopg.connect(settings.database_url, autocommit=True) as admin:
             killed = admin.execute(
                 """SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
                    WHERE datname = current_database() AND pid <> pg_backend_pid()) t""").fetchone()[0]
         faults.append(f"{killed} Postgres connections terminated")
+        last_fault = time.monotonic()
 
         def settled():
             counts = progress(settings.database_url)
             return sum(counts.values()) == expected_urls and not (
                 counts.get("queued") or counts.get("fetched"))
-        wait_until(settled, 300, "every URL to reach an outcome", interval=0.5)
+        wait_until(settled, 120, "every URL to reach an outcome within 2 min of the last fault",
+                   interval=0.5)
+        settled_after = time.monotonic() - last_fault
         assert up.poll() is None, f"newsloom up died:\n{log_path.read_text()[-4000:]}"
     finally:
         if up.poll() is None:
@@ -141,10 +192,13 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
         "dead": states.count("dead"),
         "lost": expected_urls - len(urls) + states.count("queued") + states.count("fetched"),
         "articles stored twice": len(articles) - len(stored_urls), "seconds": round(elapsed, 1),
+        "settled after the last fault (s)": round(settled_after, 1),
+        "restarts": log_path.read_text().count("process restarted"),
     }
     with capsys.disabled():
         print(f"\nfault run: {PAGES} pages; faults: {'; '.join(faults)}")
         print("fault run: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    assert figures["restarts"] == 1  # the fetch worker, once; nothing else died
     assert dead == [], dead
     assert figures["lost"] == 0 and figures["articles stored twice"] == 0
     assert stored_urls == good
@@ -153,3 +207,28 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
     assert events == {"stored": PAGES, "duplicate": duplicates}
     for path, (_, reason) in BAD.items():
         assert (urls[site.url(path)]["state"], urls[site.url(path)]["reason"]) == ("skipped", reason)
+
+
+def _fetch_worker_pid(up: subprocess.Popen) -> int | None:
+    try:
+        return fetch_worker(up).pid
+    except AssertionError:
+        return None
+
+
+def fetches_in_flight(site) -> bool:
+    """A slow page (0.8 s) is being served right now: asked for within the last 0.5 s."""
+    now = time.monotonic()
+    return any(now - r.at < 0.5 and r.path.startswith("/news/")
+               and int(urlsplit(r.path).path[6:]) % 7 == 0 for r in list(site.requests)[-50:])
+
+
+def restart_keeping_data(broker: PrivateRedis, directory) -> None:
+    """Stop the broker and start it again with the data it had (queues, reservations),
+    as a Redis with an append-only file comes back; later restarts come back empty."""
+    redis_client = redis.Redis(port=broker.port)
+    redis_client.save()
+    redis_client.close()
+    broker.stop()
+    broker.start()  # loads dump.rdb from its directory
+    (directory / "dump.rdb").unlink()

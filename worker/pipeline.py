@@ -26,7 +26,7 @@ from newsloom.settings import Settings
 from newsloom.worker.dedupe import CANDIDATE_MIN_AGREEMENT, ArticleKeys, article_keys, find_match
 from newsloom.worker.extract import EXTRACTOR, extract
 from newsloom.worker.fetch import fetch_page
-from newsloom.worker.politeness import HostLimiter
+from newsloom.worker.politeness import FetchLeases, HostLimiter
 from newsloom.worker.robots import RobotsRules
 from newsloom.worker.tag import Models, tag
 
@@ -58,6 +58,10 @@ class Context:
                            self.settings.redis_key_prefix)
 
     @cached_property
+    def leases(self) -> FetchLeases:
+        return FetchLeases(self.limiter.client, self.settings.redis_key_prefix)
+
+    @cached_property
     def robots(self) -> RobotsRules:
         return RobotsRules(self.http, self.settings)
 
@@ -78,18 +82,37 @@ def fetch_step(ctx: Context, url_id: int, not_before: float | None = None) -> bo
         return False
     url = row["url"]
     bind_contextvars(url=url, feed=row["feed_url"])
-    delay = row["host_delay_seconds"]
-    delay = ctx.settings.host_delay if delay is None else delay
-    if row["obey_robots"]:
-        delay = max(delay, ctx.robots.check(url) or 0.0)
-    if delay > 0:
-        _wait_for_host(ctx, urlsplit(url).hostname, delay, not_before)
-    with metrics.FETCH_SECONDS.time():
-        page = fetch_page(ctx.http, url, ctx.settings)
-    with ctx.pool.connection() as conn:
-        db.save_raw_page(conn, url_id, final_url=page.final_url, content_type=page.content_type,
-                         html_zlib=zlib.compress(page.html, 6))
+    with ctx.leases.held(url_id, _lease_seconds(ctx.settings)) as ours:
+        if not ours:  # another copy of this message is fetching it: come back after
+            raise Deferred(time.time() + _LEASE_BUSY_RETRY)
+        host = urlsplit(url).hostname
+        delay = row["host_delay_seconds"]
+        delay = ctx.settings.host_delay if delay is None else delay
+        if row["obey_robots"]:
+            if delay > 0 and not ctx.robots.known(url):
+                # robots.txt is a request to the host like any: it takes a turn of its own.
+                _wait_for_host(ctx, host, delay, not_before)
+                not_before = None  # the page books the next turn
+            delay = max(delay, ctx.robots.check(url) or 0.0)
+        if delay > 0:
+            _wait_for_host(ctx, host, delay, not_before)
+        with metrics.FETCH_SECONDS.time():
+            page = fetch_page(ctx.http, url, ctx.settings)
+        with ctx.pool.connection() as conn:
+            db.save_raw_page(conn, url_id, final_url=page.final_url,
+                             content_type=page.content_type,
+                             html_zlib=zlib.compress(page.html, 6))
     return True
+
+
+# A copy that found its URL being fetched tries again this much later (by then the other
+# copy is done, usually, and this one finds the URL fetched).
+_LEASE_BUSY_RETRY = 5.0
+
+
+def _lease_seconds(settings: Settings) -> float:
+    """Longer than a fetch can last (robots.txt and the page, each with its redirects)."""
+    return 2 * settings.longest_request + 30
 
 
 def _wait_for_host(ctx: Context, host: str, delay: float, not_before: float | None) -> None:

@@ -9,6 +9,9 @@ Times are Redis' own clock, so machines' clocks need not agree.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis
@@ -69,3 +72,34 @@ class HostLimiter:
 
 def _micros(seconds: float) -> int:
     return round(seconds * 1_000_000)
+
+
+# KEYS[1]: a lease. ARGV[1]: its holder's token. Deletes it only if still that holder's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass
+class FetchLeases:
+    """At most one fetch of a URL at a time, across workers: a copy of its message
+    delivered while another copy is being fetched (a redelivery, a resend by the
+    reconciler or after a worker died) waits until that one is done."""
+
+    client: redis.Redis
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        self._release = self.client.register_script(_RELEASE)
+
+    @contextmanager
+    def held(self, url_id: int, ttl: float) -> Iterator[bool]:
+        """True inside when this caller holds the URL's lease (for at most `ttl` s)."""
+        key, token = f"{self.prefix}fetching:{url_id}", secrets.token_hex(8)
+        ours = bool(self.client.set(key, token, nx=True, px=_micros(ttl) // 1000))
+        try:
+            yield ours
+        finally:
+            if ours:
+                self._release(keys=[key], args=[token])

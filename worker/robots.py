@@ -32,13 +32,20 @@ class RobotsRules:
         delay = parser.crawl_delay(agent)
         return float(delay) if delay else None
 
-    def _parser(self, url: str) -> RobotFileParser:
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}"
+    def known(self, url: str) -> bool:
+        """Whether the rules for `url`'s origin are at hand (no request needed to check)."""
+        return self._cached(_origin(url)) is not None
+
+    def _cached(self, origin: str) -> RobotFileParser | None:
         with self._lock:
             cached = self._cache.get(origin)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
+        return cached[1] if cached and cached[0] > time.monotonic() else None
+
+    def _parser(self, url: str) -> RobotFileParser:
+        origin = _origin(url)
+        cached = self._cached(origin)
+        if cached is not None:
+            return cached
         parser = RobotFileParser(origin + "/robots.txt")
         try:
             resp = web.get(self.client, origin + "/robots.txt", self.settings, max_bytes=MAX_BYTES)
@@ -49,3 +56,8 @@ class RobotsRules:
         with self._lock:
             self._cache[origin] = (time.monotonic() + self.ttl, parser)
         return parser
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

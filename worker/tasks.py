@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
+import redis
 from celery import Task
-from celery.signals import setup_logging, worker_process_init
+from celery.exceptions import CPendingDeprecationWarning, SecurityWarning
+from celery.signals import setup_logging, worker_process_init, worker_ready
+from kombu.transport import redis as kombu_redis
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from newsloom import log
@@ -17,7 +21,39 @@ from newsloom.settings import get_settings
 from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
 
 logger = log.get_logger(__name__)
+# Celery's multi-line "running as root" warning, once per worker and restart: the
+# supervisor says it once instead.
+warnings.filterwarnings("ignore", category=SecurityWarning)
+# Six lines at every broker outage announcing a default we set on purpose
+# (worker_cancel_long_running_tasks_on_connection_loss, see newsloom.queue).
+warnings.filterwarnings("ignore", message=r"\s*In Celery 5.1 we introduced an optional breaking",
+                        category=CPendingDeprecationWarning)
 _ctx: Context | None = None
+
+
+def _closed_channel_is_a_connection_error() -> None:
+    """Work around celery#9250 (the same failure with kombu's Redis transport): on a lost
+    broker connection Celery closes the connection after kombu has let go of the
+    transport; what still uses a channel of it then (closing the channel gives back its
+    unacknowledged messages; a task finishing acknowledges its message) builds a new
+    connection pool from the transport that is gone, and AttributeError ("'NoneType'
+    object has no attribute 'hostname'" / "'client'") ends the worker as an
+    "Unrecoverable error". Raise a connection error instead, which kombu and Celery
+    expect there and pass over: the messages stay in kombu's `unacked` hash, and if the
+    broker kept its data the scheduler gives back those no live worker holds
+    (newsloom.queue.orphaned_tags)."""
+    connparams = kombu_redis.Channel._connparams
+
+    def connparams_unless_closed(self: kombu_redis.Channel, asynchronous: bool = False) -> dict:
+        if getattr(self.connection, "client", None) is None:
+            raise redis.exceptions.ConnectionError("this channel's broker connection is closed")
+        return connparams(self, asynchronous)
+
+    # setattr: assigning to a method is what a type checker would refuse.
+    setattr(kombu_redis.Channel, "_connparams", connparams_unless_closed)
+
+
+_closed_channel_is_a_connection_error()
 
 
 def context() -> Context:
@@ -31,6 +67,12 @@ def context() -> Context:
 def _logging(**_: object) -> None:
     """Celery's own records go through newsloom's log format too."""
     log.configure(context().settings)
+
+
+@worker_ready.connect
+def _ready(sender: object, **_: object) -> None:
+    """The one line a worker prints when it takes work (its banner is off: --quiet)."""
+    logger.info("worker ready", node=getattr(sender, "hostname", None))
 
 
 @worker_process_init.connect

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
+import traceback
 
 import typer
 
-from newsloom.cli import collection, dlq, feeds, pipeline  # noqa: F401 - they register commands
-from newsloom.cli import serve  # noqa: F401 - registers `serve`
-
-from newsloom.cli import export  # noqa: F401 - registers `export`
+from newsloom.cli import (  # noqa: F401 - they register commands
+    collection,
+    dlq,
+    export,
+    feeds,
+    pipeline,
+    serve,
+)
 from newsloom.cli.base import app
 from newsloom.errors import NewsloomError
 
@@ -17,21 +22,34 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    """Expected errors end in one line (exit 2, or 3 for a server that cannot be reached);
+    the traceback too only with NEWSLOOM_LOG_LEVEL=debug."""
     try:
         app()
     except NewsloomError as exc:
-        typer.echo(f"newsloom: error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc), exc.exit_code)
     except Exception as exc:
         if not _server_unreachable(exc):
             raise
-        typer.echo(f"newsloom: error: cannot reach a server: {exc}", err=True)
-        sys.exit(3)
+        first_line = (str(exc).strip().splitlines() or [repr(exc)])[0]
+        _fail(f"cannot reach a server: {first_line}", 3)
 
 
 def _server_unreachable(exc: Exception) -> bool:
-    """A connection error of Postgres or of the broker. Their libraries are imported by the
-    commands that use them (start-up time): one not imported cannot have raised."""
-    errors = [getattr(sys.modules.get(module), "OperationalError", None)
-              for module in ("psycopg", "kombu.exceptions")]
+    """A connection error of Postgres, of the broker or of Redis. Their libraries are
+    imported by the commands that use them (start-up time): one not imported cannot have
+    raised."""
+    errors = [getattr(sys.modules.get(module), name, None)
+              for module, name in (("psycopg", "OperationalError"),
+                                   ("kombu.exceptions", "OperationalError"),
+                                   ("redis.exceptions", "ConnectionError"))]
     return any(isinstance(exc, error) for error in errors if error is not None)
+
+
+def _fail(message: str, code: int) -> None:
+    from newsloom.settings import debug_requested
+
+    if debug_requested():
+        traceback.print_exc()
+    typer.echo(f"newsloom: error: {message}", err=True)
+    sys.exit(code)

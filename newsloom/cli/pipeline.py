@@ -8,6 +8,8 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Annotated
 
@@ -52,6 +54,31 @@ def _children_env(env: dict[str, str]) -> dict[str, str]:
     return {**env, "NEWSLOOM_METRICS_PORT": "0"}
 
 
+def _give_back_work(settings: Settings) -> Callable[[str], None]:
+    """What the supervisor does when a worker died: its messages (running, prefetched,
+    waiting for a countdown) go back to their queues now, not after the visibility
+    timeout. Its process group is gone by then, so none of them is still running."""
+    from newsloom import log, queue
+
+    logger = log.get_logger(__name__)
+
+    def on_death(name: str) -> None:
+        if not name.startswith("worker-"):
+            return
+        died_at = time.time()
+        celery = queue.make_app(settings)
+        try:
+            restored = queue.restore_orphans(celery, settings, taken_before=died_at)
+        finally:
+            celery.close()
+        if restored is None:
+            logger.warning("work of a dead worker not given back now: a worker did not "
+                           "answer; the scheduler gives it back later", process=name)
+        else:
+            logger.info("work of a dead worker given back", process=name, messages=restored)
+    return on_death
+
+
 def _migrate(database_url: str) -> list[Migration]:
     from newsloom import db, migrate
 
@@ -78,15 +105,13 @@ def init_db() -> None:
 def scheduler() -> None:
     """Run the scheduler alone: poll due feeds and enqueue new article URLs."""
     _prepare_metrics()
-    from newsloom import db
+    from newsloom import db, preflight
     from newsloom.scheduler.dispatch import Dispatcher
-    from newsloom.scheduler.feedsfile import load_feeds, load_webhooks
     from newsloom.scheduler.service import Scheduler
 
     settings = base.settings_for_command()
     base.require_servers(settings)
-    load_feeds(settings.feeds, settings.default_interval)  # refuse to start on a bad file
-    load_webhooks(settings.feeds)
+    preflight.run(settings, feeds=True, migrate=False, models=False)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -124,11 +149,13 @@ def worker(queues: Annotated[str, typer.Option(
         = ",".join(QUEUES)) -> None:
     """Run Celery workers for the given queues."""
     _prepare_metrics()
+    from newsloom import preflight
     from newsloom.supervise import child_commands, supervise, worker_argv
 
     chosen = _parse_queues(queues)
     settings = base.settings_for_command()
     base.require_servers(settings)
+    preflight.run(settings, feeds=False, migrate=False, models=PROCESS_QUEUE in chosen)
     _serve_metrics(settings)
     if len(chosen) == 1:
         from newsloom import queue
@@ -136,32 +163,43 @@ def worker(queues: Annotated[str, typer.Option(
         queue.app.worker_main(worker_argv(chosen[0], settings))
         return
     raise typer.Exit(supervise(child_commands(settings, scheduler=False, queues=chosen),
-                               _children_env(dict(os.environ))))
+                               _children_env(dict(os.environ)), _give_back_work(settings)))
 
 
 @app.command()
 def up() -> None:
     """Everything in the foreground: schema, scheduler and workers (embedded servers if unset)."""
     _prepare_metrics()
-    from newsloom.embedded import embedded_servers
-    from newsloom.scheduler.feedsfile import load_feeds, load_webhooks
-    from newsloom.settings import load_settings
+    from newsloom import preflight
+    from newsloom.embedded import embedded_servers, running_servers
+    from newsloom.errors import SettingsError
     from newsloom.supervise import child_commands, supervise
 
-    settings = base.settings_for_command()
-    load_feeds(settings.feeds, settings.default_interval)  # refuse to start on a bad file
-    load_webhooks(settings.feeds)
-    env = dict(os.environ)
+    # Not the servers of another `up`: this one starts its own when the URLs are unset.
+    settings = base.settings_for_command(find_embedded=False)
+    # Files and models first: a mistake there starts nothing, not even embedded servers.
+    preflight.check_feeds(settings)
+    preflight.check_models(settings)
+    if settings.embedded and running_servers(settings.data_dir) is not None:
+        raise SettingsError(f"another `newsloom up` runs the embedded servers of "
+                            f"NEWSLOOM_DATA_DIR={settings.data_dir}: stop it, or choose another "
+                            "NEWSLOOM_DATA_DIR (its other commands find it by themselves)")
     with ExitStack() as stack:
         if settings.embedded:
             urls = stack.enter_context(embedded_servers(settings.data_dir))
-            env.setdefault("DATABASE_URL", urls.database_url)
-            env.setdefault("REDIS_URL", urls.redis_url)
+            settings = settings.model_copy(update={
+                "database_url": settings.database_url or urls.database_url,
+                "redis_url": settings.redis_url or urls.redis_url})
             typer.echo(f"embedded servers under {settings.data_dir.resolve()}\n"
-                       f"  query with: psql '{env['DATABASE_URL']}'", err=True)
-        _migrate(env["DATABASE_URL"])
-        _serve_metrics(load_settings(database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"]))
-        code = supervise(child_commands(settings, scheduler=True, queues=QUEUES), _children_env(env))
+                       f"  query with: psql '{settings.database_url}'", err=True)
+        preflight.check_database(settings, migrate=True)
+        preflight.check_broker(settings)
+        assert settings.database_url and settings.redis_url
+        env = {**os.environ, "DATABASE_URL": settings.database_url,
+               "REDIS_URL": settings.redis_url}
+        _serve_metrics(settings)
+        code = supervise(child_commands(settings, scheduler=True, queues=QUEUES),
+                         _children_env(env), _give_back_work(settings))
     raise typer.Exit(code)
 
 
