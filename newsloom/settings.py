@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     entity_labels: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ENTITY_LABELS
     min_text_chars: int = Field(200, ge=0)
 
+    # WARC import (newsloom import). The importer waits while the process queue holds more
+    # messages than this, so a large archive never floods Redis nor starves feeds' pages.
+    import_max_queued: int = Field(1000, gt=0)
+
     @field_validator("spacy_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:

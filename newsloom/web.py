@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -121,3 +123,21 @@ def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes
             raise Transient("read deadline exceeded")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@contextmanager
+def open_stream(client: httpx.Client, url: str, settings: Settings, *,
+                headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+    """GET `url` following redirects with the same checks and statuses as `get`, for a
+    body too large to hold (an archive file): yields the response, its body unread."""
+    for _ in range(settings.max_redirects + 1):
+        check_url(url, settings.allow_private_networks)
+        with client.stream("GET", url, headers=headers) as resp:
+            location = resp.headers.get("location")
+            if resp.status_code in REDIRECTS and location:
+                url = urljoin(url, location)
+                continue
+            _raise_for_status(resp)
+            yield resp
+            return
+    raise Permanent("too_many_redirects", f"more than {settings.max_redirects} redirects")

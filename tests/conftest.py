@@ -22,7 +22,7 @@ from support import scratch_database, scratch_redis_prefix  # noqa: E402
 
 
 TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",
-          "raw_pages", "urls", "feeds")
+          "raw_pages", "urls", "feeds", "imports")
 
 
 @pytest.fixture(scope="session")

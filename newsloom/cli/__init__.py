@@ -8,7 +8,7 @@ import kombu.exceptions
 import psycopg
 import typer
 
-from newsloom.cli import collection, dlq, feeds, pipeline  # noqa: F401 - they register commands
+from newsloom.cli import archive, collection, dlq, feeds, pipeline  # noqa: F401 - they register commands
 from newsloom.cli.base import app
 from newsloom.errors import NewsloomError
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from datetime import datetime
 
 import typer
@@ -98,3 +99,45 @@ def status_screen(report: dict):
                  f["last_success_at"], f["next_check_at"]] for f in feeds["failing_feeds"]]),
         "workers: " + (", ".join(report["workers"]) or "none answered"),
     )
+
+
+@contextmanager
+def read_progress(label: str, total_bytes: int | None, every: float = 10.0):
+    """Progress of a long read (`newsloom import`): a bar with records/s and the time left
+    on a terminal, a plain line every `every` seconds elsewhere. Yields
+    update(bytes_done, records, sent): totals so far, bytes over all files."""
+    from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
+                               TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    started = time.monotonic()
+
+    def rate(records: int) -> float:
+        return records / max(time.monotonic() - started, 1e-6)
+
+    if console.is_terminal:
+        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                   TextColumn("{task.fields[records]} records, {task.fields[rate]}/s, "
+                              "{task.fields[sent]} sent"), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(label, total=total_bytes, records=0, rate="0", sent=0)
+
+            def redraw(done: int, records: int, sent: int) -> None:
+                bar.update(task, completed=done, records=records, rate=f"{rate(records):.0f}",
+                           sent=sent)
+            yield redraw
+        return
+    last = 0.0
+
+    def log_line(done: int, records: int, sent: int) -> None:
+        nonlocal last
+        if time.monotonic() - last < every:
+            return
+        last = time.monotonic()
+        share = f", {100 * done / total_bytes:.0f}% of bytes" if total_bytes else ""
+        eta = ""
+        if total_bytes and done:
+            eta = f", about {(time.monotonic() - started) * (total_bytes - done) / done:.0f}s left"
+        typer.echo(f"{label}: {records} records ({rate(records):.0f}/s), {sent} sent"
+                   f"{share}{eta}", err=True)
+    yield log_line
