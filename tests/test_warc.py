@@ -288,3 +288,31 @@ def test_backpressure_waits_while_the_process_queue_is_deep(settings, conn):
         assert not waited.is_alive()
     finally:
         celery.close()
+
+
+def test_import_from_urls_streams_ranges_and_the_address_guard(app_env, conn, site):
+    def ranged(data: bytes):
+        """A server that honours Range requests (the other route ignores them)."""
+        def handler(request):
+            start = int(request.headers.get("Range", "bytes=0-")[6:].rstrip("-"))
+            return (206 if start else 200), {"Content-Type": "application/warc"}, data[start:]
+        return handler
+    site.add_handler("/stray.warc", ranged((FIXTURES / "example-stray-bytes.warc").read_bytes()))
+    site.add("/hole.warc.gz", (FIXTURES / "example-hole.warc.gz").read_bytes(),
+             content_type="application/gzip")
+    urls = [site.url("/stray.warc"), site.url("/hole.warc.gz")]
+
+    blocked = newsloom({**app_env, "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "false"}, "import", *urls)
+    assert blocked.returncode == 2 and "blocked_address" in blocked.stderr, blocked.stderr
+    missing = newsloom(app_env, "import", site.url("/nothing.warc"))
+    assert missing.returncode == 2 and "cannot download" in missing.stderr
+
+    result = newsloom(app_env, "import", *urls)
+    assert result.returncode == 0, result.stderr
+    counts = {r["location"]: r["counts"] for r in db.list_imports(conn)}
+    assert counts[urls[0]] == {"warcinfo": 2, "queued": 1, "corrupt": 1, "request": 2,
+                               "revisit": 1}
+    assert counts[urls[1]] == EXPECTED["example-hole.warc.gz"]
+    # Damage made the reader start again further on: a Range request, or reading past.
+    assert any("Range" in r.headers for r in site.requests if r.path == "/stray.warc")
+    assert conn.execute("SELECT source FROM urls").fetchone()["source"] == f"import:{urls[0]}"
