@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the fixture site's article pages
 from newsloom import warc  # noqa: E402
 from pipeline import MODEL, ceiling  # noqa: E402 - bench/pipeline.py, beside this file
 from site_fixture import article_html, synthetic_article  # noqa: E402
-from support import scratch_database, scratch_redis_prefix, start_workers, stop_workers  # noqa: E402
+from support import (scratch_database, scratch_redis_prefix, start_workers,  # noqa: E402
+                     stop_workers)
 
 
 def write_archive(path: Path, pages: list[str]) -> None:

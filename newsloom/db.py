@@ -193,7 +193,8 @@ def start_processing(conn: psycopg.Connection, url_id: int) -> dict | None:
            RETURNING u.id, u.id AS url_id, u.url, u.feed_id, u.entry_published_at, u.deliveries,
                      (SELECT f.url FROM feeds f WHERE f.id = u.feed_id) AS feed_url,
                      r.final_url, r.html_zlib, r.fetched_at, u.source,
-                     (SELECT i.filters FROM imports i WHERE i.id = u.import_id) AS import_filters""",
+                     (SELECT i.filters FROM imports i WHERE i.id = u.import_id)
+                         AS import_filters""",
         (url_id,)).fetchone()
 
 

@@ -37,7 +37,7 @@ BATCH_SECONDS = 2.0        # ... or after this long, so progress moves on sparse
 QUEUED = "queued"          # the count of records sent to the process step
 
 
-class ImportError_(NewsloomError):
+class ArchiveSourceError(NewsloomError):
     """A source that cannot be imported: missing, unreadable, or not an archive."""
 
 
@@ -115,12 +115,12 @@ def expand_sources(arguments: list[str], settings: Settings, client: httpx.Clien
             found = sorted(p for p in path.rglob("*")
                            if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES))
             if not found:
-                raise ImportError_(f"{argument}: no .warc(.gz) or .arc(.gz) files in it")
+                raise ArchiveSourceError(f"{argument}: no .warc(.gz) or .arc(.gz) files in it")
             sources.extend(_file_source(p) for p in found)
         elif path.is_file():
             sources.append(_file_source(path))
         else:
-            raise ImportError_(f"{argument}: no such file or directory")
+            raise ArchiveSourceError(f"{argument}: no such file or directory")
     return sources
 
 
@@ -153,7 +153,7 @@ class HttpFile(io.RawIOBase):
                 web.open_stream(client, url, settings, headers=headers))
         except (httpx.HTTPError, NewsloomError) as exc:
             self._stack.close()
-            raise ImportError_(f"{url}: cannot download: {exc}") from None
+            raise ArchiveSourceError(f"{url}: cannot download: {exc}") from None
         self._chunks = response.iter_bytes()
         self._buffer = b""
         self._position = offset
@@ -237,9 +237,9 @@ class Importer:
                 reason = entry.skipped or self.filters.skip_reason(entry.page)
                 if reason:
                     state.counts[reason] += 1
-                    if reason == "corrupt":
+                    if entry.detail:
                         logger.warning("damaged record skipped", file=source.location,
-                                       error=entry.url)
+                                       reason=reason, error=entry.detail)
                 else:
                     state.batch.append(entry.page)
                 if state.batch_full():
@@ -249,7 +249,7 @@ class Importer:
                 if self.limit is not None and self.sent + len(state.batch) >= self.limit:
                     return False
         except warc.NotAnArchive as exc:
-            raise ImportError_(f"{source.location}: {exc}") from None
+            raise ArchiveSourceError(f"{source.location}: {exc}") from None
         return True
 
     def _flush(self, state: _FileState, done: bool) -> None:

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from http import HTTPStatus
 from io import BytesIO
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -63,6 +64,7 @@ class Entry:
     skipped: str | None = None
     url: str | None = None
     date: datetime | None = None
+    detail: str | None = None  # what was wrong with a damaged record
 
 
 # Opens the source at a byte offset: a readable binary stream positioned there.
@@ -103,7 +105,7 @@ def _read_from(open_at: Opener, offset: int, max_page_bytes: int,
                 # knows no record starts; nothing after the damage can be found then.
                 resume = _next_record_start(open_at, start + 1, gzipped) if start > 0 else None
                 yield Entry(resume if resume is not None else good, skipped="corrupt",
-                            url=_one_line(exc))
+                            detail=_one_line(exc))
                 return resume
             good = max(records.offset, good)
             yield Entry(good, **entry)
@@ -209,16 +211,13 @@ def _response_record(writer: WARCWriter, row: dict):
     if row.get("headers") is None and row.get("content_type"):  # fetched before 0005
         kept = [("Content-Type", row["content_type"])]
     status = row.get("status") or 200
-    http_headers = StatusAndHeaders(f"{status} {_REASONS.get(status, 'OK')}",
+    http_headers = StatusAndHeaders(f"{status} {HTTPStatus(status).phrase}",
                                     [*kept, ("Content-Length", str(len(html)))],
                                     protocol="HTTP/1.1")
     return writer.create_warc_record(
         row["final_url"], "response", payload=BytesIO(html), length=len(html),
         http_headers=http_headers,
         warc_headers_dict={"WARC-Date": _iso(row["page_fetched_at"])})
-
-
-_REASONS = {200: "OK", 203: "Non-Authoritative Information"}
 
 
 def _metadata_record(writer: WARCWriter, row: dict, response_id: str | None):

@@ -3,6 +3,7 @@ through the process step) and `newsloom export-warc`, round trip included."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -152,6 +153,8 @@ def test_filters_domain_limit_and_language(app_env, settings, conn, tmp_path):
         "http://www.iana.org/"]
     counts = {Path(r["location"]).name: r["counts"] for r in db.list_imports(conn)}
     assert counts["example.warc.gz"]["other_domain"] == 1
+    listed = json.loads(newsloom(app_env, "imports", "--json").stdout)
+    assert {Path(r["location"]).name: r["counts"] for r in listed} == counts
 
     # The language is the extracted one: the process step checks it.
     result = newsloom(app_env, "import", str(FIXTURES / "example.arc"), "--language", "de",
