@@ -518,6 +518,15 @@ def start_import(conn: psycopg.Connection, location: str, filters: dict,
         (location, Jsonb(filters), size_bytes)).fetchone()
 
 
+def lock_import(conn: psycopg.Connection, import_id: int) -> bool:
+    """Take the import's lock for this session; False when another session reads the file."""
+    return conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS locked",
+                        (_IMPORT_LOCKS, import_id)).fetchone()["locked"]
+
+
+_IMPORT_LOCKS = 0x7761_7263  # advisory lock class of imports ("warc")
+
+
 def imported_in_flight(conn: psycopg.Connection, import_id: int) -> list[int]:
     """URLs of an import still waiting to be processed: their messages may have been lost
     (an import killed between its commit and sending them)."""

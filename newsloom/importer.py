@@ -93,13 +93,12 @@ class FileResult:
 
 @dataclass
 class Progress:
-    """What the drawing needs, updated as records are read."""
+    """What the drawing needs: where reading is in a file, and this run's totals."""
 
     location: str
     byte_offset: int
-    size: int | None
-    records_read: int
-    queued: int
+    records_read: int  # in this run, over all files
+    sent: int
 
 
 def expand_sources(arguments: list[str], settings: Settings, client: httpx.Client
@@ -201,7 +200,8 @@ class Importer:
     filters: Filters = field(default_factory=Filters)
     limit: int | None = None           # pages sent to processing in this run
     on_progress: Callable[[Progress], None] = lambda _: None
-    sent: int = 0
+    read: int = 0                      # records read in this run
+    sent: int = 0                      # pages sent to the process queue in this run
 
     def run(self, sources: list[Source]) -> list[FileResult]:
         results = []
@@ -215,17 +215,20 @@ class Importer:
         row = db.start_import(self.conn, source.location, self.filters.for_process_step(),
                               source.size)
         if row["done"]:
+            self.on_progress(Progress(source.location, source.size or row["byte_offset"],
+                                      self.read, self.sent))
             return FileResult(source.location, row["records_read"], row["counts"], True, True)
+        if not db.lock_import(self.conn, row["id"]):  # held until this run's connection ends
+            raise ArchiveSourceError(f"{source.location}: another import is reading it now")
         self._send(db.imported_in_flight(self.conn, row["id"]))  # lost by a killed run?
         state = _FileState(row["id"], "import:" + source.location, row["records_read"],
                            row["byte_offset"], Counter(row["counts"]))
         entries = warc.read_entries(source.open_at, state.offset, self.settings.max_page_bytes)
         done = self._read(source, state, entries)
         self._flush(state, done=done)
-        self.on_progress(Progress(source.location, state.offset, source.size,
-                                  state.records_read, state.counts[QUEUED]))
+        self._report(source, state, done)
         logger.info("imported" if done else "import stopped at the limit",
-                    file=source.location, records=state.records_read, **state.counts)
+                    file=source.location, records=state.records_read, **(+state.counts))
         return FileResult(source.location, state.records_read, dict(+state.counts), done)
 
     def _read(self, source: Source, state: _FileState, entries: Iterator[warc.Entry]) -> bool:
@@ -233,6 +236,7 @@ class Importer:
         try:
             for entry in entries:
                 state.records_read += 1
+                self.read += 1
                 state.offset = entry.next_offset
                 reason = entry.skipped or self.filters.skip_reason(entry.page)
                 if reason:
@@ -244,13 +248,17 @@ class Importer:
                     state.batch.append(entry.page)
                 if state.batch_full():
                     self._flush(state, done=False)
-                    self.on_progress(Progress(source.location, state.offset, source.size,
-                                              state.records_read, state.counts[QUEUED]))
+                    self._report(source, state)
                 if self.limit is not None and self.sent + len(state.batch) >= self.limit:
                     return False
         except warc.NotAnArchive as exc:
             raise ArchiveSourceError(f"{source.location}: {exc}") from None
         return True
+
+    def _report(self, source: Source, state: _FileState, done: bool = False) -> None:
+        # A file read to its end counts whole (trailing blank lines, unindexed gzip).
+        offset = (source.size or state.offset) if done else state.offset
+        self.on_progress(Progress(source.location, offset, self.read, self.sent))
 
     def _flush(self, state: _FileState, done: bool) -> None:
         """Record the batch's pages and the file's progress in one transaction, then send

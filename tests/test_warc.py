@@ -117,6 +117,8 @@ def process_all(ctx: Context, conn) -> list[str | None]:
 def test_import_of_other_tools_archives_through_the_process_step(app_env, settings, conn):
     result = newsloom(app_env, "import", str(FIXTURES), "--json")
     assert result.returncode == 0, result.stderr
+    # Not a terminal: plain progress lines, the last one with the totals.
+    assert "importing: 63 records (" in result.stderr and "2 sent, 100% of bytes" in result.stderr
     imports = {Path(r["location"]).name: r for r in db.list_imports(conn)}
     assert set(imports) == set(EXPECTED) and all(r["done"] for r in imports.values())
     for name, expected in EXPECTED.items():

@@ -64,7 +64,7 @@ def import_archives(
     """Import web archives: each HTML page goes through the process step (extract, dedupe,
     tag, store) on the workers. Resumable: a file imported before is skipped, one stopped
     part way goes on where it stopped."""
-    from newsloom.importer import Filters, Importer, expand_sources
+    from newsloom.importer import Filters, Importer, Progress, expand_sources
 
     settings = base.settings_for_command()
     base.require_servers(settings)
@@ -77,12 +77,12 @@ def import_archives(
         files = expand_sources(sources, settings, client)
         sizes = [f.size for f in files]
         total = None if None in sizes else sum(s or 0 for s in sizes)
-        finished_bytes: dict[str, int] = {}
+        bytes_read: dict[str, int] = {}
         with db.connect(base.database_url(settings)) as conn, \
                 output.read_progress("importing", total) as draw:
-            def on_progress(progress) -> None:
-                finished_bytes[progress.location] = progress.byte_offset
-                draw(sum(finished_bytes.values()), progress.records_read, importer.sent)
+            def on_progress(progress: Progress) -> None:
+                bytes_read[progress.location] = progress.byte_offset
+                draw(sum(bytes_read.values()), progress.records_read, progress.sent)
             importer = Importer(settings, conn, celery, filters, limit, on_progress)
             results = importer.run(files)
     finally:

@@ -127,17 +127,22 @@ def read_progress(label: str, total_bytes: int | None, every: float = 10.0):
                            sent=sent)
             yield redraw
         return
-    last = 0.0
+    last = {"at": time.monotonic(), "shown": (0, 0, 0)}
+    latest = [0, 0, 0]
 
-    def log_line(done: int, records: int, sent: int) -> None:
-        nonlocal last
-        if time.monotonic() - last < every:
-            return
-        last = time.monotonic()
+    def show(done: int, records: int, sent: int) -> None:
+        last["at"], last["shown"] = time.monotonic(), (done, records, sent)
         share = f", {100 * done / total_bytes:.0f}% of bytes" if total_bytes else ""
         eta = ""
-        if total_bytes and done:
+        if total_bytes and 0 < done < total_bytes:
             eta = f", about {(time.monotonic() - started) * (total_bytes - done) / done:.0f}s left"
         typer.echo(f"{label}: {records} records ({rate(records):.0f}/s), {sent} sent"
                    f"{share}{eta}", err=True)
+
+    def log_line(done: int, records: int, sent: int) -> None:
+        latest[:] = done, records, sent
+        if time.monotonic() - last["at"] >= every:
+            show(done, records, sent)
     yield log_line
+    if tuple(latest) != last["shown"]:
+        show(*latest)  # the totals at the end
