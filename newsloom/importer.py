@@ -135,7 +135,7 @@ def _file_source(path: Path) -> Source:
 
 def _url_source(url: str, settings: Settings, client: httpx.Client) -> Source:
     def open_at(offset: int) -> BinaryIO:
-        return HttpFile(client, url, settings, offset)
+        return io.BufferedReader(HttpFile(client, url, settings, offset))
     return Source(url, None, open_at)
 
 
@@ -238,14 +238,15 @@ class Importer:
                 state.records_read += 1
                 self.read += 1
                 state.offset = entry.next_offset
-                reason = entry.skipped or self.filters.skip_reason(entry.page)
-                if reason:
-                    state.counts[reason] += 1
+                page = entry.page
+                reason = self.filters.skip_reason(page) if page else entry.skipped
+                if page and not reason:
+                    state.batch.append(page)
+                else:
+                    state.counts[reason or "unreadable"] += 1
                     if entry.detail:
                         logger.warning("damaged record skipped", file=source.location,
                                        reason=reason, error=entry.detail)
-                else:
-                    state.batch.append(entry.page)
                 if state.batch_full():
                     self._flush(state, done=False)
                     self._report(source, state)

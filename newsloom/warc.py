@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -77,13 +77,13 @@ def read_entries(open_at: Opener, start: int, max_page_bytes: int) -> Iterator[E
     Raises NotAnArchive when the first record of the file cannot be read at all.
     """
     gzipped = _starts_with(open_at, 0, GZIP_MAGIC)
-    offset = start
+    offset: int | None = start
     while offset is not None:
         offset = yield from _read_from(open_at, offset, max_page_bytes, gzipped)
 
 
 def _read_from(open_at: Opener, offset: int, max_page_bytes: int,
-               gzipped: bool) -> Iterator[Entry]:
+               gzipped: bool) -> Generator[Entry, None, int | None]:
     """Entries from `offset` until the end of the file (returns None) or damage (returns
     the offset to resume reading at, after one 'corrupt' entry)."""
     stream = open_at(offset)

@@ -127,11 +127,11 @@ def read_progress(label: str, total_bytes: int | None, every: float = 10.0):
                            sent=sent)
             yield redraw
         return
-    last = {"at": time.monotonic(), "shown": (0, 0, 0)}
-    latest = [0, 0, 0]
+    shown_at, shown, latest = time.monotonic(), (0, 0, 0), (0, 0, 0)
 
     def show(done: int, records: int, sent: int) -> None:
-        last["at"], last["shown"] = time.monotonic(), (done, records, sent)
+        nonlocal shown_at, shown
+        shown_at, shown = time.monotonic(), (done, records, sent)
         share = f", {100 * done / total_bytes:.0f}% of bytes" if total_bytes else ""
         eta = ""
         if total_bytes and 0 < done < total_bytes:
@@ -140,9 +140,10 @@ def read_progress(label: str, total_bytes: int | None, every: float = 10.0):
                    f"{share}{eta}", err=True)
 
     def log_line(done: int, records: int, sent: int) -> None:
-        latest[:] = done, records, sent
-        if time.monotonic() - last["at"] >= every:
+        nonlocal latest
+        latest = (done, records, sent)
+        if time.monotonic() - shown_at >= every:
             show(done, records, sent)
     yield log_line
-    if tuple(latest) != last["shown"]:
+    if latest != shown:
         show(*latest)  # the totals at the end
