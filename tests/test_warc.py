@@ -251,7 +251,7 @@ def test_round_trip_collect_export_import(ctx, site, conn, app_env, servers, tmp
             with db.connect(other_url) as other:
                 wait_until(lambda: other.execute(
                     "SELECT count(*) FILTER (WHERE state = 'stored') AS n FROM urls"
-                ).fetchone()["n"] == 5, 120, "the imported articles stored")
+                ).fetchone()["n"] == 5, 300, "the imported articles stored")
                 after = article_summary(other)
                 sources = {r["source"] for r in other.execute("SELECT source FROM articles")}
         finally:
