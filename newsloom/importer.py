@@ -287,8 +287,7 @@ class Importer:
         if not url_ids:
             return
         self.wait_for_room()
-        for url_id in url_ids:
-            queue.enqueue_process(url_id, self.celery)
+        queue.enqueue_process_many(url_ids, self.celery)
         self.sent += len(url_ids)
 
     def wait_for_room(self) -> None:
