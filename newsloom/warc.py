@@ -26,8 +26,8 @@ from warcio.timeutils import datetime_to_iso_date, iso_date_to_datetime
 from warcio.warcwriter import WARCWriter
 
 from newsloom.errors import NewsloomError
+from newsloom.worker.fetch import HTML_TYPES, PRIVATE_HEADERS
 
-HTML_TYPES = ("text/html", "application/xhtml+xml")
 GZIP_MAGIC = b"\x1f\x8b\x08"
 WARC_MAGIC = b"WARC/"
 # Headers that describe the bytes on the wire, not the decoded payload a WARC record holds.
@@ -131,14 +131,18 @@ def _entry(record, max_page_bytes: int) -> dict:
         return {**info, "skipped": f"http_{status}"}
     content_type = http.get_header("Content-Type")
     mime = (content_type or "").split(";")[0].strip().lower()
+    if mime and mime not in HTML_TYPES:  # skipped without decoding its payload
+        return {**info, "skipped": "not_html"}
     body = record.content_stream().read(max_page_bytes + 1)
     if len(body) > max_page_bytes:
         return {**info, "skipped": "too_large"}
     if getattr(record.raw_stream, "limit", 0) > 0:
         return {**info, "skipped": "truncated"}  # the file ended inside the record
-    if mime not in HTML_TYPES and (mime or b"<html" not in body[:4096].lower()):
+    if not mime and b"<html" not in body[:4096].lower():
         return {**info, "skipped": "not_html"}
-    return {**info, "page": Page(url, date, 200, list(http.headers), content_type, body)}
+    kept = [(name, value) for name, value in http.headers
+            if name.lower() not in PRIVATE_HEADERS]
+    return {**info, "page": Page(url, date, 200, kept, content_type, body)}
 
 
 def _record_date(value: str | None) -> datetime | None:
