@@ -332,3 +332,31 @@ def test_import_bench_runs(servers):
                             env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "of the ceiling" in result.stdout and "read only" in result.stdout
+
+
+def test_export_of_a_page_kept_before_headers_were(tmp_path):
+    """Pages fetched before migration 0005 have no kept headers: their Content-Type stands
+    in; wire encodings never reach the record, whose Content-Length is the payload's."""
+    import zlib
+
+    when = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+    article = {"url": "https://a.example/1", "fetched_at": when, "title": "T",
+               "entities": [["Ann", "PERSON", 2]], "page_fetched_at": when,
+               "final_url": "https://a.example/1", "html_zlib": zlib.compress(b"<html>x</html>")}
+    rows = [{**article, "headers": None, "content_type": "text/html", "status": None},
+            {**article, "headers": [["Content-Encoding", "gzip"], ["Content-Length", "9"],
+                                    ["Content-Type", "text/html"]], "status": 200},
+            {**article, "html_zlib": None}]  # the page was pruned: metadata only
+    out = BytesIO()
+    assert warc.write_warc(rows, out) == 3
+    out.seek(0)
+    records = list((r.rec_type, r.http_headers and r.http_headers.headers,
+                    r.rec_headers.get_header("WARC-Date"), r.content_stream().read())
+                   for r in ArchiveIterator(out))
+    responses = [r for r in records if r[0] == "response"]
+    assert [r[1] for r in responses] == [[("Content-Type", "text/html"),
+                                          ("Content-Length", "14")]] * 2
+    assert {r[2] for r in records} == {"2024-01-02T03:04:05.678901Z"}
+    metadata = [json.loads(r[3]) for r in records if r[0] == "metadata"]
+    assert len(metadata) == 3 and metadata[0]["entities"] == [
+        {"name": "Ann", "label": "PERSON", "mentions": 2}]
