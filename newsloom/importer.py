@@ -35,6 +35,7 @@ ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
 BATCH_PAGES = 100          # pages per transaction (and per progress save)
 BATCH_SECONDS = 2.0        # ... or after this long, so progress moves on sparse files
 QUEUED = "queued"          # the count of records sent to the process step
+WAIT_NOTICE_SECONDS = 30   # a wait on the process queue this long is worth a line
 
 
 class ArchiveSourceError(NewsloomError):
@@ -292,8 +293,13 @@ class Importer:
 
     def wait_for_room(self) -> None:
         """Backpressure: hold while the process queue is deeper than the setting."""
-        while queue.queue_depths(self.celery)[queue.PROCESS_QUEUE] > \
+        started, told = time.monotonic(), False
+        while (depth := queue.queue_depths(self.celery)[queue.PROCESS_QUEUE]) > \
                 self.settings.import_max_queued:
+            if not told and time.monotonic() - started > WAIT_NOTICE_SECONDS:
+                logger.warning("waiting for the process queue to drain: are process workers "
+                               "running?", waiting=depth, bound=self.settings.import_max_queued)
+                told = True
             time.sleep(0.2)
 
 
