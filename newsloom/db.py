@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from newsloom.errors import Transient
@@ -221,19 +222,23 @@ def get_url(conn: Connection, url_id: int) -> dict | None:
 
 
 def save_raw_page(conn: Connection, url_id: int, *, final_url: str,
-                  content_type: str | None, html_zlib: bytes) -> None:
-    """Keep a fetched page and move its URL on to 'fetched': one statement."""
+                  content_type: str | None, html_zlib: bytes, status: int | None = None,
+                  headers: Sequence[tuple[str, str]] | None = None) -> None:
+    """Keep a fetched page (with its status and response headers, which a WARC record of
+    it needs) and move its URL on to 'fetched': one statement."""
     conn.execute(
         """WITH page AS (
-               INSERT INTO raw_pages (url_id, final_url, content_type, html_zlib)
-               VALUES (%s, %s, %s, %s)
+               INSERT INTO raw_pages (url_id, final_url, content_type, html_zlib, status,
+                                      headers)
+               VALUES (%s, %s, %s, %s, %s, %s)
                ON CONFLICT (url_id) DO UPDATE SET final_url = EXCLUDED.final_url,
                    content_type = EXCLUDED.content_type, html_zlib = EXCLUDED.html_zlib,
-                   fetched_at = now()
+                   status = EXCLUDED.status, headers = EXCLUDED.headers, fetched_at = now()
                RETURNING url_id)
            UPDATE urls SET state = 'fetched', updated_at = now()
            WHERE id = (SELECT url_id FROM page) AND state = 'queued'""",
-        (url_id, final_url, content_type, html_zlib))
+        (url_id, final_url, content_type, html_zlib, status,
+         None if headers is None else Jsonb([list(h) for h in headers])))
 
 
 def count_attempt(conn: Connection, url_id: int) -> int:
@@ -254,7 +259,9 @@ def start_processing(conn: Connection, url_id: int) -> dict | None:
            RETURNING u.id, u.id AS url_id, u.url, u.feed_id, u.entry_published_at, u.entry_title,
                      u.deliveries,
                      (SELECT f.url FROM feeds f WHERE f.id = u.feed_id) AS feed_url,
-                     r.final_url, r.html_zlib, r.fetched_at""",
+                     r.final_url, r.html_zlib, r.fetched_at, u.source,
+                     (SELECT i.filters FROM imports i WHERE i.id = u.import_id)
+                         AS import_filters""",
         (url_id,)).fetchone()
 
 
@@ -348,7 +355,8 @@ def _lock_key(value: str) -> int:
 
 def store_article(conn: Connection, *, url_id: int, url: str, feed_id: int | None,
                   canonical_url: str, content: dict, entities: Iterable[tuple[str, str, int]],
-                  existing: dict | None, replace_content: bool) -> tuple[UrlState, int]:
+                  existing: dict | None, replace_content: bool,
+                  source: str = "feed") -> tuple[UrlState, int]:
     """Store a new article (`existing` None) or attach `url` to `existing`, replacing its
     content when `replace_content`; then give the URL its outcome. Runs in the caller's
     transaction, after find_article_candidates.
@@ -357,12 +365,13 @@ def store_article(conn: Connection, *, url_id: int, url: str, feed_id: int | Non
     'duplicate'. Running it again for the same URL gives the same answer and rows.
     """
     if existing is None:
-        columns = ("url", "canonical_url", "feed_id", *ARTICLE_CONTENT)
+        columns = ("url", "canonical_url", "feed_id", "source", *ARTICLE_CONTENT)
         row = conn.execute(
             sql.SQL("INSERT INTO articles ({}) VALUES ({}) ON CONFLICT DO NOTHING RETURNING id")
             .format(sql.SQL(", ").join(map(sql.Identifier, columns)),
                     sql.SQL(", ").join(map(sql.Placeholder, columns))),
-            {**content, "url": url, "canonical_url": canonical_url, "feed_id": feed_id},
+            {**content, "url": url, "canonical_url": canonical_url, "feed_id": feed_id,
+             "source": source},
         ).fetchone()
         if row is None:  # only a concurrent reprocess gets here: the next try sees it
             raise Transient(f"article {canonical_url} was changed while this one was stored")
@@ -1099,3 +1108,101 @@ def touch_in_flight(conn: Connection, url_ids: list[int]) -> list[dict]:
     return conn.execute(
         """UPDATE urls SET updated_at = now() WHERE id = ANY(%s)
            AND state IN ('queued', 'fetched') RETURNING id, state""", (url_ids,)).fetchall()
+
+# --- WARC import and export --------------------------------------------------------------
+
+def start_import(conn: Connection, location: str, filters: dict,
+                 size_bytes: int | None) -> dict:
+    """The progress row of an imported file, created on its first import; a later run
+    brings its own filters (the process step checks them)."""
+    return _one(conn.execute(
+        """INSERT INTO imports (location, filters, size_bytes) VALUES (%s, %s, %s)
+           ON CONFLICT (location) DO UPDATE SET filters = EXCLUDED.filters,
+               size_bytes = coalesce(EXCLUDED.size_bytes, imports.size_bytes),
+               updated_at = now()
+           RETURNING *""",
+        (location, Jsonb(filters), size_bytes)))
+
+
+def lock_import(conn: Connection, import_id: int) -> bool:
+    """Take the import's lock for this session; False when another session reads the file."""
+    return bool(_one(conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS locked",
+                                  (_IMPORT_LOCKS, import_id)))["locked"])
+
+
+_IMPORT_LOCKS = 0x7761_7263  # advisory lock class of imports ("warc")
+
+
+def imported_in_flight(conn: Connection, import_id: int) -> list[int]:
+    """URLs of an import still waiting to be processed: their messages may have been lost
+    (an import killed between its commit and sending them)."""
+    rows = conn.execute(
+        """SELECT id FROM urls WHERE state IN ('queued', 'fetched') AND import_id = %s
+           ORDER BY id""", (import_id,)).fetchall()
+    return [r["id"] for r in rows]
+
+
+def record_imported_pages(conn: Connection, import_id: int, source: str,
+                          pages: Sequence[tuple[str, datetime, int, str, str | None, bytes]]
+                          ) -> list[int]:
+    """Record (url, fetched_at, status, headers_json, content_type, html_zlib) pages of an
+    import as fetched URLs with their kept pages; returns the ids of those new to the
+    ledger (to process). A URL seen before, from a feed or an import, is left as it is."""
+    if not pages:
+        return []
+    columns = [list(column) for column in zip(*pages)]
+    rows = conn.execute(
+        """WITH page AS (
+               SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::int[], %s::text[],
+                                    %s::text[], %s::bytea[])
+                   AS p(url, fetched_at, status, headers, content_type, html_zlib)),
+           new AS (
+               INSERT INTO urls (url, state, source, import_id)
+               SELECT url, 'fetched', %s, %s FROM page
+               ON CONFLICT (url) DO NOTHING RETURNING id, url),
+           kept AS (
+               INSERT INTO raw_pages (url_id, final_url, content_type, html_zlib, fetched_at,
+                                      status, headers)
+               SELECT new.id, page.url, page.content_type, page.html_zlib, page.fetched_at,
+                      page.status, page.headers::jsonb
+               FROM new JOIN page USING (url)
+               RETURNING url_id)
+           SELECT url_id FROM kept ORDER BY url_id""",
+        (*columns, source, import_id)).fetchall()
+    return [r["url_id"] for r in rows]
+
+
+def save_import_progress(conn: Connection, import_id: int, *, records_read: int,
+                         byte_offset: int, counts: dict[str, int], done: bool) -> None:
+    conn.execute(
+        """UPDATE imports SET records_read = %s, byte_offset = %s, counts = %s, done = %s,
+               updated_at = now(), finished_at = CASE WHEN %s THEN now() END
+           WHERE id = %s""",
+        (records_read, byte_offset, Jsonb(counts), done, done, import_id))
+
+
+def list_imports(conn: Connection) -> list[dict]:
+    return conn.execute("SELECT * FROM imports ORDER BY id").fetchall()
+
+
+def articles_with_pages(conn: Connection, selection: ArticleFilter,
+                        batch: int = 200) -> Iterator[dict]:
+    """The selected articles with their kept pages and entities, in id order, read in
+    batches by a server-side cursor (the caller's connection is busy until it ends)."""
+    condition, params = selection.where()
+    query = sql.SQL(
+        """SELECT a.*, r.final_url, r.html_zlib, r.fetched_at AS page_fetched_at,
+                  r.status, r.headers, r.content_type,
+                  (SELECT coalesce(json_agg(json_build_array(e.name, e.label, ae.mentions)
+                                            ORDER BY ae.mentions DESC, e.name), '[]')
+                   FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
+                   WHERE ae.article_id = a.id) AS entities
+           FROM articles a
+           LEFT JOIN urls u ON u.id = a.page_url_id
+                            OR (a.page_url_id IS NULL AND u.url = a.url)
+           LEFT JOIN raw_pages r ON r.url_id = u.id
+           WHERE {} ORDER BY a.id""").format(condition)
+    with conn.transaction(), conn.cursor(name="newsloom_export_pages") as cursor:
+        cursor.itersize = batch
+        cursor.execute(query, params)
+        yield from cursor

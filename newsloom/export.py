@@ -4,8 +4,9 @@ One function, `article_document`, shapes an article for every consumer: each lin
 JSONL export is one, and each webhook delivery carries one. Its `schema` field names the
 version; fields are only ever added within a version.
 
-Writers are registered by format name in WRITERS; each takes documents one at a time, so
-an export holds one batch of rows in memory however large it is.
+Writers are registered by format name in WRITERS; each takes article rows one at a time,
+so an export holds one batch of rows in memory however large it is. WARC's rows carry the
+article's kept page (db.articles_with_pages); the others' become documents.
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ def to_json(document: dict) -> str:
 
 
 class Writer(Protocol):
-    """Writes documents to a binary stream; `close` finishes the file (not the stream)."""
+    """Writes article rows to a binary stream; `close` finishes the file (not the stream)."""
 
-    def write(self, document: dict) -> None: ...
+    def write(self, row: dict) -> None: ...
 
     def close(self) -> None: ...
 
@@ -82,8 +83,8 @@ class JsonlWriter:
     def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
 
-    def write(self, document: dict) -> None:
-        self.stream.write(to_json(document).encode() + b"\n")
+    def write(self, row: dict) -> None:
+        self.stream.write(to_json(article_document(row)).encode() + b"\n")
 
     def close(self) -> None:
         self.stream.flush()
@@ -97,7 +98,8 @@ class CsvWriter:
         self.csv = csv.writer(self.text)
         self.csv.writerow([name for name, _ in DOCUMENT_FIELDS])
 
-    def write(self, document: dict) -> None:
+    def write(self, row: dict) -> None:
+        document = article_document(row)
         self.csv.writerow([_csv_cell(document[name]) for name, _ in DOCUMENT_FIELDS])
 
     def close(self) -> None:
@@ -125,8 +127,8 @@ class ParquetWriter:
         self.writer = pq.ParquetWriter(stream, self.schema, compression="zstd")
         self.rows: list[dict] = []
 
-    def write(self, document: dict) -> None:
-        self.rows.append(document)
+    def write(self, row: dict) -> None:
+        self.rows.append(article_document(row))
         if len(self.rows) >= self.ROWS_PER_GROUP:
             self._flush()
 
@@ -154,11 +156,20 @@ def _parquet_schema():
     return pa.schema([(name, types[kind]) for name, kind in DOCUMENT_FIELDS])
 
 
+def _warc_writer(stream: IO[bytes]) -> Writer:
+    from newsloom.warc import WarcWriter  # warcio, only for this format
+
+    return WarcWriter(stream)
+
+
 WRITERS: dict[str, Callable[[IO[bytes]], Writer]] = {
     "jsonl": JsonlWriter,
     "csv": CsvWriter,
     "parquet": ParquetWriter,
+    "warc": _warc_writer,
 }
+# Formats whose rows carry the kept page, not only the article.
+WITH_PAGES = frozenset({"warc"})
 
 
 @dataclass(frozen=True)
@@ -167,11 +178,11 @@ class ExportResult:
     last_article_id: int | None
 
 
-def write_documents(rows: Iterable[dict], writer: Writer) -> ExportResult:
-    """Write each article row as a document; returns how many and the last id."""
+def write_rows(rows: Iterable[dict], writer: Writer) -> ExportResult:
+    """Write each article row; returns how many and the last id."""
     count, last_id = 0, None
     for row in rows:
-        writer.write(article_document(row))
+        writer.write(row)
         count, last_id = count + 1, row["id"]
     writer.close()
     return ExportResult(count, last_id)

@@ -109,6 +109,13 @@ def enqueue_in_flight(url_id: int, state: UrlState, celery: Celery = app) -> Non
     else:
         enqueue_fetch([url_id], celery)
 
+def enqueue_process_many(url_ids: Iterable[int], celery: Celery = app) -> None:
+    """Many process messages through one producer (an import sends thousands)."""
+    with celery.producer_or_acquire() as producer:
+        for url_id in url_ids:
+            celery.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE,
+                             producer=producer)
+
 
 def queue_depths(celery: Celery) -> dict[str, int]:
     """Messages waiting in each queue (not those a worker holds)."""

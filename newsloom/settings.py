@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     # How often the scheduler looks for lost messages.
     reconcile_interval: Duration = 20.0
 
+    # WARC import (newsloom import). The importer waits while the process queue holds more
+    # messages than this, so a large archive never floods Redis nor starves feeds' pages.
+    import_max_queued: int = Field(1000, gt=0)
+
     @field_validator("spacy_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:

@@ -11,6 +11,9 @@ import ipaddress
 import socket
 import time
 from collections.abc import Iterable
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -185,3 +188,20 @@ def post(client: httpx.Client, url: str, settings: Settings, *, body: bytes,
                             "webhooks must answer 2xx")
         _raise_for_status(response)
         return response.status_code
+
+@contextmanager
+def open_stream(client: httpx.Client, url: str, settings: Settings, *,
+                headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+    """GET `url` following redirects with the same checks and statuses as `get`, for a
+    body too large to hold (an archive file): yields the response, its body unread."""
+    for _ in range(settings.max_redirects + 1):
+        check_url(url, settings.allow_private_networks)
+        with client.stream("GET", url, headers=headers) as resp:
+            location = resp.headers.get("location")
+            if resp.status_code in REDIRECTS and location:
+                url = urljoin(url, location)
+                continue
+            _raise_for_status(resp)
+            yield resp
+            return
+    raise Permanent("too_many_redirects", f"more than {settings.max_redirects} redirects")

@@ -47,7 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",
-          "raw_pages", "urls", "feeds")
+          "raw_pages", "urls", "feeds", "imports")
 # Data out (events go with their articles).
 TABLES += ("events", "webhooks", "export_cursors")
 

@@ -12,6 +12,7 @@ import time
 import traceback
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from urllib.parse import urlsplit
 
@@ -101,7 +102,8 @@ def fetch_step(ctx: Context, url_id: int, not_before: float | None = None) -> bo
         with ctx.pool.connection() as conn:
             db.save_raw_page(conn, url_id, final_url=page.final_url,
                              content_type=page.content_type,
-                             html_zlib=zlib.compress(page.html, 6))
+                             html_zlib=zlib.compress(page.html, 6), status=page.status,
+                             headers=page.headers)
     return True
 
 
@@ -133,12 +135,17 @@ def _wait_for_host(ctx: Context, host: str, delay: float, not_before: float | No
     raise Deferred(time.time() + delay)
 
 
-def analyse(ctx: Context, raw: dict, entry_published_at=None):
+def analyse(ctx: Context, raw: dict, entry_published_at=None, filters: dict | None = None):
     """Extract, dedupe keys and tag a kept page: (ArticleKeys, article content, entities).
-    The feed entry's date and title (a news sitemap's) stand in for those the page lacks."""
+    The feed entry's date and title (a news sitemap's) stand in for those the page lacks.
+    An imported page whose article falls outside its import's `filters` raises Permanent
+    before tagging."""
     html = zlib.decompress(raw["html_zlib"])
     extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars,
                         fetched_at=raw["fetched_at"], entry_published_at=entry_published_at)
+    if filters:
+        check_import_filters(filters, extracted.language,
+                             extracted.published_at or raw["fetched_at"])
     title = extracted.title or raw.get("entry_title")
     keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
     nlp = ctx.models.for_language(extracted.language)
@@ -162,6 +169,18 @@ def analyse(ctx: Context, raw: dict, entry_published_at=None):
         "entities_skipped": skipped, "page_url_id": raw["url_id"],
     }
     return keys, content, entities
+
+
+def check_import_filters(filters: dict, language: str | None, date: datetime) -> None:
+    """Raise Permanent when an imported article is outside its import's --language or
+    --since/--until (its publication date, else the record's date)."""
+    languages = filters.get("languages")
+    if languages and language not in languages:
+        raise Permanent("filtered_language", str(language))
+    since, until = filters.get("since"), filters.get("until")
+    if (since and date < datetime.fromisoformat(since)) or (
+            until and date >= datetime.fromisoformat(until)):
+        raise Permanent("filtered_date", date.isoformat())
 
 
 def reprocess_article(ctx: Context, article_id: int) -> bool:
@@ -190,16 +209,17 @@ def process_step(ctx: Context, url_id: int) -> UrlState | None:
         bind_contextvars(url=row["url"], feed=row["feed_url"])
         if row["deliveries"] > ctx.settings.max_attempts:
             raise Poisoned(f"processing started {row['deliveries']} times without finishing")
-        keys, content, entities = analyse(ctx, row, row["entry_published_at"])
+        keys, content, entities = analyse(ctx, row, row["entry_published_at"],
+                                          row["import_filters"])
         outcome, _ = store(conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
-                           keys=keys, content=content, entities=entities)
+                           keys=keys, content=content, entities=entities, source=row["source"])
     metrics.URL_OUTCOMES.labels(outcome, "").inc()
     (metrics.ARTICLES_STORED if outcome == UrlState.STORED else metrics.DUPLICATES).inc()
     return outcome
 
 
 def store(conn, *, url_id: int, url: str, feed_id: int | None, keys: ArticleKeys,
-          content: dict, entities: list) -> tuple[UrlState, int]:
+          content: dict, entities: list, source: str = "feed") -> tuple[UrlState, int]:
     """Dedupe against the stored articles and store: one transaction. Returns the URL's
     outcome and its article's id."""
     with conn.transaction():
@@ -211,7 +231,8 @@ def store(conn, *, url_id: int, url: str, feed_id: int | None, keys: ArticleKeys
         result = db.store_article(
             conn, url_id=url_id, url=url, feed_id=feed_id, canonical_url=keys.canonical_url,
             content=content, entities=entities, existing=match.article if match else None,
-            replace_content=match is not None and match.replaces(keys, content["fetched_at"]))
+            replace_content=match is not None and match.replaces(keys, content["fetched_at"]),
+            source=source)
     if match is not None and match.kind != "same_url":
         logger.info("duplicate", of=match.article["url"], match=match.kind)
     return result

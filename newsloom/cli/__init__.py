@@ -8,6 +8,7 @@ import traceback
 import typer
 
 from newsloom.cli import (  # noqa: F401 - they register commands
+    archive,
     collection,
     dlq,
     export,

@@ -1,4 +1,4 @@
-"""`newsloom export`: stream articles to JSONL, CSV or Parquet, resumable by name."""
+"""`newsloom export`: stream articles to JSONL, CSV, Parquet or WARC, resumable by name."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from newsloom import db, export
+from newsloom import export
 from newsloom.cli import base, output
 from newsloom.cli.base import app
 
@@ -31,7 +31,7 @@ def _utc(value: datetime | None) -> datetime | None:
 @app.command("export")
 def export_command(
     fmt: Annotated[str, typer.Option("--format", callback=_check_format,
-                                     help="jsonl, csv or parquet.")],
+                                     help="jsonl, csv, parquet or warc.")],
     out: Annotated[Path | None, typer.Option(
         "--out", help="File to write (appears whole when done); standard output if unset.")]
         = None,
@@ -50,9 +50,12 @@ def export_command(
              "where this one stops.")] = None,
 ) -> None:
     """Stream articles, oldest id first, in constant memory. The JSONL lines are the
-    documents webhooks deliver (schema newsloom.article/1)."""
+    documents webhooks deliver (schema newsloom.article/1); WARC holds each kept page as a
+    response record and each article's fields as a metadata record."""
     if since_id is not None and since is not None:
         raise typer.BadParameter("give --since-id or --since, not both")
+    from newsloom import db
+
     _, conn = base.connect()
     with conn:
         if cursor is not None:
@@ -63,9 +66,10 @@ def export_command(
                                      feed=feed, language=language, entity=entity)
         with export.output_stream(out) as stream:
             total = db.count_articles(conn, selection)
-            rows = output.progress(db.stream_article_documents(conn, selection), total,
-                                   "exporting")
-            result = export.write_documents(rows, export.WRITERS[fmt](stream))
+            read = (db.articles_with_pages if fmt in export.WITH_PAGES
+                    else db.stream_article_documents)
+            rows = output.progress(read(conn, selection), total, "exporting")
+            result = export.write_rows(rows, export.WRITERS[fmt](stream))
         if cursor is not None and result.last_article_id is not None:
             db.save_export_cursor(conn, cursor, result.last_article_id)
     typer.echo(f"exported {result.articles} article(s)"

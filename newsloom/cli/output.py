@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -130,3 +132,53 @@ def _webhook_state(webhook: dict) -> str:
         return (f"retrying (attempt {webhook['attempts'] + 1} "
                 f"at {short(webhook['next_attempt_at'])})")
     return "ok"
+
+
+@contextmanager
+def read_progress(label: str, total_bytes: int | None,
+                  every: float = 10.0) -> Iterator[Callable[[int, int, int], None]]:
+    """Progress of a long read (`newsloom import`): a bar with records/s and the time left
+    on a terminal, a plain line every `every` seconds elsewhere. Yields
+    update(bytes_done, records, sent): totals so far, bytes over all files."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
+                               TimeRemainingColumn)
+
+    console = Console(stderr=True)
+    started = time.monotonic()
+
+    def rate(records: int) -> float:
+        return records / max(time.monotonic() - started, 1e-6)
+
+    if console.is_terminal:
+        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                   TextColumn("{task.fields[records]} records, {task.fields[rate]}/s, "
+                              "{task.fields[sent]} sent"), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(label, total=total_bytes, records=0, rate="0", sent=0)
+
+            def redraw(done: int, records: int, sent: int) -> None:
+                bar.update(task, completed=done, records=records, rate=f"{rate(records):.0f}",
+                           sent=sent)
+            yield redraw
+        return
+    shown_at, shown, latest = time.monotonic(), (0, 0, 0), (0, 0, 0)
+
+    def show(done: int, records: int, sent: int) -> None:
+        nonlocal shown_at, shown
+        shown_at, shown = time.monotonic(), (done, records, sent)
+        share = f", {100 * done / total_bytes:.0f}% of bytes" if total_bytes else ""
+        eta = ""
+        if total_bytes and 0 < done < total_bytes:
+            eta = f", about {(time.monotonic() - started) * (total_bytes - done) / done:.0f}s left"
+        typer.echo(f"{label}: {records} records ({rate(records):.0f}/s), {sent} sent"
+                   f"{share}{eta}", err=True)
+
+    def log_line(done: int, records: int, sent: int) -> None:
+        nonlocal latest
+        latest = (done, records, sent)
+        if time.monotonic() - shown_at >= every:
+            show(done, records, sent)
+    yield log_line
+    if latest != shown:
+        show(*latest)  # the totals at the end
