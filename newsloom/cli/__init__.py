@@ -9,6 +9,7 @@ import psycopg
 import typer
 
 from newsloom.cli import collection, dlq, feeds, pipeline  # noqa: F401 - they register commands
+from newsloom.cli import maintenance  # noqa: F401 - registers prune
 from newsloom.cli.base import app
 from newsloom.errors import NewsloomError
 
