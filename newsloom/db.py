@@ -114,8 +114,9 @@ def record_poll_failure(conn: psycopg.Connection, feed_id: int, *, error: str,
         (error, next_in, feed_id))
 
 
-def list_feeds(conn: psycopg.Connection) -> list[dict]:
-    return conn.execute("SELECT * FROM feeds ORDER BY id").fetchall()
+def list_feeds(conn: psycopg.Connection, limit: int | None = None) -> list[dict]:
+    """Feeds by id; the first `limit` of them (all if None)."""
+    return conn.execute("SELECT * FROM feeds ORDER BY id LIMIT %s", (limit,)).fetchall()
 
 
 # --- the URL ledger ----------------------------------------------------------------------
