@@ -458,19 +458,33 @@ def discard_dead_letters(conn: psycopg.Connection, letter_ids: Sequence[int]) ->
 
 # --- search ------------------------------------------------------------------------------
 
+# Searched in turn until one holds `limit` matches: the best matches of the most recent
+# window that has enough. Ranking reads every match's tsvector, and a common word matches a
+# large share of all articles: unbounded, a search would slow down as the collection grows.
+SEARCH_WINDOWS = ("1 day", "7 days", "30 days", "365 days", None)
+
+
 def search_articles(conn: psycopg.Connection, words: str, limit: int = 10) -> list[dict]:
-    """Best matches for web-search-style `words` ("quoted phrases", -exclusions, or)."""
-    return conn.execute(
-        """SELECT a.id, a.title, a.url, coalesce(a.published_at, a.fetched_at) AS published_at,
-                  round(ts_rank_cd(a.search, query.q)::numeric, 4) AS rank,
-                  ts_headline('english', a.text, query.q,
-                              'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»') AS snippet
-           -- English articles are indexed stemmed, the others as they are: match either.
-           FROM articles a, (SELECT websearch_to_tsquery('english', %(w)s)
-                                    || websearch_to_tsquery('simple', %(w)s) AS q) query
-           WHERE a.search @@ query.q
-           ORDER BY rank DESC, a.id DESC LIMIT %(limit)s""",
-        {"w": words, "limit": limit}).fetchall()
+    """Best matches for web-search-style `words` ("quoted phrases", -exclusions, or), from
+    the most recent window of SEARCH_WINDOWS that holds `limit` of them."""
+    rows: list[dict] = []
+    for window in SEARCH_WINDOWS:
+        rows = conn.execute(
+            """SELECT a.id, a.title, a.url, coalesce(a.published_at, a.fetched_at) AS published_at,
+                      round(ts_rank_cd(a.search, query.q)::numeric, 4) AS rank,
+                      ts_headline('english', a.text, query.q,
+                                  'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»') AS snippet
+               -- English articles are indexed stemmed, the others as they are: match either.
+               FROM articles a, (SELECT websearch_to_tsquery('english', %(w)s)
+                                        || websearch_to_tsquery('simple', %(w)s) AS q) query
+               WHERE a.search @@ query.q
+                 AND (%(window)s::interval IS NULL
+                      OR a.created_at > now() - %(window)s::interval)
+               ORDER BY rank DESC, a.id DESC LIMIT %(limit)s""",
+            {"w": words, "limit": limit, "window": window}).fetchall()
+        if len(rows) >= limit:
+            break
+    return rows
 
 
 # --- status ------------------------------------------------------------------------------
