@@ -28,11 +28,13 @@ test: $(STAMP)
 faults: $(STAMP)
 	NEWSLOOM_FAULT_PAGES=$${NEWSLOOM_FAULT_PAGES:-1000} $(BIN)/python -m pytest tests/test_faults.py -s $(PYTEST_ARGS)
 
-# The pipeline against the CPU ceiling, at 0 and 200 ms server delay, with 1 and 2
-# process workers, and the naive script; then 10,000 articles for memory flatness.
+# The pipeline against the CPU ceiling (trafilatura's defaults + spaCy NER alone), at 0 and
+# 200 ms server delay, with 1 and 2 process workers, and the naive script; then 10,000
+# articles for memory flatness; then 300 heavy pages (750 words in heavy boilerplate).
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py --feeds 20 --pages 100 --scale --naive 100
 	$(BIN)/python bench/pipeline.py --feeds 20 --pages 500 --delay 0 --naive 0
+	$(BIN)/python bench/pipeline.py --heavy --feeds 10 --pages 30 --delay 0 --naive 0
 
 # One scheduler over 10,000 loopback feeds: polls per second and CPU per poll.
 bench-scheduler: $(STAMP)
