@@ -25,6 +25,9 @@ CREATE TABLE IF NOT EXISTS feeds (
     created_at          timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_check_at) WHERE active;
+-- status counts and lists failing feeds without reading every feed.
+CREATE INDEX IF NOT EXISTS feeds_failing ON feeds (consecutive_errors DESC, url)
+    WHERE active AND consecutive_errors > 0;
 
 -- The URL ledger: every URL the scheduler accepted, and where it is now.
 -- queued/fetched are in flight; the other states are final.
@@ -85,6 +88,8 @@ CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at DESC NUL
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at DESC);
 CREATE INDEX IF NOT EXISTS articles_feed ON articles (feed_id);
 CREATE INDEX IF NOT EXISTS articles_created ON articles (created_at);  -- stored per hour
+-- latest_articles reads the newest first instead of sorting every article.
+CREATE INDEX IF NOT EXISTS articles_latest ON articles ((coalesce(published_at, fetched_at)) DESC);
 
 -- Every URL at which an article was seen (its first URL included).
 CREATE TABLE IF NOT EXISTS article_urls (
@@ -109,7 +114,9 @@ CREATE TABLE IF NOT EXISTS article_entities (
     mentions    integer NOT NULL CHECK (mentions > 0),
     PRIMARY KEY (article_id, entity_id)
 );
-CREATE INDEX IF NOT EXISTS article_entities_entity ON article_entities (entity_id);
+-- An entity's articles from the index alone (entity_pairs, entity_mentions_daily).
+CREATE INDEX IF NOT EXISTS article_entities_entity_article
+    ON article_entities (entity_id, article_id);
 
 -- Version 2. Columns are added here rather than above so that a database made by
 -- version 1 gains them too.

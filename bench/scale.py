@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import tuple_row
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -252,7 +253,8 @@ def quantiles(values: list[float]) -> tuple[float, float]:
 
 def cli_seconds(url: str, *args: str) -> float:
     """Wall time of a newsloom command, start-up included; its output is discarded."""
-    env = {**os.environ, "DATABASE_URL": url, "NEWSLOOM_METRICS_PORT": "0"}
+    env = {"REDIS_URL": "redis://127.0.0.1:6379/0", **os.environ, "DATABASE_URL": url,
+           "NEWSLOOM_METRICS_PORT": "0"}
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "newsloom", *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -273,31 +275,34 @@ def in_rollback(url: str, run: Callable[[psycopg.Connection], object]) -> Callab
 
 
 def queries(url: str, feeds: int) -> dict[str, Callable[[], object]]:
+    """What is timed: newsloom's own queries as it runs them, and the README's views as a
+    client such as psql reads them (plain tuples)."""
     conn = db.connect(url)
+    plain = conn.cursor(row_factory=tuple_row)
     popular = "Entity 1"  # the most mentioned entity
     return {
         "status (db.status_report)": lambda: db.status_report(conn),
-        "feeds list (db.list_feeds)": lambda: db.list_feeds(conn),
+        "feeds list (db.list_feeds, first 101)": lambda: db.list_feeds(conn, 101),
         "search 'harbour'": lambda: db.search_articles(conn, "harbour"),
         "search 'council \"said on\" -fire'": lambda: db.search_articles(
             conn, 'council "said on" -fire'),
         "search rare word 'Report 12345'": lambda: db.search_articles(conn, '"Report 12345"'),
-        "latest_articles LIMIT 20": lambda: conn.execute(
+        "latest_articles LIMIT 20": lambda: plain.execute(
             "SELECT published_at, feed, title, entities[1:5] FROM latest_articles LIMIT 20"
         ).fetchall(),
-        f"entity_pairs WHERE entity = '{popular}' (top entity)": lambda: conn.execute(
+        f"entity_pairs WHERE entity = '{popular}' (top entity)": lambda: plain.execute(
             """SELECT other, other_label, articles FROM entity_pairs WHERE entity = %s
                ORDER BY articles DESC LIMIT 10""", (popular,)).fetchall(),
-        "entity_pairs WHERE entity = 'Entity 5000'": lambda: conn.execute(
+        "entity_pairs WHERE entity = 'Entity 5000'": lambda: plain.execute(
             """SELECT other, other_label, articles FROM entity_pairs WHERE entity = %s
                ORDER BY articles DESC LIMIT 10""", ("Entity 5000",)).fetchall(),
-        f"entity_mentions_daily WHERE entity = '{popular}'": lambda: conn.execute(
+        f"entity_mentions_daily WHERE entity = '{popular}'": lambda: plain.execute(
             """SELECT day, articles, mentions FROM entity_mentions_daily WHERE entity = %s
                ORDER BY day""", (popular,)).fetchall(),
-        f"feed_stats (all {feeds} feeds)": lambda: conn.execute(
+        f"feed_stats (all {feeds} feeds)": lambda: plain.execute(
             """SELECT name, urls, stored, duplicates, skipped, dead, in_flight,
                       consecutive_errors FROM feed_stats""").fetchall(),
-        "feed_stats WHERE id = 42": lambda: conn.execute(
+        "feed_stats WHERE id = 42": lambda: plain.execute(
             "SELECT * FROM feed_stats WHERE id = 42").fetchall(),
         "reconciler scan (db.stale_in_flight, 1000)": in_rollback(
             url, lambda c: db.stale_in_flight(c, 7200, 1000)),
@@ -331,21 +336,18 @@ def main() -> None:
     feeds = args.feeds or min(100_000, max(100, args.articles // 10))
     admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     if args.reuse:
-        measure(args.reuse, args.articles, feeds, args.stores, empty=None)
+        measure(admin_url, args.reuse, args.articles, feeds, args.stores)
         return
     print(f"scale bench: {args.articles} articles, {feeds} feeds, "
           f"pages of {args.page_bytes} bytes")
     with ExitStack() as stack:
         url = stack.enter_context(scratch_database(admin_url, "scale")) if not args.keep \
             else kept_database(admin_url)
-        empty = quantiles(store_latencies(url, 10_000_000, args.stores))
-        with psycopg.connect(url, autocommit=True) as conn:  # the fill lays out its own ids
-            conn.execute("TRUNCATE urls, articles, entities RESTART IDENTITY CASCADE")
         seconds = fill(url, args.articles, feeds, args.page_bytes)
         with psycopg.connect(url) as conn:
             urls = conn.execute("SELECT count(*) FROM urls").fetchone()[0]
         print(f"  filled in {seconds:.0f} s: {args.articles} articles, {urls} URLs")
-        measure(url, args.articles, feeds, args.stores, empty)
+        measure(admin_url, url, args.articles, feeds, args.stores)
 
 
 def kept_database(admin_url: str) -> str:
@@ -364,15 +366,25 @@ def kept_database(admin_url: str) -> str:
     return url
 
 
-def measure(url: str, articles: int, feeds: int, stores: int,
-            empty: tuple[float, float] | None) -> None:
-    full = quantiles(store_latencies(url, 20_000_000 + int(time.time()) % 1_000_000, stores))
-    if empty is None:
-        print(f"  store step p50 / p95: {full[0] * 1000:.1f} / {full[1] * 1000:.1f} ms")
-    else:
-        print(f"  store step p50 / p95: empty {empty[0] * 1000:.1f} / {empty[1] * 1000:.1f} ms,"
-              f" full {full[0] * 1000:.1f} / {full[1] * 1000:.1f} ms"
-              f" ({full[0] / empty[0]:.2f}x / {full[1] / empty[1]:.2f}x)")
+def compare_store(admin_url: str, full_url: str, stores: int,
+                  rounds: int = 4) -> tuple[list[float], list[float]]:
+    """The store step on an empty database and on the full one, in alternating rounds (on
+    a shared machine the load drifts); returns both sets of latencies."""
+    empty: list[float] = []
+    full: list[float] = []
+    first = int(time.time()) % 1_000_000 * 100  # new URLs on every run of --reuse
+    with scratch_database(admin_url, "scale_empty") as empty_url:
+        for n in range(rounds):
+            empty += store_latencies(empty_url, first + n * stores, stores // rounds)
+            full += store_latencies(full_url, first + n * stores, stores // rounds)
+    return empty, full
+
+
+def measure(admin_url: str, url: str, articles: int, feeds: int, stores: int) -> None:
+    empty, full = (quantiles(latencies) for latencies in compare_store(admin_url, url, stores))
+    print(f"  store step p50 / p95: empty {empty[0] * 1000:.1f} / {empty[1] * 1000:.1f} ms,"
+          f" full {full[0] * 1000:.1f} / {full[1] * 1000:.1f} ms"
+          f" ({full[0] / empty[0]:.2f}x / {full[1] / empty[1]:.2f}x)")
     with db.connect(url) as conn:
         assert db.counted_urls(conn) == db.recount_urls(conn), "counters disagree"
     print("  counters equal a recount")

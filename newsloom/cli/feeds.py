@@ -18,7 +18,7 @@ app.add_typer(feeds_app, name="feeds")
 @feeds_app.command("list")
 def feeds_list(as_json: JsonOption = False,
                limit: Annotated[int, typer.Option(
-                   min=0, help="Show the first N feeds (0: all).")] = 1000) -> None:
+                   min=0, help="Show the first N feeds (0: all).")] = 100) -> None:
     """The feeds and their health, from the database."""
     _, conn = base.connect()
     with conn:

@@ -199,6 +199,15 @@ CREATE INDEX IF NOT EXISTS articles_created ON articles (created_at);
 -- without these, each deleted row would scan both tables.
 CREATE INDEX IF NOT EXISTS articles_page_url ON articles (page_url_id);
 CREATE INDEX IF NOT EXISTS dead_letters_url ON dead_letters (url_id);
+-- latest_articles reads the newest first instead of sorting every article.
+CREATE INDEX IF NOT EXISTS articles_latest ON articles ((coalesce(published_at, fetched_at)) DESC);
+-- status counts and lists failing feeds without reading every feed.
+CREATE INDEX IF NOT EXISTS feeds_failing ON feeds (consecutive_errors DESC, url)
+    WHERE active AND consecutive_errors > 0;
+-- An entity's articles from the index alone (entity_pairs, entity_mentions_daily).
+DROP INDEX IF EXISTS article_entities_entity;
+CREATE INDEX IF NOT EXISTS article_entities_entity_article
+    ON article_entities (entity_id, article_id);
 
 -- Articles stored before page_url_id existed name their page's ledger row by URL; name it
 -- by id, so reprocess and prune need only page_url_id.
