@@ -327,7 +327,8 @@ def main() -> None:
                         help="feeds (default: articles / 10, at most 100,000)")
     parser.add_argument("--page-bytes", type=int, default=4096,
                         help="size of each kept page (random bytes; real ones ~50 KB)")
-    parser.add_argument("--stores", type=int, default=200, help="store steps timed, each time")
+    parser.add_argument("--stores", type=int, default=200,
+                        help="store steps timed on each database (at most 4,000)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the filled database (its URL is printed) for --reuse")
     parser.add_argument("--reuse", metavar="URL",
@@ -372,11 +373,11 @@ def compare_store(admin_url: str, full_url: str, stores: int,
     a shared machine the load drifts); returns both sets of latencies."""
     empty: list[float] = []
     full: list[float] = []
-    first = int(time.time()) % 1_000_000 * 100  # new URLs on every run of --reuse
+    first = int(time.time()) % 1_000_000 * 10_000  # new URLs on every run of --reuse
     with scratch_database(admin_url, "scale_empty") as empty_url:
         for n in range(rounds):
-            empty += store_latencies(empty_url, first + n * stores, stores // rounds)
-            full += store_latencies(full_url, first + n * stores, stores // rounds)
+            empty += store_latencies(empty_url, first + n * 1000, stores // rounds)
+            full += store_latencies(full_url, first + n * 1000, stores // rounds)
     return empty, full
 
 
