@@ -156,7 +156,8 @@ FILL_CHUNK = (
     """INSERT INTO articles (id, url, canonical_url, title, author, published_at, language, text,
                              site_name, description, feed_id, fetched_at, content_hash,
                              extractor, created_at, page_url_id, tags, minhash, lsh_bands)
-       SELECT g, u, u, left(body.text, 90), 'Staff', t, 'en', body.text, 'Site', left(body.text, 160),
+       SELECT g, u, u, left(body.text, 90), 'Staff', t, 'en', body.text, 'Site',
+              left(body.text, 160),
               1 + g %% %(f)s, t, encode(sha256(convert_to(body.text, 'UTF8')), 'hex'),
               'bench', t, g, ARRAY['News', 'Section ' || g %% 40],
               ARRAY(SELECT hashint8(g * 128 + k)::bigint FROM generate_series(1, 90) k),
@@ -174,7 +175,8 @@ FILL_CHUNK = (
                      JOIN bench_sentences s ON s.i = abs(hashint8(g * 64 + k)) %% %(s)s) body""",
     """INSERT INTO article_urls (url, article_id, feed_id, first_seen_at)
        SELECT u.url, u.article_id, u.feed_id, u.first_seen_at FROM urls u
-       WHERE u.id BETWEEN %(lo)s AND %(hi)s - 1 OR u.id BETWEEN %(n)s + %(lo)s AND %(n)s + %(hi)s - 1""",
+       WHERE u.id BETWEEN %(lo)s AND %(hi)s - 1
+          OR u.id BETWEEN %(n)s + %(lo)s AND %(n)s + %(hi)s - 1""",
     """INSERT INTO raw_pages (url_id, final_url, content_type, html_zlib, fetched_at)
        SELECT u.id, u.url, 'text/html',
               (SELECT string_agg(gen_random_bytes(least(1024, %(page)s - (k - 1) * 1024)), ''
@@ -182,7 +184,8 @@ FILL_CHUNK = (
                FROM generate_series(1, ceil(%(page)s / 1024.0)::int) k WHERE u.id > 0),
               u.updated_at
        FROM urls u
-       WHERE u.id BETWEEN %(lo)s AND %(hi)s - 1 OR u.id BETWEEN %(n)s + %(lo)s AND %(n)s + %(hi)s - 1""",
+       WHERE u.id BETWEEN %(lo)s AND %(hi)s - 1
+          OR u.id BETWEEN %(n)s + %(lo)s AND %(n)s + %(hi)s - 1""",
     # Entities: 6 to 10 per article, the most popular ones far more often (u^3).
     """INSERT INTO article_entities (article_id, entity_id, mentions)
        SELECT DISTINCT ON (g, e) g, e, 1 + k %% 3
@@ -345,22 +348,23 @@ def main() -> None:
         url = stack.enter_context(scratch_database(admin_url, "scale")) if not args.keep \
             else kept_database(admin_url)
         seconds = fill(url, args.articles, feeds, args.page_bytes)
-        with psycopg.connect(url) as conn:
-            urls = conn.execute("SELECT count(*) FROM urls").fetchone()[0]
-        print(f"  filled in {seconds:.0f} s: {args.articles} articles, {urls} URLs")
+        with db.connect(url) as conn:
+            urls = db.recount_urls(conn)
+        print(f"  filled in {seconds:.0f} s: {args.articles} articles, "
+              f"{sum(urls.values())} URLs")
         measure(admin_url, url, args.articles, feeds, args.stores)
 
 
 def kept_database(admin_url: str) -> str:
     """A new database with the schema, left in place afterwards."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+    from psycopg.conninfo import make_conninfo
 
     from newsloom import migrate
 
     name = f"newsloom_scale_kept_{int(time.time())}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_conninfo(**{**conninfo_to_dict(admin_url), "dbname": name})
+    url = make_conninfo(admin_url, dbname=name)
     with db.connect(url) as conn:
         migrate.apply(conn)
     print(f"  database kept: {url}")

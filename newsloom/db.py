@@ -481,7 +481,8 @@ def search_articles(conn: psycopg.Connection, words: str, limit: int = 10) -> li
             """SELECT a.id, a.title, a.url, coalesce(a.published_at, a.fetched_at) AS published_at,
                       round(ts_rank_cd(a.search, query.q)::numeric, 4) AS rank,
                       ts_headline('english', a.text, query.q,
-                                  'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»') AS snippet
+                                  'MaxWords=30, MinWords=15, MaxFragments=1, '
+                                  'StartSel=«, StopSel=»') AS snippet
                -- English articles are indexed stemmed, the others as they are: match either.
                FROM articles a, (SELECT websearch_to_tsquery('english', %(w)s)
                                         || websearch_to_tsquery('simple', %(w)s) AS q) query
@@ -533,7 +534,8 @@ def status_report(conn: psycopg.Connection) -> dict:
            LEFT JOIN articles a
                   ON a.created_at >= h.hour AND a.created_at < h.hour + interval '1 hour'
            GROUP BY 1 ORDER BY 1 DESC""").fetchall()
-    return {"outcomes": outcomes, "dead_letters": dead, "feeds": {**feeds, "failing_feeds": failing},
+    return {"outcomes": outcomes, "dead_letters": dead,
+            "feeds": {**feeds, "failing_feeds": failing},
             "articles": {**articles, "per_hour": per_hour}}
 
 

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import psycopg
 
@@ -46,14 +47,15 @@ def prune(conn: psycopg.Connection, settings: Settings,
         result.ran = False
         return result
     start = time.monotonic()
+    pages_keep, urls_keep = settings.raw_pages_keep, settings.urls_keep
     try:
-        if settings.raw_pages_keep is not None:
+        if pages_keep is not None:
             result.interrupted = _in_batches(
-                lambda after: db.prune_raw_pages(conn, settings.raw_pages_keep, after, batch),
+                partial(db.prune_raw_pages, conn, pages_keep, limit=batch),
                 result, "raw_pages", batch, stop)
-        if settings.urls_keep is not None and not result.interrupted:
+        if urls_keep is not None and not result.interrupted:
             result.interrupted = _in_batches(
-                lambda after: db.prune_urls(conn, settings.urls_keep, after, batch),
+                partial(db.prune_urls, conn, urls_keep, limit=batch),
                 result, "urls", batch, stop)
     finally:
         db.unlock_prune(conn)

@@ -47,7 +47,8 @@ DurationOrZero = Annotated[float, BeforeValidator(lambda v: parse_duration(v, al
 
 def parse_retention(value: Any) -> float | None:
     """None (keep for ever) from unset, `keep` or `forever`; else a duration in seconds."""
-    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "keep", "forever")):
+    if value is None or (isinstance(value, str)
+                         and value.strip().lower() in ("", "keep", "forever")):
         return None
     return parse_duration(value)
 

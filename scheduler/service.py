@@ -150,8 +150,10 @@ class Scheduler:
 
     def prune_if_due(self) -> retention.PruneResult | None:
         """Run the day's prune if no scheduler has yet; its own session holds the lock."""
+        url = self.settings.database_url
+        assert url is not None  # the scheduler runs only against servers it was given
         try:
-            with db.connect(self.settings.database_url) as conn:
+            with db.connect(url) as conn:
                 if not db.claim_maintenance(conn, "prune", PRUNE_EVERY):
                     return None
                 result = retention.prune(conn, self.settings, self.stop)

@@ -65,7 +65,8 @@ def check_counters(conn) -> None:
                   count(*) FILTER (WHERE u.state = 'skipped') AS skipped,
                   count(*) FILTER (WHERE u.state = 'dead') AS dead,
                   count(*) FILTER (WHERE u.state IN ('queued', 'fetched')) AS in_flight
-           FROM feeds f LEFT JOIN urls u ON u.feed_id = f.id GROUP BY f.id ORDER BY f.id""").fetchall()
+           FROM feeds f LEFT JOIN urls u ON u.feed_id = f.id
+           GROUP BY f.id ORDER BY f.id""").fetchall()
     assert conn.execute("""SELECT id, urls, stored, duplicates, skipped, dead, in_flight
                            FROM feed_stats ORDER BY id""").fetchall() == recount
 
