@@ -225,3 +225,36 @@ def test_prune_command(conn, app_env, feed_id):
     assert redo.returncode == 0, redo.stderr
     assert "reprocessed 0 of 0" in redo.stdout
     assert "1 article(s) cannot be reprocessed: their kept page was pruned" in redo.stdout
+
+
+def test_migration_0007_counts_the_rows_already_there(servers, tmp_path, monkeypatch):
+    """On a database holding data (made before the counters), the migration fills them
+    from the rows and names each article's page row by id."""
+    from newsloom import migrate
+    from support import scratch_database
+
+    real = {m.version: m for m in migrate.migrations()}
+    for version in (1, 2):
+        (tmp_path / real[version].path.name).write_text(real[version].sql())
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    with scratch_database(servers[0], "mig7") as url, db.connect(url) as conn:
+        conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        migrate.apply(conn)  # version 2, then data as that version wrote it
+        conn.execute("INSERT INTO feeds (url, interval_seconds)"
+                     " VALUES ('https://a.example/rss', 60)")
+        conn.execute(
+            """INSERT INTO urls (url, feed_id, state, reason) VALUES
+               ('https://a.example/1', 1, 'stored', NULL), ('https://a.example/2', 1, 'skipped',
+               'http_404'), ('https://a.example/3', NULL, 'queued', NULL)""")
+        conn.execute(
+            """INSERT INTO articles (url, canonical_url, text, fetched_at, content_hash,
+                                     extractor)
+               VALUES ('https://a.example/1', 'https://a.example/1', 'text', now(), 'h', 'x')""")
+        (tmp_path / "0003_retention_and_counters.sql").write_text(
+            next(m for m in real.values() if m.name == "retention_and_counters").sql())
+        assert [m.name for m in migrate.apply(conn)] == ["retention_and_counters"]
+        check_counters(conn)
+        assert db.outcome_counts(conn) == {"stored": 1, "skipped": 1, "queued": 1}
+        assert conn.execute("SELECT page_url_id FROM articles").fetchone() == {"page_url_id": 1}
+        db.finish_url(conn, 3, "skipped", reason="no_text")  # and counts what follows
+        check_counters(conn)
