@@ -1,7 +1,8 @@
 """Retention: remove kept pages and finished ledger rows older than the settings say.
 
 `newsloom prune` and the scheduler's daily prune both run `prune`. It works in batches of
-BATCH rows, each a transaction of its own that locks only the rows it deletes, so the
+BATCH rows, each a transaction of its own that locks only the rows it deletes (and a
+page's ledger row, to see its current state), skipping any the pipeline holds, so the
 pipeline is never locked out; a session advisory lock keeps two prunes from running at once.
 
 What stays, whatever the settings: pages and ledger rows of URLs in flight or with an open
