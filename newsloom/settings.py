@@ -49,6 +49,20 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 DurationOrZero = Annotated[float, BeforeValidator(lambda v: parse_duration(v, allow_zero=True))]
 
 DEFAULT_USER_AGENT = f"newsloom/{__version__} (+https://github.com/newsloom/newsloom)"
+
+
+def parse_retention(value: Any) -> float | None:
+    """None (keep for ever) from unset, `keep` or `forever`; else a duration in seconds."""
+    if value is None or (isinstance(value, str)
+                         and value.strip().lower() in ("", "keep", "forever")):
+        return None
+    return parse_duration(value)
+
+
+Retention = Annotated[float | None, BeforeValidator(parse_retention)]
+# Shorter than this, the ledger would forget URLs that feeds (sitemaps above all) still list.
+MIN_URLS_KEEP = 86400.0
+
 DEFAULT_ENTITY_LABELS = (
     "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
     "LANGUAGE",
@@ -187,6 +201,13 @@ class Settings(BaseSettings):
     # messages than this, so a large archive never floods Redis nor starves feeds' pages.
     import_max_queued: int = Field(1000, gt=0)
 
+    # Retention (newsloom prune; the scheduler prunes once a day). `keep` keeps for ever.
+    # Kept pages older than this are removed (reprocess cannot redo their articles).
+    raw_pages_keep: Retention = None
+    # Finished ledger rows (`urls`) older than this are removed; article_urls stays, so a
+    # URL already stored is still not fetched again. At least a day.
+    urls_keep: Retention = None
+
     @field_validator("spacy_models", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
@@ -236,6 +257,10 @@ class Settings(BaseSettings):
                 f"NEWSLOOM_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must exceed "
                 f"NEWSLOOM_RETRY_CAP plus the longest task ({self.retry_cap + longest_task:g}s), "
                 "or the broker would deliver a delayed retry twice")
+        if self.urls_keep is not None and self.urls_keep < MIN_URLS_KEEP:
+            raise SettingsError(
+                f"NEWSLOOM_URLS_KEEP ({self.urls_keep:g}s) must be at least a day: a shorter "
+                "ledger forgets URLs that feeds still list, and fetches them again")
 
     @property
     def longest_request(self) -> float:

@@ -1,5 +1,6 @@
 """The scheduler loop: keep `feeds` in step with the feeds file, poll due feeds, record
-and enqueue new URLs, and resend URLs whose message was lost. It never fetches articles.
+and enqueue new URLs, resend URLs whose message was lost, and prune once a day. It never
+fetches articles.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from newsloom import db, log, metrics, queue, web
+from newsloom import db, log, metrics, queue, retention, web
 from newsloom.errors import FeedsFileError
 from newsloom.retry import TRANSIENT_EXCEPTIONS, feed_backoff
 from newsloom.scheduler.feedsfile import FeedConfig, load_feeds
@@ -19,6 +20,11 @@ from newsloom.settings import Settings
 
 logger = log.get_logger(__name__)
 _FAILED_CYCLE_PAUSE = 2.0
+
+# Retention runs once a day, on one of the schedulers (maintenance_runs says when it last
+# ran); each scheduler asks hourly whether it is due.
+PRUNE_EVERY = 86400.0
+PRUNE_CHECK_EVERY = 3600.0
 
 
 class Scheduler:
@@ -35,11 +41,13 @@ class Scheduler:
         self._missing: set[int] = set()
         self._orphans: set[str] = set()
         self._last_orphan_check = 0.0
+        self.prunes = settings.raw_pages_keep is not None or settings.urls_keep is not None
+        self._pruning: threading.Thread | None = None
 
     def run(self) -> None:
         self.sync_feeds_file()
         logger.info("scheduler ready", feeds_file=str(self.settings.feeds))
-        last_reconcile = 0.0
+        last_reconcile = last_prune_check = -float("inf")
         with ThreadPoolExecutor(self.settings.poll_concurrency, "poll") as executor:
             while not self.stop.is_set():
                 try:
@@ -49,6 +57,9 @@ class Scheduler:
                     if now - last_reconcile >= self.reconcile_every:
                         self.reconcile()
                         last_reconcile = now
+                    if self.prunes and now - last_prune_check >= PRUNE_CHECK_EVERY:
+                        self.start_prune()
+                        last_prune_check = now
                 except TRANSIENT_EXCEPTIONS as exc:
                     # The database or the broker is away: try again next tick, keep running.
                     logger.warning("scheduler cycle failed", error=f"{type(exc).__name__}: {exc}")
@@ -56,6 +67,8 @@ class Scheduler:
                     polled = 0
                 if not polled:
                     self.stop.wait(self.settings.scheduler_tick)
+        if self._pruning is not None:
+            self._pruning.join()  # it stops between batches once `stop` is set
         self.http.close()
         self.celery.close()
 
@@ -168,6 +181,32 @@ class Scheduler:
             restored = queue.restore_tags(self.celery, again)
             self._orphans -= again
             logger.warning("gave back messages of workers that are gone", messages=restored)
+
+    def start_prune(self) -> None:
+        """Prune in a thread of its own (it may take minutes), unless one is running."""
+        if self._pruning is None or not self._pruning.is_alive():
+            self._pruning = threading.Thread(target=self.prune_if_due, name="prune", daemon=True)
+            self._pruning.start()
+
+    def prune_if_due(self) -> retention.PruneResult | None:
+        """Run the day's prune if no scheduler has yet; its own session holds the lock."""
+        url = self.settings.database_url
+        assert url is not None  # the scheduler runs only against servers it was given
+        try:
+            with db.connect(url) as conn:
+                if not db.claim_maintenance(conn, "prune", PRUNE_EVERY):
+                    return None
+                result = retention.prune(conn, self.settings, self.stop)
+        except Exception as exc:  # noqa: BLE001 - a failed prune waits for the next day
+            logger.error("prune failed", error=f"{type(exc).__name__}: {exc}")
+            return None
+        if not result.ran:
+            logger.info("prune skipped: another prune is running")
+        else:
+            logger.info("pruned", raw_pages=result.raw_pages, urls=result.urls,
+                        page_mb=round(result.raw_page_bytes / 2**20, 1),
+                        seconds=round(result.seconds, 1), interrupted=result.interrupted)
+        return result
 
 
 def feed_rules(feed: db.FeedRow) -> SourceRules:

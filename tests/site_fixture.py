@@ -272,12 +272,14 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FixtureSite:
-    """A threaded HTTP server on 127.0.0.1 (ephemeral port) serving registered routes.
+    """A threaded HTTP server on 127.0.0.1 (or another loopback `host`; ephemeral port)
+    serving registered routes.
 
     Routes match on the path without its query string, so `/a?utm_source=x` serves `/a`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self._routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
         self.requests: list[Request] = []
@@ -317,7 +319,7 @@ class FixtureSite:
             def log_message(self, *args) -> None:
                 pass
 
-        self._server = _QuietServer(("127.0.0.1", 0), _Handler)
+        self._server = _QuietServer((host, 0), _Handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -325,7 +327,7 @@ class FixtureSite:
         return self._server.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     def add(self, path: str, body: str | bytes, *, content_type: str = "text/html; charset=utf-8",
             status: int = 200, headers: dict[str, str] | None = None, delay: float = 0.0,

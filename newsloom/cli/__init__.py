@@ -13,6 +13,7 @@ from newsloom.cli import (  # noqa: F401 - they register commands
     dlq,
     export,
     feeds,
+    maintenance,
     pipeline,
     serve,
 )

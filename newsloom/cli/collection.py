@@ -66,12 +66,16 @@ def reprocess(
     ctx = Context(settings)
     with db.connect(base.database_url(settings)) as conn:
         ids = db.articles_to_reprocess(conn, None if every else EXTRACTOR)
+        without_page = db.articles_without_kept_page(conn, None if every else EXTRACTOR)
     try:
         updated = sum(reprocess_article(ctx, article_id)
                       for article_id in output.progress(ids, len(ids), "reprocessing"))
     finally:
         ctx.pool.close()
     typer.echo(f"reprocessed {updated} of {len(ids)} article(s) with {EXTRACTOR}")
+    if without_page:
+        typer.echo(f"{without_page} article(s) cannot be reprocessed: their kept page was "
+                   "pruned (NEWSLOOM_RAW_PAGES_KEEP)")
 
 
 @app.command()

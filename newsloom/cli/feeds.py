@@ -15,17 +15,23 @@ app.add_typer(feeds_app, name="feeds")
 
 
 @feeds_app.command("list")
-def feeds_list(as_json: JsonOption = False) -> None:
+def feeds_list(as_json: JsonOption = False,
+               limit: Annotated[int, typer.Option(
+                   min=0, help="Show the first N feeds (0: all).")] = 100) -> None:
     """The feeds and their health, from the database."""
     from newsloom import db
 
     _, conn = base.connect()
     with conn:
-        rows = db.list_feeds(conn)
+        # One more than shown: whether there are more is known without counting them all.
+        rows = db.list_feeds(conn, limit + 1 if limit else None)
+    more = bool(limit) and len(rows) > limit
+    rows = rows[:limit] if limit else rows
     if as_json:
         output.print_json(rows)
         return
-    output.print_table(f"{len(rows)} feed(s)",
+    title = f"{len(rows)} feed(s)" + (f", more not shown (--limit {limit})" if more else "")
+    output.print_table(title,
                  ["feed", "kind", "active", "last success", "last error", "errors in a row",
                   "next check", "polled every", "items seen", "left out"],
                  [[r["name"] or r["url"], r["kind"] or r["source_type"] or "",

@@ -216,7 +216,10 @@ def health() -> None:
     try:
         with db.connect(settings.require_database_url()) as conn:
             applied, expected = migrate.applied_version(conn), migrate.latest_version()
-            if applied != expected:
+            if applied is not None and applied > expected:
+                problems.append(f"schema version {applied} is newer than this newsloom's "
+                                f"({expected}): upgrade newsloom")
+            elif applied != expected:
                 problems.append(f"schema version {applied or 'none'}, expected {expected}: "
                                 "run `newsloom migrate`")
     except psycopg.OperationalError as exc:
