@@ -121,10 +121,14 @@ async def hammer(host: str, port: int, paths: list[str], clients: int, seconds: 
     await asyncio.gather(*(loop(n) for n in range(clients)))
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
-            "p50": statistics.median(latencies) * 1000,
-            "p95": latencies[int(len(latencies) * 0.95) - 1] * 1000,
-            "max": latencies[-1] * 1000}
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50": statistics.median(latencies) * 1000,
+        "p95": latencies[int(len(latencies) * 0.95) - 1] * 1000,
+        "max": latencies[-1] * 1000,
+    }
 
 
 def main() -> None:
@@ -133,8 +137,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=1, help="`serve` processes")
-    parser.add_argument("--existing", metavar="URL",
-                        help="a database filled by an earlier run, used as it is")
+    parser.add_argument(
+        "--existing", metavar="URL", help="a database filled by an earlier run, used as it is"
+    )
     args = parser.parse_args()
     admin_url = os.environ.get("DATABASE_URL")
     if not admin_url:
@@ -149,19 +154,32 @@ def main() -> None:
             print(f"{args.articles} articles (an existing database); ", end="")
         else:
             database_url = stack.enter_context(scratch_database(admin_url, "benchapi"))
-            print(f"{args.articles} articles filled in {fill(database_url, args.articles):.0f}s; ",
-                  end="")
-        print(f"{args.workers} serve process(es), {args.clients} clients, "
-              f"{args.seconds:g}s per scenario, "
-              f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
+            print(
+                f"{args.articles} articles filled in {fill(database_url, args.articles):.0f}s; ",
+                end="",
+            )
+        print(
+            f"{args.workers} serve process(es), {args.clients} clients, "
+            f"{args.seconds:g}s per scenario, "
+            f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
+        )
         port = free_port()
         log_path = Path(tmp) / "serve.log"
-        env = {**os.environ, "DATABASE_URL": database_url, "NEWSLOOM_HTTP_PORT": str(port),
-               "NEWSLOOM_API_POOL_SIZE": "10", "NEWSLOOM_LOG_LEVEL": "warning",
-               "NEWSLOOM_HTTP_WORKERS": str(args.workers)}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "NEWSLOOM_HTTP_PORT": str(port),
+            "NEWSLOOM_API_POOL_SIZE": "10",
+            "NEWSLOOM_LOG_LEVEL": "warning",
+            "NEWSLOOM_HTTP_WORKERS": str(args.workers),
+        }
         with log_path.open("wb") as log:
-            server = subprocess.Popen([sys.executable, "-m", "newsloom", "serve"], env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)
+            server = subprocess.Popen(
+                [sys.executable, "-m", "newsloom", "serve"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -175,17 +193,24 @@ def main() -> None:
             scenarios = {
                 "GET /api/v1/articles?q=...": [f"/api/v1/articles?q={q}" for q in QUERIES],
                 "GET / (home page)": ["/"],
-                "GET /api/v1/articles/{id}": [f"/api/v1/articles/{1 + i * 97 % args.articles}"
-                                              for i in range(100)],
+                "GET /api/v1/articles/{id}": [
+                    f"/api/v1/articles/{1 + i * 97 % args.articles}" for i in range(100)
+                ],
             }
-            print(f"{'scenario':32} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
-                  f"{'errors':>6}")
+            print(
+                f"{'scenario':32} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+                f"{'errors':>6}"
+            )
             for name, paths in scenarios.items():
-                asyncio.run(hammer("127.0.0.1", port, paths, args.clients,
-                                   min(2.0, args.seconds)))  # warm up
+                asyncio.run(
+                    hammer("127.0.0.1", port, paths, args.clients, min(2.0, args.seconds))
+                )  # warm up
                 r = asyncio.run(hammer("127.0.0.1", port, paths, args.clients, args.seconds))
-                print(f"{name:32} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} "
-                      f"{r['max']:8.1f} {r['errors']:6d}", flush=True)
+                print(
+                    f"{name:32} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} "
+                    f"{r['max']:8.1f} {r['errors']:6d}",
+                    flush=True,
+                )
         finally:
             server.terminate()
             server.wait(30)

@@ -47,17 +47,32 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         feeds = Path(tmp) / "feeds.toml"
         feeds.write_text("")
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("NEWSLOOM_") and k not in ("DATABASE_URL", "REDIS_URL")}
-        env.update({"NEWSLOOM_FEEDS": str(feeds), "NEWSLOOM_DATA_DIR": tmp,
-                    "DATABASE_URL": CLOSED_PORT_DB, "REDIS_URL": CLOSED_PORT_REDIS})
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("NEWSLOOM_") and k not in ("DATABASE_URL", "REDIS_URL")
+        }
+        env.update(
+            {
+                "NEWSLOOM_FEEDS": str(feeds),
+                "NEWSLOOM_DATA_DIR": tmp,
+                "DATABASE_URL": CLOSED_PORT_DB,
+                "REDIS_URL": CLOSED_PORT_REDIS,
+            }
+        )
         newsloom = [sys.executable, "-m", "newsloom"]
         # (label, argv, held to the budget)
         cases = [
             ("python -c pass (the floor)", [sys.executable, "-c", "pass"], False),
-            ("importing typer, rich, pydantic-settings, psycopg, structlog",
-             [sys.executable, "-c", "import typer, rich.console, rich.table, pydantic_settings,"
-                                    " psycopg, structlog"], False),
+            (
+                "importing typer, rich, pydantic-settings, psycopg, structlog",
+                [
+                    sys.executable,
+                    "-c",
+                    "import typer, rich.console, rich.table, pydantic_settings, psycopg, structlog",
+                ],
+                False,
+            ),
             ("newsloom --help", [*newsloom, "--help"], True),
             ("newsloom --version", [*newsloom, "--version"], True),
             ("newsloom feeds check (empty file)", [*newsloom, "feeds", "check", str(feeds)], True),
@@ -66,8 +81,10 @@ def main() -> int:
             ("newsloom status (needs Celery)", [*newsloom, "status", "--json"], False),
         ]
         over = []
-        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-              f"medians of {args.runs} runs")
+        print(
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+            f"medians of {args.runs} runs"
+        )
         print(f"{'command':62} {'CPU':>7} {'wall':>7}  exit")
         for label, argv, held in cases:
             results = [timed(argv, env) for _ in range(args.runs)]

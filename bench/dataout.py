@@ -65,23 +65,30 @@ ANALYZE;
 def export_run(database_url: str, fmt: str, out: Path, *extra: str) -> dict:
     """One `newsloom export` process: seconds, file size and its peak RSS."""
     start = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "newsloom", "export", "--format", fmt,
-                              "--out", str(out), *extra],
-                             env={**os.environ, "DATABASE_URL": database_url},
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "newsloom", "export", "--format", fmt, "--out", str(out), *extra],
+        env={**os.environ, "DATABASE_URL": database_url},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.monotonic() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"export {fmt} failed: {child.stderr.read().decode()[-2000:]}")
     child.returncode = 0
-    return {"seconds": seconds, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "size_mb": out.stat().st_size / 2**20}
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "size_mb": out.stat().st_size / 2**20,
+    }
 
 
 def bench_export(admin_url: str, articles: int) -> None:
     for size in sorted({max(1, articles // 10), articles}):
-        with scratch_database(admin_url, "dataout") as database_url, \
-                tempfile.TemporaryDirectory() as tmp:
+        with (
+            scratch_database(admin_url, "dataout") as database_url,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             started = time.monotonic()
             with psycopg.connect(database_url, autocommit=True) as conn:
                 conn.execute(sql.SQL(FILL).format(n=sql.Literal(size)))
@@ -90,18 +97,24 @@ def bench_export(admin_url: str, articles: int) -> None:
                 # The same command selecting nothing: start-up time and memory, taken off.
                 idle = export_run(database_url, fmt, Path(tmp) / "none", "--since-id", str(10**12))
                 figures = export_run(database_url, fmt, Path(tmp) / f"out.{fmt}")
-                print(f"export {fmt:8} {size:>7} articles: {figures['seconds']:6.1f}s "
-                      f"({idle['seconds']:.1f}s of it start-up), "
-                      f"{size / (figures['seconds'] - idle['seconds']):8.0f} rows/s, peak RSS "
-                      f"{figures['peak_rss_mb']:5.0f} MB ({idle['peak_rss_mb']:.0f} MB idle), "
-                      f"file {figures['size_mb']:6.1f} MB", flush=True)
+                print(
+                    f"export {fmt:8} {size:>7} articles: {figures['seconds']:6.1f}s "
+                    f"({idle['seconds']:.1f}s of it start-up), "
+                    f"{size / (figures['seconds'] - idle['seconds']):8.0f} rows/s, peak RSS "
+                    f"{figures['peak_rss_mb']:5.0f} MB ({idle['peak_rss_mb']:.0f} MB idle), "
+                    f"file {figures['size_mb']:6.1f} MB",
+                    flush=True,
+                )
 
 
 def bench_latency(admin_url: str, redis_url: str, pages: int) -> None:
-    with FixtureSite() as site, Receiver(SECRET) as receiver, \
-            scratch_database(admin_url, "dataout") as database_url, \
-            scratch_redis_prefix(redis_url, "dataout") as prefix, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        FixtureSite() as site,
+        Receiver(SECRET) as receiver,
+        scratch_database(admin_url, "dataout") as database_url,
+        scratch_redis_prefix(redis_url, "dataout") as prefix,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         items = []
         for n in range(pages):
             title, paragraphs = synthetic_article(n, paragraphs=6 + n % 10)
@@ -109,20 +122,37 @@ def bench_latency(admin_url: str, redis_url: str, pages: int) -> None:
             items.append(FeedItem(site.url(f"/a/{n}"), title))
         feeds = [items[i::4] for i in range(4)]
         for i, share in enumerate(feeds):
-            site.add(f"/feed/{i}.xml", rss2(share, title=f"Feed {i}", link=site.url("/")),
-                     content_type="application/rss+xml")
+            site.add(
+                f"/feed/{i}.xml",
+                rss2(share, title=f"Feed {i}", link=site.url("/")),
+                content_type="application/rss+xml",
+            )
         feeds_file = Path(tmp) / "feeds.toml"
         feeds_file.write_text(
-            "".join(f'[[feed]]\nurl = "{site.url(f"/feed/{i}.xml")}"\ninterval = "1h"\n\n'
-                    for i in range(4))
-            + f'[[webhook]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n')
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
-               "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
-               "NEWSLOOM_HOST_DELAY": "0s", "NEWSLOOM_METRICS_PORT": "0",
-               "NEWSLOOM_SPACY_MODEL": MODEL}
-        process = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            "".join(
+                f'[[feed]]\nurl = "{site.url(f"/feed/{i}.xml")}"\ninterval = "1h"\n\n'
+                for i in range(4)
+            )
+            + f'[[webhook]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
+        )
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "NEWSLOOM_REDIS_KEY_PREFIX": prefix,
+            "NEWSLOOM_FEEDS": str(feeds_file),
+            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
+            "NEWSLOOM_LOG_LEVEL": "warning",
+            "NEWSLOOM_HOST_DELAY": "0s",
+            "NEWSLOOM_METRICS_PORT": "0",
+            "NEWSLOOM_SPACY_MODEL": MODEL,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsloom", "up"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 3600
             with psycopg.connect(database_url, autocommit=True) as monitor:
@@ -133,10 +163,14 @@ def bench_latency(admin_url: str, redis_url: str, pages: int) -> None:
                     if time.monotonic() > deadline or process.poll() is not None:
                         raise SystemExit("the pipeline stopped or took more than an hour")
                     time.sleep(1.0)
-                created = dict(monitor.execute("SELECT id, extract(epoch FROM created_at) "
-                                               "FROM events").fetchall())
+                created = dict(
+                    monitor.execute(
+                        "SELECT id, extract(epoch FROM created_at) FROM events"
+                    ).fetchall()
+                )
                 first, last = monitor.execute(
-                    "SELECT min(created_at), max(created_at) FROM events").fetchone()
+                    "SELECT min(created_at), max(created_at) FROM events"
+                ).fetchone()
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -147,18 +181,21 @@ def bench_latency(admin_url: str, redis_url: str, pages: int) -> None:
     latencies = [first_receipt[i] - float(created[i]) for i in created]
     quantiles = statistics.quantiles(latencies, n=20)
     rate = (len(created) - 1) / max((last - first).total_seconds(), 1e-9)
-    print(f"delivery: {len(created)} events at {rate:.1f} events/s (the pipeline's rate); "
-          f"commit-to-receipt p50 {statistics.median(latencies) * 1000:.0f} ms, "
-          f"p95 {quantiles[18] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
-          f"signatures valid: {all(r.signed for r in receiver.received)}", flush=True)
+    print(
+        f"delivery: {len(created)} events at {rate:.1f} events/s (the pipeline's rate); "
+        f"commit-to-receipt p50 {statistics.median(latencies) * 1000:.0f} ms, "
+        f"p95 {quantiles[18] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms; "
+        f"signatures valid: {all(r.signed for r in receiver.received)}",
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=200, help="pages collected for latency "
-                                                                "(0: skip)")
-    parser.add_argument("--articles", type=int, default=100_000, help="articles exported "
-                                                                       "(0: skip)")
+    parser.add_argument(
+        "--pages", type=int, default=200, help="pages collected for latency (0: skip)"
+    )
+    parser.add_argument("--articles", type=int, default=100_000, help="articles exported (0: skip)")
     args = parser.parse_args()
     admin_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
     if not admin_url or not redis_url:

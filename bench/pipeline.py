@@ -28,8 +28,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import psutil
@@ -57,34 +57,56 @@ def page_html(n: int, heavy: bool) -> str:
     title, paragraphs = synthetic_article(n, paragraphs=10)
     related = tuple(synthetic_article(n * 31 + i, paragraphs=1)[0] for i in range(30))
     html = article_html(title, paragraphs, author="Staff", related=related)
-    sections = ("World", "Politics", "Business", "Technology", "Science", "Health", "Sport",
-                "Culture", "Opinion", "Travel")
+    sections = (
+        "World",
+        "Politics",
+        "Business",
+        "Technology",
+        "Science",
+        "Health",
+        "Sport",
+        "Culture",
+        "Opinion",
+        "Travel",
+    )
     mega_menu = "".join(
         f'<li><a href="/{s.lower()}/">{s}</a><ul>'
         + "".join(f'<li><a href="/{s.lower()}/{k}">{s} topic {k}</a></li>' for k in range(8))
-        + "</ul></li>" for s in sections)
+        + "</ul></li>"
+        for s in sections
+    )
     comments = "".join(
         f'<div class="comment"><span class="comment-author">reader{n % 97 + k}</span>'
-        f'<time>{k + 1} hours ago</time><p>{_first_sentence(n * 53 + k)}</p>'
-        '<a href="#">Reply</a> <a href="#">Report</a></div>' for k in range(20))
+        f"<time>{k + 1} hours ago</time><p>{_first_sentence(n * 53 + k)}</p>"
+        '<a href="#">Reply</a> <a href="#">Report</a></div>'
+        for k in range(20)
+    )
     teasers = "".join(
         f'<div class="teaser"><a href="/more/{k}"><img src="/img/{k}.jpg" alt="">'
-        f'<h4>{t}</h4></a><p>{synthetic_article(n * 71 + k, paragraphs=1)[1][0][:160]}</p></div>'
-        for k, t in enumerate(related[:12]))
-    return (html.replace('<nav class="main-nav"><ul>', f'<nav class="main-nav"><ul>{mega_menu}')
-            .replace('<a href="#comments">View all comments</a>',
-                     f'{comments}<a href="#comments">View all comments</a>')
-            .replace('<aside class="sidebar">',
-                     f'<section class="more-stories"><h2>More stories</h2>{teasers}</section>'
-                     '<aside class="sidebar">'))
+        f"<h4>{t}</h4></a><p>{synthetic_article(n * 71 + k, paragraphs=1)[1][0][:160]}</p></div>"
+        for k, t in enumerate(related[:12])
+    )
+    return (
+        html.replace('<nav class="main-nav"><ul>', f'<nav class="main-nav"><ul>{mega_menu}')
+        .replace(
+            '<a href="#comments">View all comments</a>',
+            f'{comments}<a href="#comments">View all comments</a>',
+        )
+        .replace(
+            '<aside class="sidebar">',
+            f'<section class="more-stories"><h2>More stories</h2>{teasers}</section>'
+            '<aside class="sidebar">',
+        )
+    )
 
 
 def _first_sentence(n: int) -> str:
     return synthetic_article(n, paragraphs=1)[1][0].split(". ")[0] + "."
 
 
-def build_sites(sites: list[FixtureSite], feeds: int, pages: int, delay: float,
-                heavy: bool) -> tuple[list[str], list[str]]:
+def build_sites(
+    sites: list[FixtureSite], feeds: int, pages: int, delay: float, heavy: bool
+) -> tuple[list[str], list[str]]:
     """Serve the feeds (on the first site) and their pages (spread over the sites); returns
     (page URLs, feed URLs)."""
     urls, feed_urls = [], []
@@ -96,13 +118,17 @@ def build_sites(sites: list[FixtureSite], feeds: int, pages: int, delay: float,
             site.add(path, page_html(n, heavy), delay=delay)
             items.append(FeedItem(site.url(path), f"Article {n}"))
             urls.append(site.url(path))
-        sites[0].add(f"/feed/{f}.xml", rss2(items, title=f"Feed {f}", link=sites[0].url("/")),
-                     content_type="application/rss+xml")
+        sites[0].add(
+            f"/feed/{f}.xml",
+            rss2(items, title=f"Feed {f}", link=sites[0].url("/")),
+            content_type="application/rss+xml",
+        )
         feed_urls.append(sites[0].url(f"/feed/{f}.xml"))
     return urls, feed_urls
 
 
 # --- the ceilings: extraction and tagging alone, on every core ---------------------------
+
 
 def _bare_script_worker(pages: list[str]) -> tuple[int, float]:
     """trafilatura with its defaults, then spaCy NER alone over the texts (nlp.pipe);
@@ -132,8 +158,9 @@ def _newsloom_worker(pages: list[str]) -> tuple[int, float]:
     return len(pages), time.process_time() - start
 
 
-def ceiling(pages: list[str], cores: int,
-            worker: Callable[[list[str]], tuple[int, float]]) -> tuple[float, float]:
+def ceiling(
+    pages: list[str], cores: int, worker: Callable[[list[str]], tuple[int, float]]
+) -> tuple[float, float]:
     """(articles per second, CPU ms per article) of `worker` on `cores` cores. On a shared
     machine the CPU per article is the steadier of the two."""
     shares = [pages[i::cores] for i in range(cores)]
@@ -146,6 +173,7 @@ def ceiling(pages: list[str], cores: int,
 
 
 # --- the obvious alternative --------------------------------------------------------------
+
 
 def naive_script(urls: list[str]) -> float:
     """What a user would write: trafilatura.fetch_url + extract + spaCy, page by page."""
@@ -167,6 +195,7 @@ def naive_script(urls: list[str]) -> float:
 
 
 # --- the pipeline -------------------------------------------------------------------------
+
 
 def tree_cpu_and_rss(root: psutil.Process, peak: dict[int, tuple[str, int]]) -> dict[str, float]:
     """CPU seconds of the process tree by role; records each process's peak RSS."""
@@ -194,7 +223,9 @@ def services_cpu() -> dict[str, float]:
                 times = proc.cpu_times()
             except psutil.Error:
                 continue
-            total[service] += times.user + times.system + times.children_user + times.children_system
+            total[service] += (
+                times.user + times.system + times.children_user + times.children_system
+            )
     return total
 
 
@@ -206,22 +237,43 @@ def _role(cmdline: list[str]) -> str:
     return "up"
 
 
-def run_pipeline(admin_url: str, redis_url: str, site_urls: list[str], feed_urls: list[str],
-                 process_concurrency: int, fetch_concurrency: int) -> dict:
-    with scratch_database(admin_url, "bench") as database_url, \
-            scratch_redis_prefix(redis_url, "bench") as prefix, \
-            tempfile.TemporaryDirectory() as tmp:
+def run_pipeline(
+    admin_url: str,
+    redis_url: str,
+    site_urls: list[str],
+    feed_urls: list[str],
+    process_concurrency: int,
+    fetch_concurrency: int,
+) -> dict:
+    with (
+        scratch_database(admin_url, "bench") as database_url,
+        scratch_redis_prefix(redis_url, "bench") as prefix,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         feeds_file = Path(tmp) / "feeds.toml"
-        feeds_file.write_text("".join(f'[[feed]]\nurl = "{u}"\ninterval = "1h"\n' for u in feed_urls))
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
-               "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
-               "NEWSLOOM_HOST_DELAY": "0s", "NEWSLOOM_METRICS_PORT": "0",
-               "NEWSLOOM_SPACY_MODEL": MODEL,
-               "NEWSLOOM_PROCESS_CONCURRENCY": str(process_concurrency),
-               "NEWSLOOM_FETCH_CONCURRENCY": str(fetch_concurrency)}
-        process = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        feeds_file.write_text(
+            "".join(f'[[feed]]\nurl = "{u}"\ninterval = "1h"\n' for u in feed_urls)
+        )
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "NEWSLOOM_REDIS_KEY_PREFIX": prefix,
+            "NEWSLOOM_FEEDS": str(feeds_file),
+            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
+            "NEWSLOOM_LOG_LEVEL": "warning",
+            "NEWSLOOM_HOST_DELAY": "0s",
+            "NEWSLOOM_METRICS_PORT": "0",
+            "NEWSLOOM_SPACY_MODEL": MODEL,
+            "NEWSLOOM_PROCESS_CONCURRENCY": str(process_concurrency),
+            "NEWSLOOM_FETCH_CONCURRENCY": str(fetch_concurrency),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsloom", "up"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             root = psutil.Process(process.pid)
             peak: dict[int, tuple[str, int]] = {}
@@ -238,7 +290,8 @@ def run_pipeline(admin_url: str, redis_url: str, site_urls: list[str], feed_urls
                     raise SystemExit("the pipeline stopped or took more than an hour")
                 tree_cpu_and_rss(root, peak)
                 stored = monitor.execute(
-                    "SELECT count(*) FROM urls WHERE state NOT IN ('queued', 'fetched')").fetchone()[0]
+                    "SELECT count(*) FROM urls WHERE state NOT IN ('queued', 'fetched')"
+                ).fetchone()[0]
                 if stored >= len(site_urls) // 10 and not warm_rss:
                     warm_rss = {pid: rss for pid, (_, rss) in peak.items()}
                 # Throughput comes from the articles' timestamps, so looking once a second
@@ -246,36 +299,52 @@ def run_pipeline(admin_url: str, redis_url: str, site_urls: list[str], feed_urls
                 time.sleep(1.0)
             monitor.close()
             cpu = tree_cpu_and_rss(root, peak)
-            cpu.update({name: seconds - services_before[name]
-                        for name, seconds in services_cpu().items()})
+            cpu.update(
+                {name: seconds - services_before[name] for name, seconds in services_cpu().items()}
+            )
         finally:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(120)
         with psycopg.connect(database_url) as conn:
             # The URL's first record to its article's row: enqueue to stored.
-            latencies = [r[0] for r in conn.execute(
-                """SELECT extract(epoch FROM a.created_at - u.first_seen_at)
-                   FROM urls u JOIN articles a ON a.id = u.article_id""")]
+            latencies = [
+                r[0]
+                for r in conn.execute(
+                    """SELECT extract(epoch FROM a.created_at - u.first_seen_at)
+                   FROM urls u JOIN articles a ON a.id = u.article_id"""
+                )
+            ]
             # Steady state: from the first article stored to the last, so the one-off
             # start (workers loading the model) is left out; latencies include it.
             first, last = conn.execute(
-                "SELECT min(created_at), max(created_at) FROM articles").fetchone()
+                "SELECT min(created_at), max(created_at) FROM articles"
+            ).fetchone()
             articles = conn.execute("SELECT count(*) FROM articles").fetchone()[0]
     end_rss = {pid: rss for pid, (_, rss) in peak.items()}
     seconds = (last - first).total_seconds()
     quantiles = statistics.quantiles(latencies, n=20)
-    workers = {pid: (role, rss) for pid, (role, rss) in peak.items() if role in ("process", "fetch")}
+    workers = {
+        pid: (role, rss) for pid, (role, rss) in peak.items() if role in ("process", "fetch")
+    }
     return {
-        "articles": articles, "seconds": seconds, "per_s": (articles - 1) / seconds,
-        "p50": statistics.median(latencies), "p95": quantiles[18],
+        "articles": articles,
+        "seconds": seconds,
+        "per_s": (articles - 1) / seconds,
+        "p50": statistics.median(latencies),
+        "p95": quantiles[18],
         "cpu_ms_per_article": sum(cpu.values()) / articles * 1000,
         "cpu_ms_by_role": {role: seconds / articles * 1000 for role, seconds in cpu.items()},
-        "peak_rss_mb": {role: max(r for ro, r in workers.values() if ro == role) / 2**20
-                        for role in {ro for ro, _ in workers.values()}},
+        "peak_rss_mb": {
+            role: max(r for ro, r in workers.values() if ro == role) / 2**20
+            for role in {ro for ro, _ in workers.values()}
+        },
         # The process whose RSS grew most between warm-up (10% done) and the end.
-        "rss_warm_end_mb": max(((warm_rss[pid] / 2**20, end_rss[pid] / 2**20) for pid in workers
-                                if pid in warm_rss), key=lambda pair: pair[1] / pair[0], default=None),
+        "rss_warm_end_mb": max(
+            ((warm_rss[pid] / 2**20, end_rss[pid] / 2**20) for pid in workers if pid in warm_rss),
+            key=lambda pair: pair[1] / pair[0],
+            default=None,
+        ),
     }
 
 
@@ -283,16 +352,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=10)
     parser.add_argument("--pages", type=int, default=50, help="article pages per feed")
-    parser.add_argument("--delay", type=float, action="append",
-                        help="server delay per page in seconds (repeatable; default 0 and 0.2)")
-    parser.add_argument("--process-workers", type=int, default=None,
-                        help="process worker processes (default: NEWSLOOM_PROCESS_CONCURRENCY's)")
-    parser.add_argument("--scale", action="store_true",
-                        help="also run with 1 process worker, to compare with 2")
-    parser.add_argument("--naive", type=int, default=100, help="pages for the naive script (0: skip)")
-    parser.add_argument("--heavy", action="store_true",
-                        help=f"~750-word articles in boilerplate-heavy pages on {HEAVY_HOSTS} "
-                             "loopback hosts")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        action="append",
+        help="server delay per page in seconds (repeatable; default 0 and 0.2)",
+    )
+    parser.add_argument(
+        "--process-workers",
+        type=int,
+        default=None,
+        help="process worker processes (default: NEWSLOOM_PROCESS_CONCURRENCY's)",
+    )
+    parser.add_argument(
+        "--scale", action="store_true", help="also run with 1 process worker, to compare with 2"
+    )
+    parser.add_argument(
+        "--naive", type=int, default=100, help="pages for the naive script (0: skip)"
+    )
+    parser.add_argument(
+        "--heavy",
+        action="store_true",
+        help=f"~750-word articles in boilerplate-heavy pages on {HEAVY_HOSTS} loopback hosts",
+    )
     args = parser.parse_args()
     delays = args.delay or [0.0, 0.2]
     cores = os.cpu_count() or 1
@@ -304,16 +386,23 @@ def main() -> None:
     own, own_cpu = ceiling(pages, cores, _newsloom_worker)
     words = statistics.median(
         len(" ".join(synthetic_article(n, paragraphs=10 if args.heavy else 6 + n % 10)[1]).split())
-        for n in range(50))
-    print(f"pipeline bench: {args.feeds} feeds x {args.pages} {'heavy ' if args.heavy else ''}"
-          f"pages = {len(pages)} articles (median {words} words of article, "
-          f"{statistics.median(len(p) for p in pages) / 1024:.0f} KB of HTML), "
-          f"{cores} cores, model {MODEL}")
-    print(f"  ceiling (trafilatura.extract defaults + spaCy NER via nlp.pipe, {cores} processes):"
-          f" {roof:.1f} articles/s, CPU {roof_cpu:.1f} ms/article")
-    print(f"  newsloom's extraction + tagging alone, {cores} processes: {own:.1f} articles/s "
-          f"({own / roof:.0%} of the ceiling), CPU {own_cpu:.1f} ms/article "
-          f"({roof_cpu / own_cpu:.0%} of the ceiling's speed per CPU second)")
+        for n in range(50)
+    )
+    print(
+        f"pipeline bench: {args.feeds} feeds x {args.pages} {'heavy ' if args.heavy else ''}"
+        f"pages = {len(pages)} articles (median {words} words of article, "
+        f"{statistics.median(len(p) for p in pages) / 1024:.0f} KB of HTML), "
+        f"{cores} cores, model {MODEL}"
+    )
+    print(
+        f"  ceiling (trafilatura.extract defaults + spaCy NER via nlp.pipe, {cores} processes):"
+        f" {roof:.1f} articles/s, CPU {roof_cpu:.1f} ms/article"
+    )
+    print(
+        f"  newsloom's extraction + tagging alone, {cores} processes: {own:.1f} articles/s "
+        f"({own / roof:.0%} of the ceiling), CPU {own_cpu:.1f} ms/article "
+        f"({roof_cpu / own_cpu:.0%} of the ceiling's speed per CPU second)"
+    )
     hosts = HEAVY_HOSTS if args.heavy else 1
     for delay in delays:
         with ExitStack() as stack:
@@ -323,26 +412,37 @@ def main() -> None:
             runs = [(workers, run_pipeline(admin_url, redis_url, urls, feed_urls, workers, 16))]
             if args.scale:
                 runs.append((1, run_pipeline(admin_url, redis_url, urls, feed_urls, 1, 16)))
-            naive = naive_script(urls[:args.naive]) if args.naive else None
+            naive = naive_script(urls[: args.naive]) if args.naive else None
         for workers, r in runs:
             rss = ", ".join(f"{role} {mb:.0f} MB" for role, mb in sorted(r["peak_rss_mb"].items()))
             warm_end = r["rss_warm_end_mb"]
-            growth = (f"{warm_end[0]:.0f} MB after warm-up, {warm_end[1]:.0f} MB at the end "
-                      f"({(warm_end[1] / warm_end[0] - 1) * 100:+.1f}%)" if warm_end else "n/a")
-            print(f"  delay {delay * 1000:.0f} ms, {workers} process worker(s): {r['per_s']:.1f} "
-                  f"articles/s = {r['per_s'] / roof:.0%} of the ceiling; enqueue->stored p50 "
-                  f"{r['p50']:.2f} s, p95 {r['p95']:.2f} s; CPU {r['cpu_ms_per_article']:.0f} ms/article ("
-                  + ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["cpu_ms_by_role"].items()))
-                  + "); "
-                  f"peak RSS {rss}; most grown worker: {growth}")
+            growth = (
+                f"{warm_end[0]:.0f} MB after warm-up, {warm_end[1]:.0f} MB at the end "
+                f"({(warm_end[1] / warm_end[0] - 1) * 100:+.1f}%)"
+                if warm_end
+                else "n/a"
+            )
+            print(
+                f"  delay {delay * 1000:.0f} ms, {workers} process worker(s): {r['per_s']:.1f} "
+                f"articles/s = {r['per_s'] / roof:.0%} of the ceiling; enqueue->stored p50 "
+                f"{r['p50']:.2f} s, p95 {r['p95']:.2f} s; "
+                f"CPU {r['cpu_ms_per_article']:.0f} ms/article ("
+                + ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["cpu_ms_by_role"].items()))
+                + "); "
+                f"peak RSS {rss}; most grown worker: {growth}"
+            )
             # newsloom's own processes: Postgres and Redis are counted machine-wide, so on a
             # shared machine they include other tenants' work.
             ours = sum(v for k, v in r["cpu_ms_by_role"].items() if k not in ("postgres", "redis"))
-            print(f"    CPU per article in newsloom's processes {ours:.1f} ms: the ceiling's "
-                  f"{roof_cpu:.1f} ms is {roof_cpu / ours:.0%} of it")
+            print(
+                f"    CPU per article in newsloom's processes {ours:.1f} ms: the ceiling's "
+                f"{roof_cpu:.1f} ms is {roof_cpu / ours:.0%} of it"
+            )
         if naive:
-            print(f"  delay {delay * 1000:.0f} ms, naive script: {naive:.1f} articles/s; "
-                  f"the pipeline is {runs[0][1]['per_s'] / naive:.1f}x faster")
+            print(
+                f"  delay {delay * 1000:.0f} ms, naive script: {naive:.1f} articles/s; "
+                f"the pipeline is {runs[0][1]['per_s'] / naive:.1f}x faster"
+            )
 
 
 if __name__ == "__main__":

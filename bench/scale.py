@@ -31,9 +31,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -42,11 +42,12 @@ from psycopg.rows import tuple_row
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from site_fixture import _story_corpus, synthetic_article  # noqa: E402
+from support import scratch_database  # noqa: E402
+
 from newsloom import db  # noqa: E402
 from newsloom.worker.dedupe import article_keys  # noqa: E402
 from newsloom.worker.pipeline import store  # noqa: E402
-from site_fixture import _story_corpus, synthetic_article  # noqa: E402
-from support import scratch_database  # noqa: E402
 
 # URLs per article besides its own and its copy: 3, of which per 300 289 skipped, 10 dead
 # and 1 in flight; 5 in all.
@@ -59,6 +60,7 @@ FILLED = ("articles", "urls", "article_urls", "article_entities", "raw_pages", "
 
 
 # --- the fill -----------------------------------------------------------------------------
+
 
 def fill(url: str, articles: int, feeds: int, page_bytes: int) -> float:
     """Fill the database; returns the seconds it took."""
@@ -74,7 +76,8 @@ def fill(url: str, articles: int, feeds: int, page_bytes: int) -> float:
             """SELECT indexname, indexdef FROM pg_indexes
                WHERE schemaname = 'public' AND tablename = ANY(%s)
                  AND indexname NOT IN (SELECT conname FROM pg_constraint)""",
-            (list(FILLED),)).fetchall()
+            (list(FILLED),),
+        ).fetchall()
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
         conn.execute(
@@ -84,15 +87,25 @@ def fill(url: str, articles: int, feeds: int, page_bytes: int) -> float:
                       now() + make_interval(secs => f %% 900 - 60),
                       CASE WHEN f %% 50 = 0 THEN 3 ELSE 0 END,
                       CASE WHEN f %% 50 = 0 THEN 'ConnectError: refused' END, now(), 40
-               FROM generate_series(1, %s) f""", (feeds,))
+               FROM generate_series(1, %s) f""",
+            (feeds,),
+        )
         conn.execute(
             """INSERT INTO entities (id, name, label)
                SELECT e, 'Entity ' || e,
                       (ARRAY['PERSON','ORG','GPE','NORP','EVENT'])[1 + e %% 5]
-               FROM generate_series(1, %s) e""", (max(1000, articles // 20),))
-    params = {"n": articles, "f": feeds, "e": max(1000, articles // 20),
-              "s": len(sentences), "page": page_bytes,
-              "sk": list(SKIP_REASONS), "de": list(DEAD_ERRORS)}
+               FROM generate_series(1, %s) e""",
+            (max(1000, articles // 20),),
+        )
+    params = {
+        "n": articles,
+        "f": feeds,
+        "e": max(1000, articles // 20),
+        "s": len(sentences),
+        "page": page_bytes,
+        "sk": list(SKIP_REASONS),
+        "de": list(DEAD_ERRORS),
+    }
     chunks = [(lo, min(lo + CHUNK, articles + 1)) for lo in range(1, articles + 1, CHUNK)]
     done = 0
 
@@ -103,16 +116,27 @@ def fill(url: str, articles: int, feeds: int, page_bytes: int) -> float:
                 conn.execute(statement, {**params, "lo": bounds[0], "hi": bounds[1]})
         done += 1
         if done % max(1, len(chunks) // 10) == 0:
-            print(f"  ... filled {done}/{len(chunks)} chunks, {time.monotonic() - start:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  ... filled {done}/{len(chunks)} chunks, {time.monotonic() - start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
         list(pool.map(fill_chunk, chunks))
     with psycopg.connect(url, autocommit=True) as conn:
-        for table, column in (("urls", "id"), ("articles", "id"), ("entities", "id"),
-                              ("article_urls", "id"), ("dead_letters", "id"), ("feeds", "id")):
-            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
-                         f" (SELECT max({column}) FROM {table}))")
+        for table, column in (
+            ("urls", "id"),
+            ("articles", "id"),
+            ("entities", "id"),
+            ("article_urls", "id"),
+            ("dead_letters", "id"),
+            ("feeds", "id"),
+        ):
+            conn.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                f" (SELECT max({column}) FROM {table}))"
+            )
         for _, definition in indexes:
             conn.execute(definition)
         conn.execute("DROP TABLE bench_sentences")
@@ -208,6 +232,7 @@ FILL_CHUNK = (
 
 # --- measurements ---------------------------------------------------------------------------
 
+
 def timed(run: Callable[[], object], repeat: int = 5) -> float:
     """Median seconds of `run`, after one warm-up run."""
     run()
@@ -223,18 +248,30 @@ def store_latencies(url: str, first: int, count: int, warm_up: int = 20) -> list
     """Seconds of the store step (dedupe lookup + insert, one transaction) for `count` new
     articles, after `warm_up` untimed ones (connection, plans); extraction, keys and
     tagging are done beforehand and not timed."""
-    when = datetime.now(timezone.utc)
+    when = datetime.now(UTC)
     prepared = []
     for n in range(first, first + warm_up + count):
         title, paragraphs = synthetic_article(n)
         text = "\n\n".join(paragraphs)
         page_url = f"https://store.example/{n}"
         keys = article_keys(page_url, None, text)
-        content = {"title": title, "author": None, "published_at": when, "language": "en",
-                   "text": text, "site_name": None, "description": None, "image_url": None,
-                   "tags": [], "fetched_at": when, "extractor": "bench",
-                   "content_hash": keys.content_hash, "minhash": keys.minhash,
-                   "lsh_bands": keys.lsh_bands, "entities_skipped": None}
+        content = {
+            "title": title,
+            "author": None,
+            "published_at": when,
+            "language": "en",
+            "text": text,
+            "site_name": None,
+            "description": None,
+            "image_url": None,
+            "tags": [],
+            "fetched_at": when,
+            "extractor": "bench",
+            "content_hash": keys.content_hash,
+            "minhash": keys.minhash,
+            "lsh_bands": keys.lsh_bands,
+            "entities_skipped": None,
+        }
         entities = [(f"Agency {1 + (n * 7 + k) % 500}", "ORG", 1 + k % 2) for k in range(8)]
         prepared.append((page_url, keys, content, entities))
     latencies = []
@@ -243,8 +280,15 @@ def store_latencies(url: str, first: int, count: int, warm_up: int = 20) -> list
             [url_id] = db.record_new_urls(conn, None, [(page_url, None, None)])
             conn.execute("UPDATE urls SET state = 'fetched' WHERE id = %s", (url_id,))
             start = time.perf_counter()
-            store(conn, url_id=url_id, url=page_url, feed_id=None, keys=keys,
-                  content={**content, "page_url_id": url_id}, entities=entities)
+            store(
+                conn,
+                url_id=url_id,
+                url=page_url,
+                feed_id=None,
+                keys=keys,
+                content={**content, "page_url_id": url_id},
+                entities=entities,
+            )
             latencies.append(time.perf_counter() - start)
     return latencies[warm_up:]
 
@@ -256,12 +300,21 @@ def quantiles(values: list[float]) -> tuple[float, float]:
 
 def cli_seconds(url: str, *args: str) -> float:
     """Wall time of a newsloom command, start-up included; its output is discarded."""
-    env = {"REDIS_URL": "redis://127.0.0.1:6379/0", **os.environ, "DATABASE_URL": url,
-           "NEWSLOOM_METRICS_PORT": "0"}
+    env = {
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        **os.environ,
+        "DATABASE_URL": url,
+        "NEWSLOOM_METRICS_PORT": "0",
+    }
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "newsloom", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsloom", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=600,
+    )
     if result.returncode != 0:
         raise SystemExit(f"newsloom {' '.join(args)} failed: {result.stderr[-500:]}")
     return time.perf_counter() - start
@@ -274,6 +327,7 @@ def in_rollback(url: str, run: Callable[[psycopg.Connection], object]) -> Callab
     def once() -> object:
         with conn.transaction(force_rollback=True):
             return run(conn)
+
     return once
 
 
@@ -288,29 +342,40 @@ def queries(url: str, feeds: int) -> dict[str, Callable[[], object]]:
         "feeds list (db.list_feeds, first 101)": lambda: db.list_feeds(conn, 101),
         "search 'harbour'": lambda: db.search_articles(conn, "harbour"),
         "search 'council \"said on\" -fire'": lambda: db.search_articles(
-            conn, 'council "said on" -fire'),
+            conn, 'council "said on" -fire'
+        ),
         "search rare word 'Report 12345'": lambda: db.search_articles(conn, '"Report 12345"'),
         "latest_articles LIMIT 20": lambda: plain.execute(
             "SELECT published_at, feed, title, entities[1:5] FROM latest_articles LIMIT 20"
         ).fetchall(),
         f"entity_pairs WHERE entity = '{popular}' (top entity)": lambda: plain.execute(
             """SELECT other, other_label, articles FROM entity_pairs WHERE entity = %s
-               ORDER BY articles DESC LIMIT 10""", (popular,)).fetchall(),
+               ORDER BY articles DESC LIMIT 10""",
+            (popular,),
+        ).fetchall(),
         "entity_pairs WHERE entity = 'Entity 5000'": lambda: plain.execute(
             """SELECT other, other_label, articles FROM entity_pairs WHERE entity = %s
-               ORDER BY articles DESC LIMIT 10""", ("Entity 5000",)).fetchall(),
+               ORDER BY articles DESC LIMIT 10""",
+            ("Entity 5000",),
+        ).fetchall(),
         f"entity_mentions_daily WHERE entity = '{popular}'": lambda: plain.execute(
             """SELECT day, articles, mentions FROM entity_mentions_daily WHERE entity = %s
-               ORDER BY day""", (popular,)).fetchall(),
+               ORDER BY day""",
+            (popular,),
+        ).fetchall(),
         f"feed_stats (all {feeds} feeds)": lambda: plain.execute(
             """SELECT name, urls, stored, duplicates, skipped, dead, in_flight,
-                      consecutive_errors FROM feed_stats""").fetchall(),
+                      consecutive_errors FROM feed_stats"""
+        ).fetchall(),
         "feed_stats WHERE id = 42": lambda: plain.execute(
-            "SELECT * FROM feed_stats WHERE id = 42").fetchall(),
+            "SELECT * FROM feed_stats WHERE id = 42"
+        ).fetchall(),
         "reconciler scan (db.stale_in_flight, 1000)": in_rollback(
-            url, lambda c: db.stale_in_flight(c, 7200, 1000)),
+            url, lambda c: db.stale_in_flight(c, 7200, 1000)
+        ),
         "scheduler claim (db.claim_due_feeds, 16)": in_rollback(
-            url, lambda c: db.claim_due_feeds(c, 16, 600)),
+            url, lambda c: db.claim_due_feeds(c, 16, 600)
+        ),
     }
 
 
@@ -320,38 +385,52 @@ def storage(url: str) -> list[tuple[str, int, int]]:
         return conn.execute(
             """SELECT c.relname, c.reltuples::bigint, pg_total_relation_size(c.oid)
                FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace
-                 AND c.relkind = 'r' ORDER BY 3 DESC""").fetchall()
+                 AND c.relkind = 'r' ORDER BY 3 DESC"""
+        ).fetchall()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=20_000)
-    parser.add_argument("--feeds", type=int, default=None,
-                        help="feeds (default: articles / 10, at most 100,000)")
-    parser.add_argument("--page-bytes", type=int, default=4096,
-                        help="size of each kept page (random bytes; real ones ~50 KB)")
-    parser.add_argument("--stores", type=int, default=200,
-                        help="store steps timed on each database (at most 4,000)")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the filled database (its URL is printed) for --reuse")
-    parser.add_argument("--reuse", metavar="URL",
-                        help="measure a database filled before (--keep) instead of filling one")
+    parser.add_argument(
+        "--feeds", type=int, default=None, help="feeds (default: articles / 10, at most 100,000)"
+    )
+    parser.add_argument(
+        "--page-bytes",
+        type=int,
+        default=4096,
+        help="size of each kept page (random bytes; real ones ~50 KB)",
+    )
+    parser.add_argument(
+        "--stores", type=int, default=200, help="store steps timed on each database (at most 4,000)"
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the filled database (its URL is printed) for --reuse",
+    )
+    parser.add_argument(
+        "--reuse",
+        metavar="URL",
+        help="measure a database filled before (--keep) instead of filling one",
+    )
     args = parser.parse_args()
     feeds = args.feeds or min(100_000, max(100, args.articles // 10))
     admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     if args.reuse:
         measure(admin_url, args.reuse, args.articles, feeds, args.stores)
         return
-    print(f"scale bench: {args.articles} articles, {feeds} feeds, "
-          f"pages of {args.page_bytes} bytes")
+    print(f"scale bench: {args.articles} articles, {feeds} feeds, pages of {args.page_bytes} bytes")
     with ExitStack() as stack:
-        url = stack.enter_context(scratch_database(admin_url, "scale")) if not args.keep \
+        url = (
+            stack.enter_context(scratch_database(admin_url, "scale"))
+            if not args.keep
             else kept_database(admin_url)
+        )
         seconds = fill(url, args.articles, feeds, args.page_bytes)
         with db.connect(url) as conn:
             urls = db.recount_urls(conn)
-        print(f"  filled in {seconds:.0f} s: {args.articles} articles, "
-              f"{sum(urls.values())} URLs")
+        print(f"  filled in {seconds:.0f} s: {args.articles} articles, {sum(urls.values())} URLs")
         measure(admin_url, url, args.articles, feeds, args.stores)
 
 
@@ -371,8 +450,9 @@ def kept_database(admin_url: str) -> str:
     return url
 
 
-def compare_store(admin_url: str, full_url: str, stores: int,
-                  rounds: int = 4) -> tuple[list[float], list[float]]:
+def compare_store(
+    admin_url: str, full_url: str, stores: int, rounds: int = 4
+) -> tuple[list[float], list[float]]:
     """The store step on an empty database and on the full one, in alternating rounds (on
     a shared machine the load drifts); returns both sets of latencies."""
     empty: list[float] = []
@@ -387,23 +467,29 @@ def compare_store(admin_url: str, full_url: str, stores: int,
 
 def measure(admin_url: str, url: str, articles: int, feeds: int, stores: int) -> None:
     empty, full = (quantiles(latencies) for latencies in compare_store(admin_url, url, stores))
-    print(f"  store step p50 / p95: empty {empty[0] * 1000:.1f} / {empty[1] * 1000:.1f} ms,"
-          f" full {full[0] * 1000:.1f} / {full[1] * 1000:.1f} ms"
-          f" ({full[0] / empty[0]:.2f}x / {full[1] / empty[1]:.2f}x)")
+    print(
+        f"  store step p50 / p95: empty {empty[0] * 1000:.1f} / {empty[1] * 1000:.1f} ms,"
+        f" full {full[0] * 1000:.1f} / {full[1] * 1000:.1f} ms"
+        f" ({full[0] / empty[0]:.2f}x / {full[1] / empty[1]:.2f}x)"
+    )
     with db.connect(url) as conn:
         assert db.counted_urls(conn) == db.recount_urls(conn), "counters disagree"
     print("  counters equal a recount")
     for name, run in queries(url, feeds).items():
         print(f"  {name}: {timed(run) * 1000:.1f} ms")
     for command in (("status", "--json"), ("feeds", "list"), ("search", "harbour")):
-        print(f"  newsloom {' '.join(command)} (wall, start-up included): "
-              f"{cli_seconds(url, *command):.2f} s")
+        print(
+            f"  newsloom {' '.join(command)} (wall, start-up included): "
+            f"{cli_seconds(url, *command):.2f} s"
+        )
     print("  storage (table: rows, bytes with indexes and TOAST; per article)")
     total = 0
     for table, rows, size in storage(url):
         total += size
-        print(f"    {table}: {rows} rows, {size / 2**20:.1f} MB; "
-              f"{rows / articles:.2f} rows, {size / articles / 1024:.2f} KB per article")
+        print(
+            f"    {table}: {rows} rows, {size / 2**20:.1f} MB; "
+            f"{rows / articles:.2f} rows, {size / articles / 1024:.2f} KB per article"
+        )
     print(f"    all: {total / 2**20:.1f} MB, {total / articles / 1024:.2f} KB per article")
 
 

@@ -37,17 +37,22 @@ def serve_feeds(site: FixtureSite, count: int, items: int) -> None:
         etag = f'"{number}"'
         if request.headers.get("If-None-Match") == etag:
             return 304, {"ETag": etag}, b""
-        body = rss2([FeedItem(site.url(f"/story/{number}/{i}"), f"Story {i}") for i in range(items)],
-                    title=f"Feed {number}", link=site.url("/")).encode()
+        body = rss2(
+            [FeedItem(site.url(f"/story/{number}/{i}"), f"Story {i}") for i in range(items)],
+            title=f"Feed {number}",
+            link=site.url("/"),
+        ).encode()
         return 200, {"Content-Type": "application/rss+xml", "ETag": etag}, body
+
     for n in range(count):
         site.add_handler(f"/feed/{n}.xml", feed)
 
 
 def polled(database_url: str, since: str) -> int:
     with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT count(*) FROM feeds WHERE last_checked_at > %s", (since,)
-                            ).fetchone()[0]
+        return conn.execute(
+            "SELECT count(*) FROM feeds WHERE last_checked_at > %s", (since,)
+        ).fetchone()[0]
 
 
 def measure_cycle(database_url: str, scheduler: psutil.Process, count: int) -> dict:
@@ -65,7 +70,11 @@ def measure_cycle(database_url: str, scheduler: psutil.Process, count: int) -> d
             last_report = time.monotonic()
         time.sleep(0.5)
     seconds, cpu = time.monotonic() - t0, sum(scheduler.cpu_times()[:2]) - cpu0
-    return {"seconds": seconds, "polls_per_s": count / seconds, "cpu_ms_per_poll": cpu / count * 1000}
+    return {
+        "seconds": seconds,
+        "polls_per_s": count / seconds,
+        "cpu_ms_per_poll": cpu / count * 1000,
+    }
 
 
 def main() -> None:
@@ -77,18 +86,32 @@ def main() -> None:
 
     admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    with scratch_database(admin_url, "bench") as database_url, \
-            scratch_redis_prefix(redis_url, "bench") as prefix, \
-            FixtureSite() as site, tempfile.TemporaryDirectory() as tmp:
+    with (
+        scratch_database(admin_url, "bench") as database_url,
+        scratch_redis_prefix(redis_url, "bench") as prefix,
+        FixtureSite() as site,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         serve_feeds(site, args.feeds, args.items)
         feeds_file = Path(tmp) / "feeds.toml"
-        feeds_file.write_text("".join(f'[[feed]]\nurl = "{site.url(f"/feed/{n}.xml")}"\n'
-                                      f'interval = "15m"\n' for n in range(args.feeds)))
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
-               "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
-               "NEWSLOOM_POLL_CONCURRENCY": str(args.concurrency),
-               "NEWSLOOM_SCHEDULER_TICK": "0.2s", "NEWSLOOM_METRICS_PORT": "0"}
+        feeds_file.write_text(
+            "".join(
+                f'[[feed]]\nurl = "{site.url(f"/feed/{n}.xml")}"\ninterval = "15m"\n'
+                for n in range(args.feeds)
+            )
+        )
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "NEWSLOOM_REDIS_KEY_PREFIX": prefix,
+            "NEWSLOOM_FEEDS": str(feeds_file),
+            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
+            "NEWSLOOM_LOG_LEVEL": "warning",
+            "NEWSLOOM_POLL_CONCURRENCY": str(args.concurrency),
+            "NEWSLOOM_SCHEDULER_TICK": "0.2s",
+            "NEWSLOOM_METRICS_PORT": "0",
+        }
         process = subprocess.Popen([sys.executable, "-m", "newsloom", "scheduler"], env=env)
         try:
             scheduler = psutil.Process(process.pid)
@@ -98,12 +121,16 @@ def main() -> None:
             process.send_signal(signal.SIGTERM)
             process.wait(60)
 
-    print(f"scheduler bench: {args.feeds} feeds x {args.items} entries, poll concurrency "
-          f"{args.concurrency}, {os.cpu_count()} cores")
+    print(
+        f"scheduler bench: {args.feeds} feeds x {args.items} entries, poll concurrency "
+        f"{args.concurrency}, {os.cpu_count()} cores"
+    )
     for label, cycle in (("first poll (all new)", first), ("steady state (304)", steady)):
-        print(f"  {label:22} {cycle['polls_per_s']:8.1f} polls/s  {cycle['cpu_ms_per_poll']:6.2f} ms "
-              f"CPU/poll  {cycle['seconds']:7.1f} s  = {cycle['polls_per_s'] / NEEDED:5.1f}x the "
-              f"{NEEDED:.1f} polls/s that 10,000 feeds every 15 min need")
+        print(
+            f"  {label:22} {cycle['polls_per_s']:8.1f} polls/s  {cycle['cpu_ms_per_poll']:6.2f} ms "
+            f"CPU/poll  {cycle['seconds']:7.1f} s  = {cycle['polls_per_s'] / NEEDED:5.1f}x the "
+            f"{NEEDED:.1f} polls/s that 10,000 feeds every 15 min need"
+        )
 
 
 if __name__ == "__main__":

@@ -28,17 +28,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback site of the test suite
 sys.path.insert(0, str(ROOT / "bench"))
 
-from scheduler import measure_cycle  # noqa: E402
 from site_fixture import FixtureSite, Request  # noqa: E402
 from support import scratch_database, scratch_redis_prefix  # noqa: E402
+
+from scheduler import measure_cycle  # noqa: E402
 
 
 def sitemap_template(site: FixtureSite, urls: int) -> bytes:
     """One sitemap's body with @N@ where the sitemap's number goes: cheap to serve."""
-    rows = "".join(f"<url><loc>{site.url('/story/@N@/')}{i}</loc>"
-                   "<lastmod>2026-11-29T10:00:00+00:00</lastmod></url>\n" for i in range(urls))
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns='
-            f'"http://www.sitemaps.org/schemas/sitemap/0.9">\n{rows}</urlset>\n').encode()
+    rows = "".join(
+        f"<url><loc>{site.url('/story/@N@/')}{i}</loc>"
+        "<lastmod>2026-11-29T10:00:00+00:00</lastmod></url>\n"
+        for i in range(urls)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns='
+        f'"http://www.sitemaps.org/schemas/sitemap/0.9">\n{rows}</urlset>\n'
+    ).encode()
 
 
 def serve_sitemaps(site: FixtureSite, count: int, urls: int, mode: dict[str, bool]) -> None:
@@ -64,19 +70,33 @@ def scheduler_bench(args: argparse.Namespace) -> list[tuple[str, dict]]:
     admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     mode = {"validators": True}
-    with scratch_database(admin_url, "bench") as database_url, \
-            scratch_redis_prefix(redis_url, "bench") as prefix, \
-            FixtureSite() as site, tempfile.TemporaryDirectory() as tmp:
+    with (
+        scratch_database(admin_url, "bench") as database_url,
+        scratch_redis_prefix(redis_url, "bench") as prefix,
+        FixtureSite() as site,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         serve_sitemaps(site, args.sitemaps, args.urls, mode)
         feeds_file = Path(tmp) / "feeds.toml"
-        feeds_file.write_text("".join(
-            f'[[feed]]\nurl = "{site.url(f"/sitemap/{n}.xml")}"\ninterval = "1h"\n'
-            'since = "all"\n' for n in range(args.sitemaps)))
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-               "NEWSLOOM_REDIS_KEY_PREFIX": prefix, "NEWSLOOM_FEEDS": str(feeds_file),
-               "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_LOG_LEVEL": "warning",
-               "NEWSLOOM_POLL_CONCURRENCY": str(args.concurrency),
-               "NEWSLOOM_SCHEDULER_TICK": "0.2s", "NEWSLOOM_METRICS_PORT": "0"}
+        feeds_file.write_text(
+            "".join(
+                f'[[feed]]\nurl = "{site.url(f"/sitemap/{n}.xml")}"\ninterval = "1h"\n'
+                'since = "all"\n'
+                for n in range(args.sitemaps)
+            )
+        )
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "NEWSLOOM_REDIS_KEY_PREFIX": prefix,
+            "NEWSLOOM_FEEDS": str(feeds_file),
+            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
+            "NEWSLOOM_LOG_LEVEL": "warning",
+            "NEWSLOOM_POLL_CONCURRENCY": str(args.concurrency),
+            "NEWSLOOM_SCHEDULER_TICK": "0.2s",
+            "NEWSLOOM_METRICS_PORT": "0",
+        }
         process = subprocess.Popen([sys.executable, "-m", "newsloom", "scheduler"], env=env)
         try:
             scheduler = psutil.Process(process.pid)
@@ -91,8 +111,11 @@ def scheduler_bench(args: argparse.Namespace) -> list[tuple[str, dict]]:
             process.send_signal(signal.SIGTERM)
             process.wait(60)
     print(f"scheduler RSS at the end: {peak_rss / 1e6:.0f} MB")
-    return [("first poll (all new)", first), ("unchanged, no ETag", unchanged),
-            ("steady state (304)", steady)]
+    return [
+        ("first poll (all new)", first),
+        ("unchanged, no ETag", unchanged),
+        ("steady state (304)", steady),
+    ]
 
 
 # Runs in a fresh interpreter, the body read from a file: the growth is the parse's alone.
@@ -133,15 +156,23 @@ def memory_bench(sizes: list[int]) -> list[dict]:
         for urls in sizes:
             path = Path(tmp) / f"sitemap-{urls}.xml"
             with path.open("w") as out:
-                out.write('<?xml version="1.0"?><urlset '
-                          'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n')
+                out.write(
+                    '<?xml version="1.0"?><urlset '
+                    'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+                )
                 for i in range(urls):
-                    out.write(f"<url><loc>https://news.example/world/2026/11/29/story-{i}</loc>"
-                              "<lastmod>2026-11-29T10:00:00+00:00</lastmod></url>\n")
+                    out.write(
+                        f"<url><loc>https://news.example/world/2026/11/29/story-{i}</loc>"
+                        "<lastmod>2026-11-29T10:00:00+00:00</lastmod></url>\n"
+                    )
                 out.write("</urlset>\n")
             for how in ("iterparse", "count only", "whole tree"):
-                probe = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, str(path), how],
-                                       capture_output=True, text=True, check=True)
+                probe = subprocess.run(
+                    [sys.executable, "-c", _MEMORY_PROBE, str(path), how],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 rows.append({"how": how, **json.loads(probe.stdout)})
     return rows
 
@@ -151,25 +182,36 @@ def main() -> None:
     parser.add_argument("--sitemaps", type=int, default=200)
     parser.add_argument("--urls", type=int, default=1000, help="URLs per sitemap")
     parser.add_argument("--concurrency", type=int, default=16, help="NEWSLOOM_POLL_CONCURRENCY")
-    parser.add_argument("--memory-urls", type=int, default=50_000,
-                        help="the largest sitemap of the memory run (also 1/10 and 1/100 of it)")
+    parser.add_argument(
+        "--memory-urls",
+        type=int,
+        default=50_000,
+        help="the largest sitemap of the memory run (also 1/10 and 1/100 of it)",
+    )
     parser.add_argument("--memory-only", action="store_true")
     args = parser.parse_args()
 
     if not args.memory_only:
         cycles = scheduler_bench(args)
-        print(f"sources bench: {args.sitemaps} sitemaps x {args.urls} URLs, poll concurrency "
-              f"{args.concurrency}, {os.cpu_count()} cores")
+        print(
+            f"sources bench: {args.sitemaps} sitemaps x {args.urls} URLs, poll concurrency "
+            f"{args.concurrency}, {os.cpu_count()} cores"
+        )
         for label, cycle in cycles:
-            print(f"  {label:22} {cycle['polls_per_s']:8.1f} polls/s  "
-                  f"{cycle['cpu_ms_per_poll']:7.1f} ms CPU/poll  {cycle['seconds']:7.1f} s  "
-                  f"{cycle['cpu_ms_per_poll'] * 1000 / args.urls:6.1f} us CPU/URL")
+            print(
+                f"  {label:22} {cycle['polls_per_s']:8.1f} polls/s  "
+                f"{cycle['cpu_ms_per_poll']:7.1f} ms CPU/poll  {cycle['seconds']:7.1f} s  "
+                f"{cycle['cpu_ms_per_poll'] * 1000 / args.urls:6.1f} us CPU/URL"
+            )
     print("parsing one sitemap (peak RSS growth over the body, fresh interpreter):")
-    sizes = sorted({max(1, args.memory_urls // 100), max(1, args.memory_urls // 10),
-                    args.memory_urls})
+    sizes = sorted(
+        {max(1, args.memory_urls // 100), max(1, args.memory_urls // 10), args.memory_urls}
+    )
     for row in memory_bench(sizes):
-        print(f"  {row['how']:10} {row['urls']:7} URLs  body {row['body_mb']:5.1f} MB  "
-              f"RSS +{row['grew_mb']:6.1f} MB  CPU {row['cpu_s']:5.2f} s")
+        print(
+            f"  {row['how']:10} {row['urls']:7} URLs  body {row['body_mb']:5.1f} MB  "
+            f"RSS +{row['grew_mb']:6.1f} MB  CPU {row['cpu_s']:5.2f} s"
+        )
 
 
 if __name__ == "__main__":

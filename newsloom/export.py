@@ -30,13 +30,27 @@ DOCUMENT_SCHEMA = "newsloom.article/1"
 
 # The document's fields in order, each with its Parquet type name (see _parquet_schema).
 DOCUMENT_FIELDS = (
-    ("schema", "string"), ("id", "int64"), ("url", "string"), ("canonical_url", "string"),
-    ("title", "string"), ("author", "string"), ("published_at", "timestamp"),
-    ("updated_at", "timestamp"), ("fetched_at", "timestamp"), ("stored_at", "timestamp"),
-    ("language", "string"), ("site_name", "string"), ("description", "string"),
-    ("image_url", "string"), ("tags", "strings"), ("text", "string"),
-    ("content_hash", "string"), ("feed_url", "string"), ("feed_name", "string"),
-    ("urls", "strings"), ("entities", "entities"),
+    ("schema", "string"),
+    ("id", "int64"),
+    ("url", "string"),
+    ("canonical_url", "string"),
+    ("title", "string"),
+    ("author", "string"),
+    ("published_at", "timestamp"),
+    ("updated_at", "timestamp"),
+    ("fetched_at", "timestamp"),
+    ("stored_at", "timestamp"),
+    ("language", "string"),
+    ("site_name", "string"),
+    ("description", "string"),
+    ("image_url", "string"),
+    ("tags", "strings"),
+    ("text", "string"),
+    ("content_hash", "string"),
+    ("feed_url", "string"),
+    ("feed_name", "string"),
+    ("urls", "strings"),
+    ("entities", "entities"),
 )
 
 
@@ -45,18 +59,29 @@ def article_document(row: dict) -> dict[str, Any]:
     db.get_article_document. Versioned by `schema`."""
     return {
         "schema": DOCUMENT_SCHEMA,
-        "id": row["id"], "url": row["url"], "canonical_url": row["canonical_url"],
-        "title": row["title"], "author": row["author"],
-        "published_at": row["published_at"], "updated_at": row["updated_at"],
-        "fetched_at": row["fetched_at"], "stored_at": row["created_at"],
-        "language": row["language"], "site_name": row["site_name"],
-        "description": row["description"], "image_url": row["image_url"],
-        "tags": list(row["tags"] or []), "text": row["text"],
+        "id": row["id"],
+        "url": row["url"],
+        "canonical_url": row["canonical_url"],
+        "title": row["title"],
+        "author": row["author"],
+        "published_at": row["published_at"],
+        "updated_at": row["updated_at"],
+        "fetched_at": row["fetched_at"],
+        "stored_at": row["created_at"],
+        "language": row["language"],
+        "site_name": row["site_name"],
+        "description": row["description"],
+        "image_url": row["image_url"],
+        "tags": list(row["tags"] or []),
+        "text": row["text"],
         "content_hash": row["content_hash"],
-        "feed_url": row["feed_url"], "feed_name": row["feed_name"],
+        "feed_url": row["feed_url"],
+        "feed_name": row["feed_name"],
         "urls": list(row["urls"]),
-        "entities": [{"name": e["name"], "label": e["label"], "mentions": e["mentions"]}
-                     for e in row["entities"]],
+        "entities": [
+            {"name": e["name"], "label": e["label"], "mentions": e["mentions"]}
+            for e in row["entities"]
+        ],
     }
 
 
@@ -148,10 +173,13 @@ def _parquet_schema():
     import pyarrow as pa
 
     types = {
-        "string": pa.string(), "int64": pa.int64(), "timestamp": pa.timestamp("us", tz="UTC"),
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
         "strings": pa.list_(pa.string()),
-        "entities": pa.list_(pa.struct([("name", pa.string()), ("label", pa.string()),
-                                        ("mentions", pa.int32())])),
+        "entities": pa.list_(
+            pa.struct([("name", pa.string()), ("label", pa.string()), ("mentions", pa.int32())])
+        ),
     }
     return pa.schema([(name, types[kind]) for name, kind in DOCUMENT_FIELDS])
 
@@ -202,8 +230,9 @@ def output_stream(path: Path | None) -> Iterator[IO[bytes]]:
     if path.is_dir():
         raise NewsloomError(f"cannot write {path}: it is a directory")
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
-                                             dir=path.parent)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+        )
     except OSError as exc:
         raise NewsloomError(f"cannot write {path}: {exc.strerror}") from None
     try:

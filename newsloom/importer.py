@@ -32,10 +32,10 @@ from newsloom.settings import Settings
 logger = log.get_logger(__name__)
 
 ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".arc", ".arc.gz")
-BATCH_PAGES = 100          # pages per transaction (and per progress save)
-BATCH_SECONDS = 2.0        # ... or after this long, so progress moves on sparse files
-QUEUED = "queued"          # the count of records sent to the process step
-WAIT_NOTICE_SECONDS = 30   # a wait on the process queue this long is worth a line
+BATCH_PAGES = 100  # pages per transaction (and per progress save)
+BATCH_SECONDS = 2.0  # ... or after this long, so progress moves on sparse files
+QUEUED = "queued"  # the count of records sent to the process step
+WAIT_NOTICE_SECONDS = 30  # a wait on the process queue this long is worth a line
 
 
 class ArchiveSourceError(NewsloomError):
@@ -61,9 +61,11 @@ class Filters:
         return None
 
     def for_process_step(self) -> dict:
-        found = {"since": self.since and self.since.isoformat(),
-                 "until": self.until and self.until.isoformat(),
-                 "languages": sorted(self.languages) or None}
+        found = {
+            "since": self.since and self.since.isoformat(),
+            "until": self.until and self.until.isoformat(),
+            "languages": sorted(self.languages) or None,
+        }
         return {k: v for k, v in found.items() if v}
 
 
@@ -102,8 +104,7 @@ class Progress:
     sent: int
 
 
-def expand_sources(arguments: list[str], settings: Settings, client: httpx.Client
-                   ) -> list[Source]:
+def expand_sources(arguments: list[str], settings: Settings, client: httpx.Client) -> list[Source]:
     """Files, directories (their archive files, recursively, sorted) and URLs."""
     sources: list[Source] = []
     for argument in arguments:
@@ -112,8 +113,11 @@ def expand_sources(arguments: list[str], settings: Settings, client: httpx.Clien
             continue
         path = Path(argument)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.name.lower().endswith(ARCHIVE_SUFFIXES)
+            )
             if not found:
                 raise ArchiveSourceError(f"{argument}: no .warc(.gz) or .arc(.gz) files in it")
             sources.extend(_file_source(p) for p in found)
@@ -131,12 +135,14 @@ def _file_source(path: Path) -> Source:
         stream = resolved.open("rb")
         stream.seek(offset)
         return stream
+
     return Source(str(resolved), resolved.stat().st_size, open_at)
 
 
 def _url_source(url: str, settings: Settings, client: httpx.Client) -> Source:
     def open_at(offset: int) -> BinaryIO:
         return io.BufferedReader(HttpFile(client, url, settings, offset))
+
     return Source(url, None, open_at)
 
 
@@ -150,7 +156,8 @@ class HttpFile(io.RawIOBase):
         headers = {"Range": f"bytes={offset}-"} if offset else None
         try:
             response = self._stack.enter_context(
-                web.open_stream(client, url, settings, headers=headers))
+                web.open_stream(client, url, settings, headers=headers)
+            )
         except (httpx.HTTPError, NewsloomError) as exc:
             self._stack.close()
             raise ArchiveSourceError(f"{url}: cannot download: {exc}") from None
@@ -199,10 +206,10 @@ class Importer:
     conn: db.Connection
     celery: Celery
     filters: Filters = field(default_factory=Filters)
-    limit: int | None = None           # pages sent to processing in this run
+    limit: int | None = None  # pages sent to processing in this run
     on_progress: Callable[[Progress], None] = lambda _: None
-    read: int = 0                      # records read in this run
-    sent: int = 0                      # pages sent to the process queue in this run
+    read: int = 0  # records read in this run
+    sent: int = 0  # pages sent to the process queue in this run
 
     def run(self, sources: list[Source]) -> list[FileResult]:
         results = []
@@ -213,23 +220,34 @@ class Importer:
         return results
 
     def import_file(self, source: Source) -> FileResult:
-        row = db.start_import(self.conn, source.location, self.filters.for_process_step(),
-                              source.size)
+        row = db.start_import(
+            self.conn, source.location, self.filters.for_process_step(), source.size
+        )
         if row["done"]:
-            self.on_progress(Progress(source.location, source.size or row["byte_offset"],
-                                      self.read, self.sent))
+            self.on_progress(
+                Progress(source.location, source.size or row["byte_offset"], self.read, self.sent)
+            )
             return FileResult(source.location, row["records_read"], row["counts"], True, True)
         if not db.lock_import(self.conn, row["id"]):  # held until this run's connection ends
             raise ArchiveSourceError(f"{source.location}: another import is reading it now")
         self._send(db.imported_in_flight(self.conn, row["id"]))  # lost by a killed run?
-        state = _FileState(row["id"], "import:" + source.location, row["records_read"],
-                           row["byte_offset"], Counter(row["counts"]))
+        state = _FileState(
+            row["id"],
+            "import:" + source.location,
+            row["records_read"],
+            row["byte_offset"],
+            Counter(row["counts"]),
+        )
         entries = warc.read_entries(source.open_at, state.offset, self.settings.max_page_bytes)
         done = self._read(source, state, entries)
         self._flush(state, done=done)
         self._report(source, state, done)
-        logger.info("imported" if done else "import stopped at the limit",
-                    file=source.location, records=state.records_read, **(+state.counts))
+        logger.info(
+            "imported" if done else "import stopped at the limit",
+            file=source.location,
+            records=state.records_read,
+            **(+state.counts),
+        )
         return FileResult(source.location, state.records_read, dict(+state.counts), done)
 
     def _read(self, source: Source, state: _FileState, entries: Iterator[warc.Entry]) -> bool:
@@ -246,8 +264,12 @@ class Importer:
                 else:
                     state.counts[reason or "unreadable"] += 1
                     if entry.detail:
-                        logger.warning("damaged record skipped", file=source.location,
-                                       reason=reason, error=entry.detail)
+                        logger.warning(
+                            "damaged record skipped",
+                            file=source.location,
+                            reason=reason,
+                            error=entry.detail,
+                        )
                 if state.batch_full():
                     self._flush(state, done=False)
                     self._report(source, state)
@@ -271,17 +293,30 @@ class Importer:
                 state.counts["known_url"] += 1
                 continue
             seen.add(page.url)
-            pages.append((page.url, page.fetched_at, page.status, json.dumps(page.headers),
-                          page.content_type, zlib.compress(page.html, 6)))
+            pages.append(
+                (
+                    page.url,
+                    page.fetched_at,
+                    page.status,
+                    json.dumps(page.headers),
+                    page.content_type,
+                    zlib.compress(page.html, 6),
+                )
+            )
         state.batch.clear()
         state.flushed_at = time.monotonic()
         with self.conn.transaction():
             url_ids = db.record_imported_pages(self.conn, state.import_id, state.source, pages)
             state.counts[QUEUED] += len(url_ids)
             state.counts["known_url"] += len(pages) - len(url_ids)
-            db.save_import_progress(self.conn, state.import_id, records_read=state.records_read,
-                                    byte_offset=state.offset, counts=dict(+state.counts),
-                                    done=done)
+            db.save_import_progress(
+                self.conn,
+                state.import_id,
+                records_read=state.records_read,
+                byte_offset=state.offset,
+                counts=dict(+state.counts),
+                done=done,
+            )
         self._send(url_ids)
 
     def _send(self, url_ids: list[int]) -> None:
@@ -294,11 +329,15 @@ class Importer:
     def wait_for_room(self) -> None:
         """Backpressure: hold while the process queue is deeper than the setting."""
         started, told = time.monotonic(), False
-        while (depth := queue.queue_depths(self.celery)[PROCESS_QUEUE]) > \
-                self.settings.import_max_queued:
+        while (
+            depth := queue.queue_depths(self.celery)[PROCESS_QUEUE]
+        ) > self.settings.import_max_queued:
             if not told and time.monotonic() - started > WAIT_NOTICE_SECONDS:
-                logger.warning("waiting for the process queue to drain: are process workers "
-                               "running?", waiting=depth, bound=self.settings.import_max_queued)
+                logger.warning(
+                    "waiting for the process queue to drain: are process workers running?",
+                    waiting=depth,
+                    bound=self.settings.import_max_queued,
+                )
                 told = True
             time.sleep(0.2)
 
@@ -315,4 +354,5 @@ class _FileState:
 
     def batch_full(self) -> bool:
         return len(self.batch) >= BATCH_PAGES or (
-            time.monotonic() - self.flushed_at > BATCH_SECONDS)
+            time.monotonic() - self.flushed_at > BATCH_SECONDS
+        )

@@ -15,32 +15,47 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, multiproces
 from prometheus_client.core import GaugeMetricFamily
 
 FETCH_SECONDS = Histogram(
-    "newsloom_fetch_seconds", "Time to fetch an article page, redirects included.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60))
+    "newsloom_fetch_seconds",
+    "Time to fetch an article page, redirects included.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 URL_OUTCOMES = Counter(
-    "newsloom_url_outcomes_total", "URLs that reached a final outcome, by outcome and reason.",
-    ["outcome", "reason"])
+    "newsloom_url_outcomes_total",
+    "URLs that reached a final outcome, by outcome and reason.",
+    ["outcome", "reason"],
+)
 ARTICLES_STORED = Counter("newsloom_articles_stored_total", "New articles stored.")
 DUPLICATES = Counter("newsloom_duplicates_total", "URLs attached to an article already stored.")
-DEAD_LETTERS = Counter("newsloom_dead_letters_total", "Tasks that went to the dead-letter queue.",
-                       ["error"])
+DEAD_LETTERS = Counter(
+    "newsloom_dead_letters_total", "Tasks that went to the dead-letter queue.", ["error"]
+)
 RETRIES = Counter("newsloom_retries_total", "Transient failures retried later.", ["task"])
-FEED_POLLS = Counter("newsloom_feed_polls_total", "Feed polls, by result (new, not_modified, error).",
-                     ["result"])
-FEED_POLL_SECONDS = Histogram("newsloom_feed_poll_seconds", "Time to poll one feed.",
-                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30))
+FEED_POLLS = Counter(
+    "newsloom_feed_polls_total", "Feed polls, by result (new, not_modified, error).", ["result"]
+)
+FEED_POLL_SECONDS = Histogram(
+    "newsloom_feed_poll_seconds",
+    "Time to poll one feed.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
 URLS_ENQUEUED = Counter("newsloom_urls_enqueued_total", "New article URLs recorded and enqueued.")
 # Data out (issue 14).
 WEBHOOK_POSTS = Counter(
     "newsloom_webhook_posts_total",
-    "Webhook POSTs, by result (delivered, retrying, dead_lettered, disabled).", ["result"])
+    "Webhook POSTs, by result (delivered, retrying, dead_lettered, disabled).",
+    ["result"],
+)
 WEBHOOK_LATENCY = Histogram(
-    "newsloom_webhook_latency_seconds", "From an event's transaction to its endpoint's 2xx.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300))
+    "newsloom_webhook_latency_seconds",
+    "From an event's transaction to its endpoint's 2xx.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
 
-RESTARTS = Counter("newsloom_process_restarts_total",
-                   "Child processes of `up` / `worker` restarted after an unexpected exit.",
-                   ["process"])
+RESTARTS = Counter(
+    "newsloom_process_restarts_total",
+    "Child processes of `up` / `worker` restarted after an unexpected exit.",
+    ["process"],
+)
 
 
 class QueueDepths:
@@ -50,8 +65,9 @@ class QueueDepths:
         self.depths = depths
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily("newsloom_queue_depth", "Messages waiting in a queue.",
-                                   labels=["queue"])
+        family = GaugeMetricFamily(
+            "newsloom_queue_depth", "Messages waiting in a queue.", labels=["queue"]
+        )
         try:
             for name, depth in self.depths().items():
                 family.add_metric([name], depth)

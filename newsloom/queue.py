@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import time
-from typing import cast
 from collections.abc import Iterable
+from typing import cast
 
 from celery import Celery
 from kombu.transport.redis import PRIORITY_STEPS, Channel
@@ -50,16 +50,21 @@ def celery_config(settings: Settings) -> dict:
         # the worker dies mid-task or does not acknowledge within the visibility timeout.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout,
-                                  "global_keyprefix": settings.redis_key_prefix},
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "global_keyprefix": settings.redis_key_prefix,
+        },
         worker_prefetch_multiplier=1,
         task_time_limit=settings.task_time_limit,
         task_soft_time_limit=settings.task_time_limit * 0.9,
         task_ignore_result=True,
         task_serializer="json",
         accept_content=["json"],
-        task_routes={FETCH_TASK: {"queue": FETCH_QUEUE}, PROCESS_TASK: {"queue": PROCESS_QUEUE},
-                     DELIVER_TASK: {"queue": DELIVER_QUEUE}},
+        task_routes={
+            FETCH_TASK: {"queue": FETCH_QUEUE},
+            PROCESS_TASK: {"queue": PROCESS_QUEUE},
+            DELIVER_TASK: {"queue": DELIVER_QUEUE},
+        },
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         # A broker outage never ends a worker: it reconnects for as long as it takes
@@ -74,8 +79,12 @@ def celery_config(settings: Settings) -> dict:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         # A send while the broker is away waits for it up to about two minutes, then
         # fails; the URL stays in flight in Postgres and is resent by the reconciler.
-        task_publish_retry_policy={"max_retries": 30, "interval_start": 0,
-                                   "interval_step": 1, "interval_max": 5},
+        task_publish_retry_policy={
+            "max_retries": 30,
+            "interval_start": 0,
+            "interval_step": 1,
+            "interval_max": 5,
+        },
     )
 
 
@@ -88,8 +97,13 @@ def requeue_fetch(url_id: int, not_before: float, max_delay: float, celery: Cele
     """Send a fetch again for `not_before` (epoch seconds). A message never waits longer
     than `max_delay` (below the visibility timeout); an early one defers itself again."""
     countdown = min(max(0.0, not_before - time.time()), max_delay)
-    celery.send_task(FETCH_TASK, args=[url_id], kwargs={"not_before": not_before},
-                     queue=FETCH_QUEUE, countdown=countdown)
+    celery.send_task(
+        FETCH_TASK,
+        args=[url_id],
+        kwargs={"not_before": not_before},
+        queue=FETCH_QUEUE,
+        countdown=countdown,
+    )
 
 
 def enqueue_process(url_id: int, celery: Celery = app) -> None:
@@ -109,12 +123,12 @@ def enqueue_in_flight(url_id: int, state: UrlState, celery: Celery = app) -> Non
     else:
         enqueue_fetch([url_id], celery)
 
+
 def enqueue_process_many(url_ids: Iterable[int], celery: Celery = app) -> None:
     """Many process messages through one producer (an import sends thousands)."""
     with celery.producer_or_acquire() as producer:
         for url_id in url_ids:
-            celery.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE,
-                             producer=producer)
+            celery.send_task(PROCESS_TASK, args=[url_id], queue=PROCESS_QUEUE, producer=producer)
 
 
 def queue_depths(celery: Celery) -> dict[str, int]:
@@ -122,8 +136,10 @@ def queue_depths(celery: Celery) -> dict[str, int]:
     with celery.connection_for_read() as conn:
         channel = conn.default_channel
         # Declaring is idempotent and, unlike a passive declare, works before any worker ran.
-        return {name: channel.queue_declare(name).message_count
-                for name in (FETCH_QUEUE, PROCESS_QUEUE, DELIVER_QUEUE)}
+        return {
+            name: channel.queue_declare(name).message_count
+            for name in (FETCH_QUEUE, PROCESS_QUEUE, DELIVER_QUEUE)
+        }
 
 
 def workers_alive(celery: Celery, timeout: float = 1.0) -> list[str]:
@@ -139,8 +155,11 @@ _UNACKED, _UNACKED_INDEX = Channel.unacked_key, Channel.unacked_index_key
 
 
 def _queue_keys(prefix: str) -> list[str]:
-    return [f"{prefix}{name}{Channel.sep}{step}" if step else f"{prefix}{name}"
-            for name in (FETCH_QUEUE, PROCESS_QUEUE) for step in PRIORITY_STEPS]
+    return [
+        f"{prefix}{name}{Channel.sep}{step}" if step else f"{prefix}{name}"
+        for name in (FETCH_QUEUE, PROCESS_QUEUE)
+        for step in PRIORITY_STEPS
+    ]
 
 
 def _url_id(raw_message: dict) -> int | None:
@@ -205,13 +224,20 @@ def orphaned_tags(celery: Celery, settings: Settings, taken_before: float) -> se
         if held is None:
             return None
         entries = client.hgetall(prefix + _UNACKED)
-        taken_at: dict[bytes, float] = dict(cast("list[tuple[bytes, float]]", client.zrange(
-            prefix + _UNACKED_INDEX, 0, -1, withscores=True)))
+        taken_at: dict[bytes, float] = dict(
+            cast(
+                "list[tuple[bytes, float]]",
+                client.zrange(prefix + _UNACKED_INDEX, 0, -1, withscores=True),
+            )
+        )
     finally:
         client.close()
-    return {tag.decode() for tag, entry in cast("dict[bytes, bytes]", entries).items()
-            if taken_at.get(tag, 0.0) <= taken_before
-            and json.loads(entry)[0].get("headers", {}).get("id") not in held}
+    return {
+        tag.decode()
+        for tag, entry in cast("dict[bytes, bytes]", entries).items()
+        if taken_at.get(tag, 0.0) <= taken_before
+        and json.loads(entry)[0].get("headers", {}).get("id") not in held
+    }
 
 
 def restore_tags(celery: Celery, tags: Iterable[str]) -> int:

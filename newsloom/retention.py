@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-
 from newsloom import db, log
 from newsloom.settings import Settings
 
@@ -31,15 +30,16 @@ BATCH = 1000
 @dataclass
 class PruneResult:
     raw_pages: int = 0
-    raw_page_bytes: int = 0   # compressed bytes of the pages removed (with their rows too)
+    raw_page_bytes: int = 0  # compressed bytes of the pages removed (with their rows too)
     urls: int = 0
     seconds: float = 0.0
-    ran: bool = True          # False: another prune holds the lock
+    ran: bool = True  # False: another prune holds the lock
     interrupted: bool = False
 
 
-def prune(conn: db.Connection, settings: Settings,
-          stop: threading.Event | None = None, batch: int = BATCH) -> PruneResult:
+def prune(
+    conn: db.Connection, settings: Settings, stop: threading.Event | None = None, batch: int = BATCH
+) -> PruneResult:
     """Prune pages, then ledger rows (a page removed first can free its row in the same
     run). `conn` must be this prune's own session: it holds the lock."""
     result = PruneResult()
@@ -52,19 +52,28 @@ def prune(conn: db.Connection, settings: Settings,
         if pages_keep is not None:
             result.interrupted = _in_batches(
                 partial(db.prune_raw_pages, conn, pages_keep, limit=batch),
-                result, "raw_pages", batch, stop)
+                result,
+                "raw_pages",
+                batch,
+                stop,
+            )
         if urls_keep is not None and not result.interrupted:
             result.interrupted = _in_batches(
-                partial(db.prune_urls, conn, urls_keep, limit=batch),
-                result, "urls", batch, stop)
+                partial(db.prune_urls, conn, urls_keep, limit=batch), result, "urls", batch, stop
+            )
     finally:
         db.unlock_prune(conn)
     result.seconds = time.monotonic() - start
     return result
 
 
-def _in_batches(delete: Callable[[tuple], db.PruneBatch], result: PruneResult, what: str,
-                batch: int, stop: threading.Event | None) -> bool:
+def _in_batches(
+    delete: Callable[[tuple], db.PruneBatch],
+    result: PruneResult,
+    what: str,
+    batch: int,
+    stop: threading.Event | None,
+) -> bool:
     """Run `delete` batch after batch until one comes back short; True if stopped first."""
     after: tuple = db.PRUNE_START
     while True:

@@ -53,8 +53,9 @@ DEFAULT_USER_AGENT = f"newsloom/{__version__} (+https://github.com/newsloom/news
 
 def parse_retention(value: Any) -> float | None:
     """None (keep for ever) from unset, `keep` or `forever`; else a duration in seconds."""
-    if value is None or (isinstance(value, str)
-                         and value.strip().lower() in ("", "keep", "forever")):
+    if value is None or (
+        isinstance(value, str) and value.strip().lower() in ("", "keep", "forever")
+    ):
         return None
     return parse_duration(value)
 
@@ -64,7 +65,16 @@ Retention = Annotated[float | None, BeforeValidator(parse_retention)]
 MIN_URLS_KEEP = 86400.0
 
 DEFAULT_ENTITY_LABELS = (
-    "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
+    "PERSON",
+    "NORP",
+    "FAC",
+    "ORG",
+    "GPE",
+    "LOC",
+    "PRODUCT",
+    "EVENT",
+    "WORK_OF_ART",
+    "LAW",
     "LANGUAGE",
 )
 
@@ -85,7 +95,9 @@ class _FileSecrets(PydanticBaseSettingsSource):
                     try:
                         values[name] = Path(path).read_text().strip()
                     except OSError as exc:
-                        raise SettingsError(f"{env}_FILE: cannot read {path}: {exc.strerror}") from None
+                        raise SettingsError(
+                            f"{env}_FILE: cannot read {path}: {exc.strerror}"
+                        ) from None
         return values
 
 
@@ -99,8 +111,9 @@ def env_names(name: str, field: FieldInfo) -> list[str]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NEWSLOOM_", extra="ignore", frozen=True,
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSLOOM_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     # Where things are. Unset URLs mean embedded servers under data_dir (make run / up).
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
@@ -244,9 +257,12 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
-            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _FileSecrets(settings_cls)
 
@@ -256,11 +272,13 @@ class Settings(BaseSettings):
             raise SettingsError(
                 f"NEWSLOOM_VISIBILITY_TIMEOUT ({self.visibility_timeout:g}s) must exceed "
                 f"NEWSLOOM_RETRY_CAP plus the longest task ({self.retry_cap + longest_task:g}s), "
-                "or the broker would deliver a delayed retry twice")
+                "or the broker would deliver a delayed retry twice"
+            )
         if self.urls_keep is not None and self.urls_keep < MIN_URLS_KEEP:
             raise SettingsError(
                 f"NEWSLOOM_URLS_KEEP ({self.urls_keep:g}s) must be at least a day: a shorter "
-                "ledger forgets URLs that feeds still list, and fetches them again")
+                "ledger forgets URLs that feeds still list, and fetches them again"
+            )
 
     @property
     def longest_request(self) -> float:

@@ -11,17 +11,16 @@ and the parent waits for them, killing what is left after STOP_TIMEOUT.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from types import FrameType
-
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 
 from newsloom import log
 from newsloom.broker import DELIVER_QUEUE, FETCH_QUEUE, PROCESS_QUEUE
@@ -53,20 +52,41 @@ def worker_argv(queue: str, settings: Settings) -> list[str]:
     else:
         raise ValueError(f"unknown queue {queue!r}")
     # --quiet: no ASCII banner; newsloom logs one "worker ready" line instead.
-    return ["--quiet", "worker", "--queues", queue, "--pool", pool,
-            "--concurrency", str(concurrency), "--prefetch-multiplier", str(prefetch),
-            "--hostname", worker_hostname(queue), "--without-mingle", "--without-gossip",
-            "--loglevel", settings.log_level.upper()]
+    return [
+        "--quiet",
+        "worker",
+        "--queues",
+        queue,
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--prefetch-multiplier",
+        str(prefetch),
+        "--hostname",
+        worker_hostname(queue),
+        "--without-mingle",
+        "--without-gossip",
+        "--loglevel",
+        settings.log_level.upper(),
+    ]
 
 
-def child_commands(settings: Settings, *, scheduler: bool,
-                   queues: Sequence[str]) -> dict[str, list[str]]:
+def child_commands(
+    settings: Settings, *, scheduler: bool, queues: Sequence[str]
+) -> dict[str, list[str]]:
     commands = {}
     if scheduler:
         commands["scheduler"] = [sys.executable, "-m", "newsloom", "scheduler"]
     for queue in queues:
-        commands[f"worker-{queue}"] = [sys.executable, "-m", "celery", "-A",
-                                       "newsloom.worker.tasks", *worker_argv(queue, settings)]
+        commands[f"worker-{queue}"] = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "newsloom.worker.tasks",
+            *worker_argv(queue, settings),
+        ]
     return commands
 
 
@@ -92,8 +112,11 @@ class CrashLoop(Exception):
     """A child died CRASH_LIMIT times within CRASH_WINDOW."""
 
 
-def supervise(commands: dict[str, list[str]], env: dict[str, str],
-              on_death: Callable[[str], None] | None = None) -> int:
+def supervise(
+    commands: dict[str, list[str]],
+    env: dict[str, str],
+    on_death: Callable[[str], None] | None = None,
+) -> int:
     """Run `commands` until SIGTERM/SIGINT (returns 0) or a crash loop (returns 1).
 
     `on_death(name)` runs after a child died and its process group is gone, before it is
@@ -147,13 +170,16 @@ def _tend(child: _Child, env: dict[str, str], on_death: Callable[[str], None] | 
     while child.crashes and now - child.crashes[0] > CRASH_WINDOW:
         child.crashes.popleft()
     if len(child.crashes) >= CRASH_LIMIT:
-        raise CrashLoop(f"{child.name} exited {len(child.crashes)} times within "
-                        f"{CRASH_WINDOW:g}s (last exit code {code}); stopping")
+        raise CrashLoop(
+            f"{child.name} exited {len(child.crashes)} times within "
+            f"{CRASH_WINDOW:g}s (last exit code {code}); stopping"
+        )
     from newsloom import metrics  # after _prepare_metrics set the multiprocess directory
 
     metrics.RESTARTS.labels(process=child.name).inc()
-    logger.error("process exited, restarting", process=child.name, code=code,
-                 restart_in=child.backoff)
+    logger.error(
+        "process exited, restarting", process=child.name, code=code, restart_in=child.backoff
+    )
     if on_death is not None:
         try:
             on_death(child.name)
@@ -164,10 +190,8 @@ def _tend(child: _Child, env: dict[str, str], on_death: Callable[[str], None] | 
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _stop_all(children: list[_Child]) -> None:

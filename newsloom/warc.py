@@ -13,7 +13,7 @@ import json
 import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from io import BytesIO
 from typing import IO, BinaryIO
@@ -33,8 +33,14 @@ WARC_MAGIC = b"WARC/"
 # Headers that describe the bytes on the wire, not the decoded payload a WARC record holds.
 WIRE_HEADERS = frozenset({"content-encoding", "transfer-encoding", "content-length"})
 # What a damaged record raises inside warcio (or zlib/gzip under it).
-DAMAGE = (ArchiveLoadFailed, StatusAndHeadersParserException, zlib.error, EOFError, OSError,
-          ValueError)
+DAMAGE = (
+    ArchiveLoadFailed,
+    StatusAndHeadersParserException,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+)
 _SCAN_CHUNK = 1 << 16
 
 
@@ -82,8 +88,9 @@ def read_entries(open_at: Opener, start: int, max_page_bytes: int) -> Iterator[E
         offset = yield from _read_from(open_at, offset, max_page_bytes, gzipped)
 
 
-def _read_from(open_at: Opener, offset: int, max_page_bytes: int,
-               gzipped: bool) -> Generator[Entry, None, int | None]:
+def _read_from(
+    open_at: Opener, offset: int, max_page_bytes: int, gzipped: bool
+) -> Generator[Entry, None, int | None]:
     """Entries from `offset` until the end of the file (returns None) or damage (returns
     the offset to resume reading at, after one 'corrupt' entry)."""
     stream = open_at(offset)
@@ -104,8 +111,9 @@ def _read_from(open_at: Opener, offset: int, max_page_bytes: int,
                 # A negative offset: one gzip stream around many records, where warcio
                 # knows no record starts; nothing after the damage can be found then.
                 resume = _next_record_start(open_at, start + 1, gzipped) if start > 0 else None
-                yield Entry(resume if resume is not None else good, skipped="corrupt",
-                            detail=_one_line(exc))
+                yield Entry(
+                    resume if resume is not None else good, skipped="corrupt", detail=_one_line(exc)
+                )
                 return resume
             good = max(records.offset, good)
             yield Entry(good, **entry)
@@ -140,8 +148,7 @@ def _entry(record, max_page_bytes: int) -> dict:
         return {**info, "skipped": "truncated"}  # the file ended inside the record
     if not mime and b"<html" not in body[:4096].lower():
         return {**info, "skipped": "not_html"}
-    kept = [(name, value) for name, value in http.headers
-            if name.lower() not in PRIVATE_HEADERS]
+    kept = [(name, value) for name, value in http.headers if name.lower() not in PRIVATE_HEADERS]
     return {**info, "page": Page(url, date, 200, kept, content_type, body)}
 
 
@@ -172,7 +179,7 @@ def _next_record_start(open_at: Opener, offset: int, gzipped: bool) -> int | Non
             found = window.find(magic)
             if found >= 0:
                 return position - len(carry) + found + (0 if gzipped else 1)
-            carry = window[-(len(magic) - 1):]
+            carry = window[-(len(magic) - 1) :]
             position += len(chunk)
         return None
     finally:
@@ -185,6 +192,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 # --- writing -----------------------------------------------------------------------------
+
 
 class WarcWriter:
     """Kept pages and their articles as gzipped WARC/1.1: per article, a response record of
@@ -211,42 +219,74 @@ class WarcWriter:
 
 def _response_record(writer: WARCWriter, row: dict):
     html = zlib.decompress(row["html_zlib"])
-    kept = [(name, value) for name, value in row.get("headers") or []
-            if name.lower() not in WIRE_HEADERS]
+    kept = [
+        (name, value)
+        for name, value in row.get("headers") or []
+        if name.lower() not in WIRE_HEADERS
+    ]
     if row.get("headers") is None and row.get("content_type"):  # fetched before 0005
         kept = [("Content-Type", row["content_type"])]
     status = row.get("status") or 200
-    http_headers = StatusAndHeaders(f"{status} {HTTPStatus(status).phrase}",
-                                    [*kept, ("Content-Length", str(len(html)))],
-                                    protocol="HTTP/1.1")
+    http_headers = StatusAndHeaders(
+        f"{status} {HTTPStatus(status).phrase}",
+        [*kept, ("Content-Length", str(len(html)))],
+        protocol="HTTP/1.1",
+    )
     return writer.create_warc_record(
-        row["final_url"], "response", payload=BytesIO(html), length=len(html),
+        row["final_url"],
+        "response",
+        payload=BytesIO(html),
+        length=len(html),
         http_headers=http_headers,
-        warc_headers_dict={"WARC-Date": _iso(row["page_fetched_at"])})
+        warc_headers_dict={"WARC-Date": _iso(row["page_fetched_at"])},
+    )
 
 
 def _metadata_record(writer: WARCWriter, row: dict, response_id: str | None):
     article = {name: row.get(name) for name in ARTICLE_FIELDS}
-    article["entities"] = [{"name": n, "label": label, "mentions": m}
-                           for n, label, m in row.get("entities") or []]
+    article["entities"] = [
+        {"name": n, "label": label, "mentions": m} for n, label, m in row.get("entities") or []
+    ]
     payload = json.dumps(article, default=_json_value, ensure_ascii=False).encode()
     headers = {"WARC-Date": _iso(row["fetched_at"])}
     if response_id:
         headers["WARC-Concurrent-To"] = response_id
     return writer.create_warc_record(
-        row["url"], "metadata", payload=BytesIO(payload), length=len(payload),
-        warc_content_type="application/json", warc_headers_dict=headers)
+        row["url"],
+        "metadata",
+        payload=BytesIO(payload),
+        length=len(payload),
+        warc_content_type="application/json",
+        warc_headers_dict=headers,
+    )
 
 
 # The extracted fields each metadata record carries.
-ARTICLE_FIELDS = ("id", "url", "canonical_url", "title", "author", "authors", "published_at",
-                  "modified_at", "language", "site_name", "description", "image_url", "tags",
-                  "text", "content_hash", "fetched_at", "updated_at", "extractor", "source")
+ARTICLE_FIELDS = (
+    "id",
+    "url",
+    "canonical_url",
+    "title",
+    "author",
+    "authors",
+    "published_at",
+    "modified_at",
+    "language",
+    "site_name",
+    "description",
+    "image_url",
+    "tags",
+    "text",
+    "content_hash",
+    "fetched_at",
+    "updated_at",
+    "extractor",
+    "source",
+)
 
 
 def _iso(value: datetime) -> str:
-    return datetime_to_iso_date(value.astimezone(timezone.utc).replace(tzinfo=None),
-                                use_micros=True)
+    return datetime_to_iso_date(value.astimezone(UTC).replace(tzinfo=None), use_micros=True)
 
 
 def _json_value(value: object) -> str:

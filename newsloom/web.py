@@ -10,9 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from collections.abc import Iterable
-
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -46,7 +44,9 @@ def make_client(settings: Settings) -> httpx.Client:
     return httpx.Client(
         headers={"User-Agent": settings.user_agent},
         timeout=httpx.Timeout(settings.fetch_timeout, connect=min(10.0, settings.fetch_timeout)),
-        follow_redirects=False, limits=limits, transport=transport,
+        follow_redirects=False,
+        limits=limits,
+        transport=transport,
     )
 
 
@@ -68,10 +68,14 @@ class CheckedBackend(httpcore.SyncBackend):
     def __init__(self, allow_private: bool):
         self.allow_private = allow_private
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
-                    ) -> httpcore.NetworkStream:
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
@@ -124,8 +128,14 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def get(client: httpx.Client, url: str, settings: Settings, *, max_bytes: int,
-        headers: dict[str, str] | None = None) -> Response:
+def get(
+    client: httpx.Client,
+    url: str,
+    settings: Settings,
+    *,
+    max_bytes: int,
+    headers: dict[str, str] | None = None,
+) -> Response:
     """GET `url` following redirects safely. Returns 2xx and 304 responses.
 
     Raises Transient for 408/429/5xx and network errors, Permanent for other 4xx,
@@ -171,8 +181,15 @@ def _read_capped(resp: httpx.Response, max_bytes: int, deadline: float) -> bytes
     return b"".join(chunks)
 
 
-def post(client: httpx.Client, url: str, settings: Settings, *, body: bytes,
-         headers: dict[str, str], timeout: float) -> int:
+def post(
+    client: httpx.Client,
+    url: str,
+    settings: Settings,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+) -> int:
     """POST `body` to `url` (a webhook), after the same address check as fetching.
 
     Redirects are not followed (a consumer moves by editing its URL), so one cannot lead
@@ -183,15 +200,19 @@ def post(client: httpx.Client, url: str, settings: Settings, *, body: bytes,
     # Streamed and left unread: what a consumer answers is not ours to download.
     with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as response:
         if response.status_code in REDIRECTS:
-            raise Permanent(f"http_{response.status_code}",
-                            f"redirect to {response.headers.get('location')!r} not followed: "
-                            "webhooks must answer 2xx")
+            raise Permanent(
+                f"http_{response.status_code}",
+                f"redirect to {response.headers.get('location')!r} not followed: "
+                "webhooks must answer 2xx",
+            )
         _raise_for_status(response)
         return response.status_code
 
+
 @contextmanager
-def open_stream(client: httpx.Client, url: str, settings: Settings, *,
-                headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+def open_stream(
+    client: httpx.Client, url: str, settings: Settings, *, headers: dict[str, str] | None = None
+) -> Iterator[httpx.Response]:
     """GET `url` following redirects with the same checks and statuses as `get`, for a
     body too large to hold (an archive file): yields the response, its body unread."""
     for _ in range(settings.max_redirects + 1):

@@ -15,35 +15,64 @@ from newsloom.scheduler import sources
 from newsloom.scheduler.poll import ACCEPT, SourceRules, read_document
 from newsloom.settings import Settings
 
-FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/rdf+xml",
-              "application/feed+json", "application/xml", "text/xml")
-COMMON_PATHS = ("/feed", "/rss", "/rss.xml", "/feed.xml", "/atom.xml", "/index.xml",
-                "/feeds/posts/default", "/?feed=rss2", "/feed.json")
+FEED_TYPES = (
+    "application/rss+xml",
+    "application/atom+xml",
+    "application/rdf+xml",
+    "application/feed+json",
+    "application/xml",
+    "text/xml",
+)
+COMMON_PATHS = (
+    "/feed",
+    "/rss",
+    "/rss.xml",
+    "/feed.xml",
+    "/atom.xml",
+    "/index.xml",
+    "/feeds/posts/default",
+    "/?feed=rss2",
+    "/feed.json",
+)
 NEWS_SITEMAP_PATHS = ("/news-sitemap.xml", "/sitemap_news.xml")
 MAX_PROPOSED_SITEMAPS = 10
 
 
 def discover_feed(client: httpx.Client, url: str, settings: Settings) -> tuple[str, str | None]:
     """(feed URL, feed title) for a feed's or a site's URL; NewsloomError if none is found."""
-    resp = web.get(client, url, settings, max_bytes=settings.max_feed_bytes, headers={"Accept": ACCEPT})
+    resp = web.get(
+        client, url, settings, max_bytes=settings.max_feed_bytes, headers={"Accept": ACCEPT}
+    )
     title = _feed_title(resp.body, resp.url, settings)
     if title is not None:
         return resp.url, title or None
-    candidates = _alternate_links(resp.body, resp.url) + [urljoin(resp.url, p) for p in COMMON_PATHS]
+    candidates = _alternate_links(resp.body, resp.url) + [
+        urljoin(resp.url, p) for p in COMMON_PATHS
+    ]
     for candidate in dict.fromkeys(candidates):
         try:
-            found = web.get(client, candidate, settings, max_bytes=settings.max_feed_bytes,
-                            headers={"Accept": ACCEPT})
+            found = web.get(
+                client,
+                candidate,
+                settings,
+                max_bytes=settings.max_feed_bytes,
+                headers={"Accept": ACCEPT},
+            )
         except (Permanent, Transient, httpx.TransportError):
             continue
         title = _feed_title(found.body, found.url, settings)
         if title is not None:
             return found.url, title or None
     sitemaps = discover_sitemaps(client, url, settings)
-    raise NewsloomError(f"no RSS, Atom or JSON feed found at {url} (tried its <link> tags and "
-                        f"{', '.join(COMMON_PATHS)})"
-                        + (f"; its sitemaps: {', '.join(sitemaps)} (add one with `newsloom "
-                           "feeds add URL`)" if sitemaps else ""))
+    raise NewsloomError(
+        f"no RSS, Atom or JSON feed found at {url} (tried its <link> tags and "
+        f"{', '.join(COMMON_PATHS)})"
+        + (
+            f"; its sitemaps: {', '.join(sitemaps)} (add one with `newsloom feeds add URL`)"
+            if sitemaps
+            else ""
+        )
+    )
 
 
 def discover_sitemaps(client: httpx.Client, url: str, settings: Settings) -> list[str]:
@@ -88,7 +117,7 @@ def _alternate_links(body: bytes, base: str) -> list[str]:
     except (ValueError, lxml_html.etree.ParserError):
         return []
     links = []
-    for link in tree.xpath('//link[@href]'):
+    for link in tree.xpath("//link[@href]"):
         rel = (link.get("rel") or "").lower().split()
         if "alternate" in rel and (link.get("type") or "").lower().split(";")[0] in FEED_TYPES:
             links.append(urljoin(base, link.get("href").strip()))

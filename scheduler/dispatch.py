@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 
-
 from newsloom import db, log, queue
 from newsloom.errors import FeedsFileError
 from newsloom.retry import TRANSIENT_EXCEPTIONS
@@ -45,7 +44,7 @@ class Dispatcher:
             except TRANSIENT_EXCEPTIONS as exc:  # the database or the broker is away
                 logger.warning("dispatcher cycle failed", error=f"{type(exc).__name__}: {exc}")
                 self.stop.wait(TICK * 5)
-            except Exception:  # noqa: BLE001 - deliveries must outlive any one failure
+            except Exception:
                 logger.exception("dispatcher cycle failed")
                 self.stop.wait(TICK * 5)
         self.celery.close()
@@ -63,8 +62,10 @@ class Dispatcher:
             logger.error("webhooks not reloaded", error=str(exc))
             return
         with self.pool.connection() as conn:
-            db.sync_webhooks(conn, [(w.url, w.secret, w.events, w.feeds, w.languages, w.entities)
-                                    for w in webhooks])
+            db.sync_webhooks(
+                conn,
+                [(w.url, w.secret, w.events, w.feeds, w.languages, w.entities) for w in webhooks],
+            )
         logger.info("webhooks synced", webhooks=len(webhooks))
 
     def dispatch(self) -> int:

@@ -21,8 +21,17 @@ from newsloom.errors import FeedsFileError
 from newsloom.settings import parse_duration
 from newsloom.web import is_http_url
 
-FEED_KEYS = {"url", "name", "interval", "host_delay", "robots", "type", "include", "exclude",
-             "since"}
+FEED_KEYS = {
+    "url",
+    "name",
+    "interval",
+    "host_delay",
+    "robots",
+    "type",
+    "include",
+    "exclude",
+    "since",
+}
 SOURCE_TYPES = ("feed", "sitemap", "page")
 DEFAULT_SINCE = 2 * 86400.0  # a sitemap's first poll takes URLs of the last two days
 DEFAULT_KEYS = {"interval", "host_delay", "robots"}
@@ -34,12 +43,12 @@ _TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 class FeedConfig:
     url: str
     name: str | None
-    interval: float                  # seconds between polls
+    interval: float  # seconds between polls
     host_delay: float | None = None  # seconds between article requests to a host; None: the setting
-    robots: bool = True              # obey robots.txt (turn off only for sites you own)
-    type: str | None = None          # feed, sitemap or page; None: detected from the document
-    include: str | None = None       # regex searched in each entry URL: keep only matches
-    exclude: str | None = None       # regex searched in each entry URL: drop matches
+    robots: bool = True  # obey robots.txt (turn off only for sites you own)
+    type: str | None = None  # feed, sitemap or page; None: detected from the document
+    include: str | None = None  # regex searched in each entry URL: keep only matches
+    exclude: str | None = None  # regex searched in each entry URL: drop matches
     since: float | None = DEFAULT_SINCE  # sitemaps: seconds before the first poll; None: all
 
 
@@ -47,8 +56,12 @@ def load_feeds(path: Path, default_interval: float = 900.0) -> list[FeedConfig]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise FeedsFileError(str(path), None, "no such file (copy feeds.example.toml to start, "
-                                              "or point NEWSLOOM_FEEDS at your feeds file)") from None
+        raise FeedsFileError(
+            str(path),
+            None,
+            "no such file (copy feeds.example.toml to start, "
+            "or point NEWSLOOM_FEEDS at your feeds file)",
+        ) from None
     except OSError as exc:
         raise FeedsFileError(str(path), None, f"cannot read: {exc.strerror}") from None
     if path.suffix.lower() in (".opml", ".xml"):
@@ -65,18 +78,25 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
     except tomllib.TOMLDecodeError as exc:
         found = _TOML_ERROR_LINE.search(str(exc))
         reason = _TOML_ERROR_LINE.sub("", str(exc)).strip()
-        raise FeedsFileError(str(path), int(found.group(1)) if found else None,
-                             f"invalid TOML: {reason}") from None
+        raise FeedsFileError(
+            str(path), int(found.group(1)) if found else None, f"invalid TOML: {reason}"
+        ) from None
     lines = _TomlLines(text)
     for key in data.keys() - TOP_KEYS:
-        raise FeedsFileError(str(path), lines.key(key),
-                             f"unknown key {key!r} (expected [defaults], [[feed]] and [[webhook]])")
+        raise FeedsFileError(
+            str(path),
+            lines.key(key),
+            f"unknown key {key!r} (expected [defaults], [[feed]] and [[webhook]])",
+        )
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise FeedsFileError(str(path), lines.key("defaults"), "[defaults] must be a table")
     for key in defaults.keys() - DEFAULT_KEYS:
-        raise FeedsFileError(str(path), lines.key(key, "defaults"),
-                             f"unknown key {key!r} in [defaults] (allowed: {_allowed(DEFAULT_KEYS)})")
+        raise FeedsFileError(
+            str(path),
+            lines.key(key, "defaults"),
+            f"unknown key {key!r} in [defaults] (allowed: {_allowed(DEFAULT_KEYS)})",
+        )
     base = _politeness(path, defaults, lambda key: lines.key(key, "defaults"), None, True)
     if "interval" in defaults:
         default_interval = _interval(path, lines.key("interval", "defaults"), defaults["interval"])
@@ -88,28 +108,40 @@ def _load_toml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
     for index, entry in enumerate(entries):
         line = lines.feed(index)
         for key in entry.keys() - FEED_KEYS:
-            raise FeedsFileError(str(path), lines.key(key, "feed", index) or line,
-                                 f"unknown key {key!r} in [[feed]] (allowed: {_allowed(FEED_KEYS)})")
+            raise FeedsFileError(
+                str(path),
+                lines.key(key, "feed", index) or line,
+                f"unknown key {key!r} in [[feed]] (allowed: {_allowed(FEED_KEYS)})",
+            )
         if "url" not in entry:
             raise FeedsFileError(str(path), line, "[[feed]] without url")
         url_line = lines.key("url", "feed", index) or line
         url = _url(path, url_line, entry["url"])
         if url in seen:
-            raise FeedsFileError(str(path), url_line, f"{url} is listed twice (first at line {seen[url]})")
+            raise FeedsFileError(
+                str(path), url_line, f"{url} is listed twice (first at line {seen[url]})"
+            )
         seen[url] = url_line
         name = entry.get("name")
         if name is not None and not isinstance(name, str):
-            raise FeedsFileError(str(path), lines.key("name", "feed", index) or line,
-                                 "name must be a string")
-        interval = (_interval(path, lines.key("interval", "feed", index) or line, entry["interval"])
-                    if "interval" in entry else default_interval)
+            raise FeedsFileError(
+                str(path), lines.key("name", "feed", index) or line, "name must be a string"
+            )
+        interval = (
+            _interval(path, lines.key("interval", "feed", index) or line, entry["interval"])
+            if "interval" in entry
+            else default_interval
+        )
 
         def line_of(key: str, index: int = index, line: int | None = line) -> int | None:
             return lines.key(key, "feed", index) or line
 
         host_delay, robots = _politeness(path, entry, line_of, *base)
-        feeds.append(FeedConfig(url, name, interval, host_delay, robots,
-                                **_source_keys(path, entry, line_of)))
+        feeds.append(
+            FeedConfig(
+                url, name, interval, host_delay, robots, **_source_keys(path, entry, line_of)
+            )
+        )
     return feeds
 
 
@@ -117,14 +149,17 @@ def _allowed(keys: set[str]) -> str:
     return ", ".join(sorted(keys))
 
 
-def _politeness(path: Path, table: dict, line_of, host_delay: float | None,
-                robots: bool) -> tuple[float | None, bool]:
+def _politeness(
+    path: Path, table: dict, line_of, host_delay: float | None, robots: bool
+) -> tuple[float | None, bool]:
     """host_delay and robots from a table, falling back to the given values."""
     if "host_delay" in table:
         try:
             host_delay = parse_duration(table["host_delay"], allow_zero=True)
         except ValueError as exc:
-            raise FeedsFileError(str(path), line_of("host_delay"), f"bad host_delay: {exc}") from None
+            raise FeedsFileError(
+                str(path), line_of("host_delay"), f"bad host_delay: {exc}"
+            ) from None
     if "robots" in table:
         robots = table["robots"]
         if not isinstance(robots, bool):
@@ -137,9 +172,11 @@ def _source_keys(path: Path, table: dict, line_of) -> dict:
     keys: dict = {}
     if "type" in table:
         if table["type"] not in SOURCE_TYPES:
-            raise FeedsFileError(str(path), line_of("type"),
-                                 f"type must be one of {', '.join(SOURCE_TYPES)}, "
-                                 f"got {table['type']!r}")
+            raise FeedsFileError(
+                str(path),
+                line_of("type"),
+                f"type must be one of {', '.join(SOURCE_TYPES)}, got {table['type']!r}",
+            )
         keys["type"] = table["type"]
     for key in ("include", "exclude"):
         if key in table:
@@ -149,8 +186,9 @@ def _source_keys(path: Path, table: dict, line_of) -> dict:
         try:
             keys["since"] = None if since == "all" else parse_duration(since)
         except ValueError as exc:
-            raise FeedsFileError(str(path), line_of("since"),
-                                 f'bad since: {exc} (or "all")') from None
+            raise FeedsFileError(
+                str(path), line_of("since"), f'bad since: {exc} (or "all")'
+            ) from None
     return keys
 
 
@@ -211,8 +249,9 @@ def _url(path: Path, line: int | None, value: object) -> str:
     except ValueError as exc:
         raise FeedsFileError(str(path), line, f"bad url {url!r}: {exc}") from None
     if not is_http_url(url) or " " in url:
-        raise FeedsFileError(str(path), line,
-                             f"bad url {url!r}: only http and https URLs with a host are fetched")
+        raise FeedsFileError(
+            str(path), line, f"bad url {url!r}: only http and https URLs with a host are fetched"
+        )
     return url
 
 
@@ -239,23 +278,32 @@ def _load_opml(path: Path, raw: bytes, default_interval: float) -> list[FeedConf
         url = _url(path, outline.sourceline, url)
         if url not in seen:  # readers list a feed under several folders
             seen.add(url)
-            feeds.append(FeedConfig(url, outline.get("title") or outline.get("text"),
-                                    default_interval))
+            feeds.append(
+                FeedConfig(url, outline.get("title") or outline.get("text"), default_interval)
+            )
     return feeds
 
 
 def append_feed(path: Path, url: str, name: str | None) -> None:
     """Add a [[feed]] to a TOML feeds file, keeping the rest of it as written."""
     if path.suffix.lower() in (".opml", ".xml"):
-        raise FeedsFileError(str(path), None, "feeds add writes TOML files only; add the feed "
-                                              "in your feed reader and export the OPML again")
+        raise FeedsFileError(
+            str(path),
+            None,
+            "feeds add writes TOML files only; add the feed "
+            "in your feed reader and export the OPML again",
+        )
     feeds = load_feeds(path) if path.exists() else []
     if any(f.url == url for f in feeds):
         raise FeedsFileError(str(path), None, f"{url} is already listed")
     text = path.read_text() if path.exists() else ""
     # JSON strings are valid TOML basic strings, escapes included.
-    entry = f"[[feed]]\nurl = {json.dumps(url)}\n" + (f"name = {json.dumps(name)}\n" if name else "")
-    separator = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    entry = f"[[feed]]\nurl = {json.dumps(url)}\n" + (
+        f"name = {json.dumps(name)}\n" if name else ""
+    )
+    separator = (
+        "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+    )
     path.write_text(text + separator + entry)
     load_feeds(path)  # what was written must load
 
@@ -274,7 +322,7 @@ class WebhookConfig:
     url: str
     secret: str
     events: tuple[str, ...] = ()
-    feeds: tuple[str, ...] = ()        # feed URLs (the file may name them by name)
+    feeds: tuple[str, ...] = ()  # feed URLs (the file may name them by name)
     languages: tuple[str, ...] = ()
     entities: tuple[str, ...] = ()
 
@@ -297,47 +345,70 @@ def load_webhooks(path: Path, environ: Mapping[str, str] | None = None) -> list[
     webhooks: list[WebhookConfig] = []
     seen: dict[str, int | None] = {}
     for index, entry in enumerate(entries):
+
         def line_of(key: str, index: int = index) -> int | None:
             return lines.key(key, "webhook", index) or lines.feed(index, "webhook")
 
         for key in entry.keys() - WEBHOOK_KEYS:
-            raise FeedsFileError(str(path), line_of(key), f"unknown key {key!r} in [[webhook]] "
-                                                          f"(allowed: {_allowed(WEBHOOK_KEYS)})")
+            raise FeedsFileError(
+                str(path),
+                line_of(key),
+                f"unknown key {key!r} in [[webhook]] (allowed: {_allowed(WEBHOOK_KEYS)})",
+            )
         if "url" not in entry:
             raise FeedsFileError(str(path), line_of("url"), "[[webhook]] without url")
         url = _url(path, line_of("url"), entry["url"])
         if url in seen:
-            raise FeedsFileError(str(path), line_of("url"),
-                                 f"webhook {url} is listed twice (first at line {seen[url]})")
+            raise FeedsFileError(
+                str(path),
+                line_of("url"),
+                f"webhook {url} is listed twice (first at line {seen[url]})",
+            )
         seen[url] = line_of("url")
         secret = _webhook_secret(path, entry, line_of, environ)
         events = _strings(path, entry, "events", line_of)
         for kind in events:
             if kind not in EVENT_KINDS:
-                raise FeedsFileError(str(path), line_of("events"), f"unknown event {kind!r} "
-                                     f"(choose from {', '.join(EVENT_KINDS)})")
+                raise FeedsFileError(
+                    str(path),
+                    line_of("events"),
+                    f"unknown event {kind!r} (choose from {', '.join(EVENT_KINDS)})",
+                )
         named_feeds = _strings(path, entry, "feeds", line_of)
         for name in named_feeds:
             if name not in feed_urls:
-                raise FeedsFileError(str(path), line_of("feeds"),
-                                     f"webhook filter names feed {name!r}, which no [[feed]] "
-                                     "lists (use its url or name)")
-        webhooks.append(WebhookConfig(
-            url, secret, events, tuple(dict.fromkeys(feed_urls[n] for n in named_feeds)),
-            _strings(path, entry, "languages", line_of),
-            _strings(path, entry, "entities", line_of)))
+                raise FeedsFileError(
+                    str(path),
+                    line_of("feeds"),
+                    f"webhook filter names feed {name!r}, which no [[feed]] "
+                    "lists (use its url or name)",
+                )
+        webhooks.append(
+            WebhookConfig(
+                url,
+                secret,
+                events,
+                tuple(dict.fromkeys(feed_urls[n] for n in named_feeds)),
+                _strings(path, entry, "languages", line_of),
+                _strings(path, entry, "entities", line_of),
+            )
+        )
     return webhooks
 
 
 def _webhook_secret(path: Path, entry: dict, line_of, environ: Mapping[str, str]) -> str:
     if ("secret" in entry) == ("secret_env" in entry):
-        raise FeedsFileError(str(path), line_of("url"),
-                             "[[webhook]] needs secret or secret_env (one of them)")
+        raise FeedsFileError(
+            str(path), line_of("url"), "[[webhook]] needs secret or secret_env (one of them)"
+        )
     if "secret_env" in entry:
         name = entry["secret_env"]
         if not isinstance(name, str) or not environ.get(name):
-            raise FeedsFileError(str(path), line_of("secret_env"),
-                                 f"secret_env: environment variable {name!r} is not set")
+            raise FeedsFileError(
+                str(path),
+                line_of("secret_env"),
+                f"secret_env: environment variable {name!r} is not set",
+            )
         return environ[name]
     secret = entry["secret"]
     if not isinstance(secret, str) or not secret:

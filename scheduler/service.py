@@ -79,8 +79,23 @@ class Scheduler:
     def sync_feeds(self, feeds: list[FeedConfig]) -> None:
         self._feeds_mtime = _mtime(self.settings.feeds)
         with self.pool.connection() as conn:
-            db.sync_feeds(conn, [(f.url, f.name, max(1, round(f.interval)), f.host_delay, f.robots,
-                                  f.type, f.include, f.exclude, f.since) for f in feeds])
+            db.sync_feeds(
+                conn,
+                [
+                    (
+                        f.url,
+                        f.name,
+                        max(1, round(f.interval)),
+                        f.host_delay,
+                        f.robots,
+                        f.type,
+                        f.include,
+                        f.exclude,
+                        f.since,
+                    )
+                    for f in feeds
+                ],
+            )
         logger.info("feeds synced", feeds=len(feeds), file=str(self.settings.feeds))
 
     def reload_feeds(self) -> None:
@@ -105,36 +120,63 @@ class Scheduler:
         interval = float(feed.interval_seconds)
         try:
             with metrics.FEED_POLL_SECONDS.time():
-                result = poll_feed(self.http, feed.url, self.settings, rules=feed_rules(feed),
-                                   etag=feed.etag, last_modified=feed.last_modified)
+                result = poll_feed(
+                    self.http,
+                    feed.url,
+                    self.settings,
+                    rules=feed_rules(feed),
+                    etag=feed.etag,
+                    last_modified=feed.last_modified,
+                )
             with self.pool.connection() as conn:
-                new_ids = db.record_new_urls(conn, feed.id, result.entries,
-                                              self.settings.refresh_min_age)
+                new_ids = db.record_new_urls(
+                    conn, feed.id, result.entries, self.settings.refresh_min_age
+                )
             queue.enqueue_fetch(new_ids, self.celery)
             metrics.URLS_ENQUEUED.inc(len(new_ids))
             metrics.FEED_POLLS.labels("not_modified" if result.not_modified else "new").inc()
         except Exception as exc:  # noqa: BLE001 - a failing feed backs off, never stops the loop
             metrics.FEED_POLLS.labels("error").inc()
             error = f"{type(exc).__name__}: {exc}"
-            next_in = next_poll_in(feed_backoff(interval, feed.consecutive_errors + 1),
-                                   retry_after=getattr(exc, "retry_after", None))
+            next_in = next_poll_in(
+                feed_backoff(interval, feed.consecutive_errors + 1),
+                retry_after=getattr(exc, "retry_after", None),
+            )
             logger.warning("feed poll failed", feed=feed.url, error=error, retry_in=round(next_in))
             with self.pool.connection() as conn:
                 db.record_poll_failure(conn, feed.id, error=error[:1000], next_in=next_in)
             return
         # A 304 says nothing of how often the feed publishes: keep the pace found before.
-        poll_every = (feed.poll_every_seconds or interval if result.not_modified
-                      else adapted_interval(interval, [e.published_at for e in result.entries]))
+        poll_every = (
+            feed.poll_every_seconds or interval
+            if result.not_modified
+            else adapted_interval(interval, [e.published_at for e in result.entries])
+        )
         next_in = next_poll_in(poll_every, ttl=result.ttl_seconds, max_age=result.max_age_seconds)
         with self.pool.connection() as conn:
-            db.record_poll_success(conn, feed.id, etag=result.etag,
-                                   last_modified=result.last_modified, poll_every=poll_every,
-                                   next_in=next_in, items=len(new_ids),
-                                   rejected_links=result.rejected_links, kind=result.kind,
-                                   note=result.note, sitemaps_read_until=result.read_until)
-        logger.info("feed polled", feed=feed.url, kind=result.kind,
-                    not_modified=result.not_modified, entries=len(result.entries),
-                    new=len(new_ids), rejected_links=result.rejected_links, left_out=result.note)
+            db.record_poll_success(
+                conn,
+                feed.id,
+                etag=result.etag,
+                last_modified=result.last_modified,
+                poll_every=poll_every,
+                next_in=next_in,
+                items=len(new_ids),
+                rejected_links=result.rejected_links,
+                kind=result.kind,
+                note=result.note,
+                sitemaps_read_until=result.read_until,
+            )
+        logger.info(
+            "feed polled",
+            feed=feed.url,
+            kind=result.kind,
+            not_modified=result.not_modified,
+            entries=len(result.entries),
+            new=len(new_ids),
+            rejected_links=result.rejected_links,
+            left_out=result.note,
+        )
 
     def reconcile(self) -> None:
         """Resend in-flight URLs whose message is lost: in no queue and held by no worker
@@ -142,8 +184,7 @@ class Scheduler:
         was away). When the broker holds too many messages to read them all, URLs
         untouched for longer than the visibility timeout are resent instead."""
         with self.pool.connection() as conn:
-            untouched = db.in_flight_untouched(conn, self.settings.lost_message_after,
-                                               limit=10_000)
+            untouched = db.in_flight_untouched(conn, self.settings.lost_message_after, limit=10_000)
         in_broker = queue.url_ids_in_broker(self.settings) if untouched else set()
         if in_broker is None:
             with self.pool.connection() as conn:
@@ -172,8 +213,9 @@ class Scheduler:
         if now - self._last_orphan_check < self.settings.lost_message_after:
             return
         self._last_orphan_check = now
-        orphans = queue.orphaned_tags(self.celery, self.settings,
-                                      taken_before=time.time() - self.settings.lost_message_after)
+        orphans = queue.orphaned_tags(
+            self.celery, self.settings, taken_before=time.time() - self.settings.lost_message_after
+        )
         if orphans is None:
             return
         again, self._orphans = orphans & self._orphans, orphans
@@ -203,16 +245,26 @@ class Scheduler:
         if not result.ran:
             logger.info("prune skipped: another prune is running")
         else:
-            logger.info("pruned", raw_pages=result.raw_pages, urls=result.urls,
-                        page_mb=round(result.raw_page_bytes / 2**20, 1),
-                        seconds=round(result.seconds, 1), interrupted=result.interrupted)
+            logger.info(
+                "pruned",
+                raw_pages=result.raw_pages,
+                urls=result.urls,
+                page_mb=round(result.raw_page_bytes / 2**20, 1),
+                seconds=round(result.seconds, 1),
+                interrupted=result.interrupted,
+            )
         return result
 
 
 def feed_rules(feed: db.FeedRow) -> SourceRules:
-    return make_rules(feed.source_type, feed.include_pattern, feed.exclude_pattern,
-                      feed.since_seconds, first_polled_at=feed.first_polled_at,
-                      read_until=feed.sitemaps_read_until)
+    return make_rules(
+        feed.source_type,
+        feed.include_pattern,
+        feed.exclude_pattern,
+        feed.since_seconds,
+        first_polled_at=feed.first_polled_at,
+        read_until=feed.sitemaps_read_until,
+    )
 
 
 def _mtime(path: Path) -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import urldefrag, urljoin, urlsplit
 
@@ -73,8 +73,9 @@ def ungzip(body: bytes, max_bytes: int) -> bytes:
     if len(inflated) > max_bytes:
         raise Permanent("too_large", f"more than {max_bytes} bytes once inflated")
     if not inflater.eof:
-        raise Permanent("truncated_gzip",
-                        f"the gzip stream stops after {len(body)} bytes, before its end")
+        raise Permanent(
+            "truncated_gzip", f"the gzip stream stops after {len(body)} bytes, before its end"
+        )
     return inflated
 
 
@@ -94,8 +95,9 @@ def sniff(body: bytes) -> str:
 
 def _xml_root(body: bytes) -> str | None:
     try:
-        for _, elem in etree.iterparse(io.BytesIO(body), events=("start",),
-                                       resolve_entities=False, no_network=True):
+        for _, elem in etree.iterparse(
+            io.BytesIO(body), events=("start",), resolve_entities=False, no_network=True
+        ):
             return etree.QName(elem).localname.lower()
     except etree.XMLSyntaxError:
         return None
@@ -104,9 +106,11 @@ def _xml_root(body: bytes) -> str | None:
 
 # --- RSS, Atom, RDF ---------------------------------------------------------------------
 
+
 def parse_feed(body: bytes, url: str, content_type: str = "") -> Document:
-    parsed = feedparser.parse(body, response_headers={"content-type": content_type,
-                                                      "content-location": url})
+    parsed = feedparser.parse(
+        body, response_headers={"content-type": content_type, "content-location": url}
+    )
     if not parsed.get("version"):
         raise Permanent("not_a_feed", "no RSS, Atom, JSON Feed or sitemap document")
     problem = parsed.get("bozo_exception")
@@ -124,10 +128,14 @@ def parse_feed(body: bytes, url: str, content_type: str = "") -> Document:
         for key in ("published", "updated"):
             if key in entry and entry[key] and not entry.get(f"{key}_parsed"):
                 doc.notes["bad_date"] += 1
-        doc.entries.append(FeedEntry(
-            link, _struct_date(entry, "published_parsed", "updated_parsed"),
-            _struct_date(entry, "updated_parsed", "published_parsed"),
-            (entry.get("title") or "").strip() or None))
+        doc.entries.append(
+            FeedEntry(
+                link,
+                _struct_date(entry, "published_parsed", "updated_parsed"),
+                _struct_date(entry, "updated_parsed", "published_parsed"),
+                (entry.get("title") or "").strip() or None,
+            )
+        )
     return doc
 
 
@@ -138,10 +146,10 @@ _HARMLESS = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
 def _struct_date(entry: Any, *keys: str) -> datetime | None:
     """The first of `keys` the entry has. (`in` first: feedparser's get() of a missing
     updated_parsed answers published_parsed, with a deprecation warning.)"""
-    struct = next((entry[key] for key in keys if key in entry and entry[key]), None)
+    struct = next((entry[key] for key in keys if entry.get(key)), None)
     if not struct:
         return None
-    return datetime.fromtimestamp(calendar.timegm(struct), tz=timezone.utc)
+    return datetime.fromtimestamp(calendar.timegm(struct), tz=UTC)
 
 
 def _ttl(parsed: Any) -> float | None:
@@ -154,6 +162,7 @@ def _ttl(parsed: Any) -> float | None:
 
 # --- JSON Feed --------------------------------------------------------------------------
 
+
 def parse_json_feed(body: bytes, url: str) -> Document:
     try:
         feed = json.loads(body)
@@ -164,24 +173,34 @@ def parse_json_feed(body: bytes, url: str) -> Document:
         raise Permanent("not_a_feed", "JSON without a JSON Feed version")
     items = feed.get("items")
     title = feed.get("title")
-    doc = Document("json1" + (version.group(1) or "0"),
-                   title=title if isinstance(title, str) else None)
+    doc = Document(
+        "json1" + (version.group(1) or "0"), title=title if isinstance(title, str) else None
+    )
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             doc.rejected_links += 1
             continue
         # `url` is the item's permalink; `external_url` the page a link post points at;
         # an `id` may be the permalink too.
-        link = (absolute_link(item.get("url"), url) or absolute_link(item.get("external_url"), url)
-                or _absolute_id(item.get("id")))
+        link = (
+            absolute_link(item.get("url"), url)
+            or absolute_link(item.get("external_url"), url)
+            or _absolute_id(item.get("id"))
+        )
         if link is None:
             doc.rejected_links += 1
             continue
         published = w3c_date(item.get("date_published"), doc.notes)
         updated = w3c_date(item.get("date_modified"), doc.notes)
         title = item.get("title")
-        doc.entries.append(FeedEntry(link, published or updated, updated or published,
-                                     title.strip() or None if isinstance(title, str) else None))
+        doc.entries.append(
+            FeedEntry(
+                link,
+                published or updated,
+                updated or published,
+                title.strip() or None if isinstance(title, str) else None,
+            )
+        )
     return doc
 
 
@@ -194,6 +213,7 @@ def _absolute_id(value: object) -> str | None:
 
 # --- sitemaps ---------------------------------------------------------------------------
 
+
 def parse_sitemap(body: bytes, url: str, max_urls: int) -> Document:
     """A sitemap, a Google News sitemap or a sitemap index, read element by element.
 
@@ -202,9 +222,15 @@ def parse_sitemap(body: bytes, url: str, max_urls: int) -> Document:
     """
     doc = Document("sitemap")
     listed = 0
-    items = etree.iterparse(io.BytesIO(body), events=("end",), tag=("{*}url", "{*}sitemap"),
-                            resolve_entities=False, no_network=True, remove_comments=True,
-                            remove_pis=True)
+    items = etree.iterparse(
+        io.BytesIO(body),
+        events=("end",),
+        tag=("{*}url", "{*}sitemap"),
+        resolve_entities=False,
+        no_network=True,
+        remove_comments=True,
+        remove_pis=True,
+    )
     try:
         for _, elem in items:
             listed += 1
@@ -267,11 +293,12 @@ def w3c_date(value: object, notes: Notes) -> datetime | None:
         notes["bad_date"] += 1
         return None
     if when.tzinfo is None:  # a date alone, or a time without a zone: taken as UTC
-        return when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+        return when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
 
 
 # --- section pages ----------------------------------------------------------------------
+
 
 def parse_page(body: bytes, url: str) -> Document:
     """Every link of an HTML page, absolute (against <base href> and the page's URL)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-ADAPT_FACTOR = 4   # an adapted interval stays within [interval / 4, interval * 4]
+ADAPT_FACTOR = 4  # an adapted interval stays within [interval / 4, interval * 4]
 RECENT_ENTRIES = 20
 
 
@@ -26,8 +26,13 @@ def adapted_interval(interval: float, dates: Sequence[datetime | None]) -> float
     return min(interval * ADAPT_FACTOR, max(interval / ADAPT_FACTOR, gap))
 
 
-def next_poll_in(poll_every: float, *, ttl: float | None = None, max_age: float | None = None,
-                 retry_after: float | None = None) -> float:
+def next_poll_in(
+    poll_every: float,
+    *,
+    ttl: float | None = None,
+    max_age: float | None = None,
+    retry_after: float | None = None,
+) -> float:
     """Seconds until the next poll: the adapted interval, or longer if the feed's <ttl>,
     its Cache-Control max-age or a Retry-After ask for it."""
     return max(poll_every, ttl or 0, max_age or 0, retry_after or 0)

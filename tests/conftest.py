@@ -24,30 +24,45 @@ from newsloom.settings import Settings, load_settings
 
 # A test that uses one of these fixtures needs Postgres or Redis (or processes using them):
 # it is `integration`; every other test is `unit` (`make test-unit`, no server, seconds).
-SERVER_FIXTURES = frozenset({"servers", "database_url", "redis_prefix", "conn", "settings",
-                             "ctx", "app_env", "workers"})
+SERVER_FIXTURES = frozenset(
+    {"servers", "database_url", "redis_prefix", "conn", "settings", "ctx", "app_env", "workers"}
+)
 # Files whose tests reach servers without those fixtures (they start their own).
 INTEGRATION_FILES = frozenset({"test_compose.py", "test_bench.py", "test_e2e.py"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--shuffle", type=int, metavar="SEED",
-                     help="run the tests in an order shuffled with SEED, to find tests that "
-                          "depend on others")
+    parser.addoption(
+        "--shuffle",
+        type=int,
+        metavar="SEED",
+        help="run the tests in an order shuffled with SEED, to find tests that depend on others",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        integration = (SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-                       or item.path.name in INTEGRATION_FILES)
+        integration = (
+            SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            or item.path.name in INTEGRATION_FILES
+        )
         item.add_marker(pytest.mark.integration if integration else pytest.mark.unit)
     seed = config.getoption("--shuffle")
     if seed is not None:
         random.Random(seed).shuffle(items)
 
 
-TABLES = ("dead_letters", "article_entities", "entities", "article_urls", "articles",
-          "raw_pages", "urls", "feeds", "imports")
+TABLES = (
+    "dead_letters",
+    "article_entities",
+    "entities",
+    "article_urls",
+    "articles",
+    "raw_pages",
+    "urls",
+    "feeds",
+    "imports",
+)
 # Data out (events go with their articles).
 TABLES += ("events", "webhooks", "export_cursors")
 
@@ -90,9 +105,14 @@ def conn(database_url):
 
 @pytest.fixture
 def settings(conn, database_url, servers, redis_prefix, tmp_path) -> Settings:
-    return load_settings(database_url=database_url, redis_url=servers[1],
-                         redis_key_prefix=redis_prefix, allow_private_networks=True,
-                         feeds=tmp_path / "feeds.toml", data_dir=tmp_path / "data")
+    return load_settings(
+        database_url=database_url,
+        redis_url=servers[1],
+        redis_key_prefix=redis_prefix,
+        allow_private_networks=True,
+        feeds=tmp_path / "feeds.toml",
+        data_dir=tmp_path / "data",
+    )
 
 
 @pytest.fixture
@@ -100,9 +120,17 @@ def ctx(settings):
     """A worker's context with short timeouts and two attempts per task."""
     from newsloom.worker.pipeline import Context
 
-    context = Context(load_settings(**{**settings.model_dump(), "fetch_timeout": 1.0,
-                                       "max_attempts": 2, "max_page_bytes": 2_000_000,
-                                       "host_delay": 0.05}))
+    context = Context(
+        load_settings(
+            **{
+                **settings.model_dump(),
+                "fetch_timeout": 1.0,
+                "max_attempts": 2,
+                "max_page_bytes": 2_000_000,
+                "host_delay": 0.05,
+            }
+        )
+    )
     yield context
     context.pool.close()
     context.http.close()
@@ -120,18 +148,26 @@ def site():
 def app_env(settings) -> dict[str, str]:
     """The environment for running newsloom processes against this test's servers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLOOM_")}
-    env.update({
-        "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-        "NEWSLOOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-        "NEWSLOOM_SPACY_MODEL": settings.spacy_model,
-        "NEWSLOOM_FEEDS": str(settings.feeds), "NEWSLOOM_DATA_DIR": str(settings.data_dir),
-        "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true", "NEWSLOOM_SCHEDULER_TICK": "0.2s",
-        "NEWSLOOM_PROCESS_CONCURRENCY": "1", "NEWSLOOM_FETCH_CONCURRENCY": "4",
-        "NEWSLOOM_MAX_ATTEMPTS": "3", "NEWSLOOM_RETRY_BASE": "0.2s", "NEWSLOOM_FETCH_TIMEOUT": "2s",
-        # Every page of the fixture site is on one host; politeness has tests of its own.
-        "NEWSLOOM_HOST_DELAY": "0s",
-        "NEWSLOOM_METRICS_PORT": "0",
-    })
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url,
+            "NEWSLOOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
+            "NEWSLOOM_SPACY_MODEL": settings.spacy_model,
+            "NEWSLOOM_FEEDS": str(settings.feeds),
+            "NEWSLOOM_DATA_DIR": str(settings.data_dir),
+            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
+            "NEWSLOOM_SCHEDULER_TICK": "0.2s",
+            "NEWSLOOM_PROCESS_CONCURRENCY": "1",
+            "NEWSLOOM_FETCH_CONCURRENCY": "4",
+            "NEWSLOOM_MAX_ATTEMPTS": "3",
+            "NEWSLOOM_RETRY_BASE": "0.2s",
+            "NEWSLOOM_FETCH_TIMEOUT": "2s",
+            # Every page of the fixture site is on one host; politeness has tests of its own.
+            "NEWSLOOM_HOST_DELAY": "0s",
+            "NEWSLOOM_METRICS_PORT": "0",
+        }
+    )
     return env
 
 

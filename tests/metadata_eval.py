@@ -19,13 +19,13 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from statistics import mean, median
 
 FIXTURES = Path(__file__).parent / "fixtures" / "metadata"
 # The pages are from 2010-2023: a fetch time after all of them.
-FETCHED_AT = datetime(2024, 1, 1, tzinfo=timezone.utc)
+FETCHED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 _WORD = re.compile(r"\w+")
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "\u00a0": " "})
 
@@ -48,6 +48,7 @@ class Page:
 @dataclass(frozen=True)
 class Found:
     """What an extractor found on a page."""
+
     title: str | None
     published_at: datetime | None
     authors: list[str]
@@ -56,8 +57,11 @@ class Found:
 
 def pages(part: str = "all") -> list[Page]:
     manifest = json.loads((FIXTURES / "manifest.json").read_text())
-    return [Page(**{k: p[k] for k in Page.__dataclass_fields__}) for p in manifest["pages"]
-            if part in ("all", p["part"])]
+    return [
+        Page(**{k: p[k] for k in Page.__dataclass_fields__})
+        for p in manifest["pages"]
+        if part in ("all", p["part"])
+    ]
 
 
 def fold(text: str) -> str:
@@ -73,7 +77,7 @@ def fold_name(name: str) -> str:
 
 def shingles(text: str, n: int = 4) -> set[tuple[str, ...]]:
     words = _WORD.findall(text.casefold())
-    return {tuple(words[i:i + n]) for i in range(max(1, len(words) - n + 1))}
+    return {tuple(words[i : i + n]) for i in range(max(1, len(words) - n + 1))}
 
 
 def body_f1(got: str, expected: str) -> float:
@@ -101,14 +105,16 @@ class Figures:
     authors_recall: float
     body_f1: float
     body_f1_other: float  # outside English and German
-    ms_per_page: float    # median
+    ms_per_page: float  # median
 
     def row(self) -> str:
-        return (f"title {self.title:.2f}  time60s {self.time_60s:.2f} "
-                f"(shown on page {self.time_60s_seen:.2f})  day {self.day:.2f}  "
-                f"authors P/R {self.authors_precision:.2f}/{self.authors_recall:.2f}  "
-                f"body F1 {self.body_f1:.3f} (other languages {self.body_f1_other:.3f})  "
-                f"median {self.ms_per_page:.1f} ms/page")
+        return (
+            f"title {self.title:.2f}  time60s {self.time_60s:.2f} "
+            f"(shown on page {self.time_60s_seen:.2f})  day {self.day:.2f}  "
+            f"authors P/R {self.authors_precision:.2f}/{self.authors_recall:.2f}  "
+            f"body F1 {self.body_f1:.3f} (other languages {self.body_f1_other:.3f})  "
+            f"median {self.ms_per_page:.1f} ms/page"
+        )
 
 
 def evaluate(run: Callable[[bytes, str], Found], selected: Iterable[Page]) -> Figures:
@@ -142,24 +148,33 @@ def evaluate(run: Callable[[bytes, str], Found], selected: Iterable[Page]) -> Fi
             if page.file in _OTHER_LANGUAGE:
                 bodies_other.append(score)
     return Figures(
-        title=mean(titles), time_60s=mean(times) if times else 0.0,
-        time_60s_seen=mean(times_seen) if times_seen else 0.0, day=mean(days),
+        title=mean(titles),
+        time_60s=mean(times) if times else 0.0,
+        time_60s_seen=mean(times_seen) if times_seen else 0.0,
+        day=mean(days),
         authors_precision=matched_names / max(1, found_names),
         authors_recall=matched_names / max(1, expected_names),
         body_f1=mean(bodies) if bodies else 0.0,
         body_f1_other=mean(bodies_other) if bodies_other else 0.0,
-        ms_per_page=median(costs) * 1000)
+        ms_per_page=median(costs) * 1000,
+    )
 
 
 # The Zyte pages whose article is not in English or German (by hand).
-_OTHER_LANGUAGE = {"zyte-entermedia-co-kr.html.gz", "zyte-autoracing-com-br.html.gz",
-                   "zyte-remember8090-it.html.gz", "zyte-kabarislamia-com.html.gz",
-                   "zyte-comoeducarseusfilhos-com-br.html.gz", "zyte-wday-ru.html.gz"}
+_OTHER_LANGUAGE = {
+    "zyte-entermedia-co-kr.html.gz",
+    "zyte-autoracing-com-br.html.gz",
+    "zyte-remember8090-it.html.gz",
+    "zyte-kabarislamia-com.html.gz",
+    "zyte-comoeducarseusfilhos-com-br.html.gz",
+    "zyte-wday-ru.html.gz",
+}
 
 
 def newsloom(html: bytes, url: str) -> Found:
     from newsloom.errors import Permanent
     from newsloom.worker.extract import extract
+
     try:
         doc = extract(html, url, min_chars=0, fetched_at=FETCHED_AT)
     except Permanent:

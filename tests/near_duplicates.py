@@ -22,8 +22,8 @@ OUTLETS = ("The Harbour Gazette", "Valley Courier", "Northern Echo Online", "Met
 
 @dataclass(frozen=True)
 class Story:
-    key: str          # "group/index"
-    kind: str         # the corpus group's kind, or "copy"
+    key: str  # "group/index"
+    kind: str  # the corpus group's kind, or "copy"
     title: str
     paragraphs: tuple[str, ...]
     source: str | None = None  # the story a copy was made from
@@ -39,8 +39,9 @@ def corpus() -> list[Story]:
     for path in sorted(STORIES.glob("*.json")):
         group = json.loads(path.read_text())
         for i, story in enumerate(group["stories"]):
-            stories.append(Story(f"{path.stem}/{i}", group["kind"], story["title"],
-                                 tuple(story["paragraphs"])))
+            stories.append(
+                Story(f"{path.stem}/{i}", group["kind"], story["title"], tuple(story["paragraphs"]))
+            )
     return stories
 
 
@@ -50,8 +51,9 @@ def _typos(rng: random.Random, paragraphs: list[str], share: float) -> list[str]
     spots = [(i, j) for i, p in enumerate(words) for j, w in enumerate(p) if len(w) > 3]
     for i, j in rng.sample(spots, max(1, int(len(spots) * share))):
         w, k = words[i][j], rng.randrange(1, len(words[i][j]) - 1)
-        words[i][j] = rng.choice([w[:k] + w[k + 1:], w[:k - 1] + w[k] + w[k - 1] + w[k + 1:],
-                                  w.upper(), w + "s"])
+        words[i][j] = rng.choice(
+            [w[:k] + w[k + 1 :], w[: k - 1] + w[k] + w[k - 1] + w[k + 1 :], w.upper(), w + "s"]
+        )
     return [" ".join(p) for p in words]
 
 
@@ -72,28 +74,37 @@ def _restyle(paragraphs: list[str]) -> list[str]:
 def _copy(rng: random.Random, story: Story, edit: str) -> Story:
     paragraphs = list(story.paragraphs)
     outlet = rng.choice(OUTLETS)
-    if edit == "credit":    # republished as is, with the agency's credit
-        paragraphs.append(f"This article originally appeared in {outlet} and is republished "
-                          "with permission.")
-    elif edit == "typos":   # retyped or lightly corrected
+    if edit == "credit":  # republished as is, with the agency's credit
+        paragraphs.append(
+            f"This article originally appeared in {outlet} and is republished with permission."
+        )
+    elif edit == "typos":  # retyped or lightly corrected
         paragraphs = _typos(rng, paragraphs, 0.03)
-    elif edit == "trim":    # cut from the bottom to fit
+    elif edit == "trim":  # cut from the bottom to fit
         paragraphs = paragraphs[:-1] if len(paragraphs) >= 5 else paragraphs
         paragraphs[-1] += " More details are expected later."
-    elif edit == "local":   # a paragraph of local context added
-        paragraphs.insert(rng.randrange(1, len(paragraphs)),
-                          f"Readers of {outlet} in the area can expect further coverage "
-                          "as the story develops, our correspondent added.")
+    elif edit == "local":  # a paragraph of local context added
+        paragraphs.insert(
+            rng.randrange(1, len(paragraphs)),
+            f"Readers of {outlet} in the area can expect further coverage "
+            "as the story develops, our correspondent added.",
+        )
     elif edit == "restyle":
         paragraphs = _restyle(paragraphs)
-    elif edit == "noise":   # the extractor kept a caption and an ad label on this site
+    elif edit == "noise":  # the extractor kept a caption and an ad label on this site
         paragraphs.insert(1, f"Photo: {outlet} / file picture")
         paragraphs.insert(rng.randrange(2, len(paragraphs) + 1), "Advertisement")
-    elif edit == "mixed":   # credit, house style and a few slips together
+    elif edit == "mixed":  # credit, house style and a few slips together
         paragraphs = _typos(rng, _restyle(paragraphs), 0.01)
         paragraphs.append(f"Additional reporting by {outlet}.")
-    return Story(f"{story.key}~{edit}", "copy", f"{story.title} | {outlet}", tuple(paragraphs),
-                 source=story.key, edit=edit)
+    return Story(
+        f"{story.key}~{edit}",
+        "copy",
+        f"{story.title} | {outlet}",
+        tuple(paragraphs),
+        source=story.key,
+        edit=edit,
+    )
 
 
 EDITS = ("credit", "typos", "trim", "local", "restyle", "noise")

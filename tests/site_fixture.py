@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import lru_cache
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,9 +26,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 # Text that surrounds the article on the page and must never reach `articles.text`.
 BOILERPLATE_MARKERS = (
-    "Accept cookies", "Share on Facebook", "Sign up for our newsletter", "Related articles",
-    "Support The Daily Loom", "Upvote", "View all comments", "All rights reserved",
-    "This is exactly what I have been saying", "Most read",
+    "Accept cookies",
+    "Share on Facebook",
+    "Sign up for our newsletter",
+    "Related articles",
+    "Support The Daily Loom",
+    "Upvote",
+    "View all comments",
+    "All rights reserved",
+    "This is exactly what I have been saying",
+    "Most read",
 )
 
 
@@ -55,24 +62,37 @@ def seed_article() -> tuple[str, list[str]]:
     return title, body[:end]
 
 
-def article_html(title: str, paragraphs: list[str], *, author: str | None = None,
-                 published: str | None = None, canonical: str | None = None,
-                 site_name: str = "The Daily Loom", lang: str = "en",
-                 image: str | None = None, tags: tuple[str, ...] = (),
-                 related: tuple[str, ...] = (
-                     "Arab unity and Russian unity – the Donbass and Kurdistan case study",
-                     "Here’s what Russia has accomplished in Syria over the last two years")) -> str:
+def article_html(
+    title: str,
+    paragraphs: list[str],
+    *,
+    author: str | None = None,
+    published: str | None = None,
+    canonical: str | None = None,
+    site_name: str = "The Daily Loom",
+    lang: str = "en",
+    image: str | None = None,
+    tags: tuple[str, ...] = (),
+    related: tuple[str, ...] = (
+        "Arab unity and Russian unity – the Donbass and Kurdistan case study",
+        "Here’s what Russia has accomplished in Syria over the last two years",
+    ),
+) -> str:
     """A news page as sites really serve them: the article amid menus, banners, appeals,
     related links and a comments section."""
     e = escape
-    head = [f"<title>{e(title)} | {e(site_name)}</title>",
-            '<meta charset="utf-8">',
-            f'<meta name="description" content="{e(paragraphs[0][:150])}">',
-            f'<meta property="og:title" content="{e(title)}">',
-            f'<meta property="og:site_name" content="{e(site_name)}">']
+    head = [
+        f"<title>{e(title)} | {e(site_name)}</title>",
+        '<meta charset="utf-8">',
+        f'<meta name="description" content="{e(paragraphs[0][:150])}">',
+        f'<meta property="og:title" content="{e(title)}">',
+        f'<meta property="og:site_name" content="{e(site_name)}">',
+    ]
     if canonical:
-        head += [f'<link rel="canonical" href="{e(canonical)}">',
-                 f'<meta property="og:url" content="{e(canonical)}">']
+        head += [
+            f'<link rel="canonical" href="{e(canonical)}">',
+            f'<meta property="og:url" content="{e(canonical)}">',
+        ]
     if author:
         head.append(f'<meta name="author" content="{e(author)}">')
     if published:
@@ -80,16 +100,42 @@ def article_html(title: str, paragraphs: list[str], *, author: str | None = None
     if image:
         head.append(f'<meta property="og:image" content="{e(image)}">')
     head += [f'<meta property="article:tag" content="{e(t)}">' for t in tags]
-    menu = "".join(f'<li><a href="/{s.lower()}/">{s}</a></li>' for s in (
-        "Home", "World", "Politics", "Business", "Technology", "Science", "Opinion", "Sport",
-        "Culture", "Video"))
-    byline = (f'<p class="byline">By <a rel="author" href="/authors/x">{e(author)}</a>'
-              + (f' · <time datetime="{e(published)}">{e(published[:10])}</time>' if published else "")
-              + "</p>") if author else ""
+    menu = "".join(
+        f'<li><a href="/{s.lower()}/">{s}</a></li>'
+        for s in (
+            "Home",
+            "World",
+            "Politics",
+            "Business",
+            "Technology",
+            "Science",
+            "Opinion",
+            "Sport",
+            "Culture",
+            "Video",
+        )
+    )
+    byline = (
+        (
+            f'<p class="byline">By <a rel="author" href="/authors/x">{e(author)}</a>'
+            + (
+                f' · <time datetime="{e(published)}">{e(published[:10])}</time>'
+                if published
+                else ""
+            )
+            + "</p>"
+        )
+        if author
+        else ""
+    )
     body = "\n".join(f"<p>{e(p)}</p>" for p in paragraphs)
-    related_links = "".join(f'<li><a href="/related/{i}">{e(t)}</a></li>' for i, t in enumerate(related))
-    most_read = "".join(f'<li><a href="/popular/{i}">Popular story number {i} everyone is reading</a></li>'
-                        for i in range(5))
+    related_links = "".join(
+        f'<li><a href="/related/{i}">{e(t)}</a></li>' for i, t in enumerate(related)
+    )
+    most_read = "".join(
+        f'<li><a href="/popular/{i}">Popular story number {i} everyone is reading</a></li>'
+        for i in range(5)
+    )
     return f"""<!DOCTYPE html>
 <html lang="{lang}">
 <head>
@@ -141,13 +187,18 @@ def _rfc822(when: datetime | None) -> str:
 def rss2(items: list[FeedItem], *, title: str, link: str, ttl: int | None = None) -> str:
     entries = "".join(
         f"<item><title>{escape(i.title)}</title><link>{escape(i.url)}</link>"
-        f"<guid isPermaLink=\"false\">{escape(i.guid or i.url)}</guid>"
+        f'<guid isPermaLink="false">{escape(i.guid or i.url)}</guid>'
         + (f"<pubDate>{_rfc822(i.published)}</pubDate>" if i.published else "")
-        + f"<description>{escape(i.summary)}</description></item>\n" for i in items)
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
-            f"<title>{escape(title)}</title><link>{escape(link)}</link>"
-            f"<description>{escape(title)}</description>"
-            + (f"<ttl>{ttl}</ttl>" if ttl else "") + f"\n{entries}</channel></rss>\n")
+        + f"<description>{escape(i.summary)}</description></item>\n"
+        for i in items
+    )
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+        f"<title>{escape(title)}</title><link>{escape(link)}</link>"
+        f"<description>{escape(title)}</description>"
+        + (f"<ttl>{ttl}</ttl>" if ttl else "")
+        + f"\n{entries}</channel></rss>\n"
+    )
 
 
 def rss1(items: list[FeedItem], *, title: str, link: str) -> str:
@@ -156,32 +207,49 @@ def rss1(items: list[FeedItem], *, title: str, link: str) -> str:
         f'<item rdf:about="{escape(i.url)}"><title>{escape(i.title)}</title>'
         f"<link>{escape(i.url)}</link>"
         + (f"<dc:date>{i.published.isoformat()}</dc:date>" if i.published else "")
-        + f"<description>{escape(i.summary)}</description></item>\n" for i in items)
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
-            'xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
-            f'<channel rdf:about="{escape(link)}"><title>{escape(title)}</title>'
-            f"<link>{escape(link)}</link><description>{escape(title)}</description>"
-            f"<items><rdf:Seq>{seq}</rdf:Seq></items></channel>\n{entries}</rdf:RDF>\n")
+        + f"<description>{escape(i.summary)}</description></item>\n"
+        for i in items
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        'xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        f'<channel rdf:about="{escape(link)}"><title>{escape(title)}</title>'
+        f"<link>{escape(link)}</link><description>{escape(title)}</description>"
+        f"<items><rdf:Seq>{seq}</rdf:Seq></items></channel>\n{entries}</rdf:RDF>\n"
+    )
 
 
 def atom(items: list[FeedItem], *, title: str, link: str) -> str:
     entries = "".join(
         f'<entry><title>{escape(i.title)}</title><link rel="alternate" href="{escape(i.url)}"/>'
         f"<id>{escape(i.guid or i.url)}</id>"
-        + (f"<updated>{(i.updated or i.published).isoformat()}</updated>"
-           f"<published>{i.published.isoformat()}</published>" if i.published else "")
-        + f"<summary>{escape(i.summary)}</summary></entry>\n" for i in items)
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
-            f'<title>{escape(title)}</title><link href="{escape(link)}"/><id>{escape(link)}</id>'
-            f"<updated>2024-01-01T00:00:00Z</updated>\n{entries}</feed>\n")
+        + (
+            f"<updated>{(i.updated or i.published).isoformat()}</updated>"
+            f"<published>{i.published.isoformat()}</published>"
+            if i.published
+            else ""
+        )
+        + f"<summary>{escape(i.summary)}</summary></entry>\n"
+        for i in items
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
+        f'<title>{escape(title)}</title><link href="{escape(link)}"/><id>{escape(link)}</id>'
+        f"<updated>2024-01-01T00:00:00Z</updated>\n{entries}</feed>\n"
+    )
 
 
 def opml(feeds: list[tuple[str, str]]) -> str:
-    outlines = "".join(f'<outline type="rss" text="{escape(t)}" title="{escape(t)}" '
-                       f'xmlUrl="{escape(u)}" htmlUrl="{escape(u)}"/>\n' for u, t in feeds)
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head><title>Feeds</title>'
-            f'</head><body><outline text="News" title="News">\n{outlines}</outline></body></opml>\n')
+    outlines = "".join(
+        f'<outline type="rss" text="{escape(t)}" title="{escape(t)}" '
+        f'xmlUrl="{escape(u)}" htmlUrl="{escape(u)}"/>\n'
+        for u, t in feeds
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<opml version="2.0"><head><title>Feeds</title>'
+        f'</head><body><outline text="News" title="News">\n{outlines}</outline></body></opml>\n'
+    )
 
 
 def _w3c(when: datetime | None) -> str:
@@ -195,31 +263,47 @@ def sitemap(items: list[FeedItem], *, news: bool = False) -> str:
     urls = "".join(
         f"<url><loc>{escape(i.url)}</loc>"
         + (f"<lastmod>{_w3c(i.published)}</lastmod>" if i.published and not news else "")
-        + ("<news:news><news:publication><news:name>The Daily Loom</news:name>"
-           "<news:language>en</news:language></news:publication>"
-           f"<news:publication_date>{_w3c(i.published)}</news:publication_date>"
-           f"<news:title>{escape(i.title)}</news:title></news:news>" if news else "")
-        + "</url>\n" for i in items)
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"{ns}>\n{urls}</urlset>\n')
+        + (
+            "<news:news><news:publication><news:name>The Daily Loom</news:name>"
+            "<news:language>en</news:language></news:publication>"
+            f"<news:publication_date>{_w3c(i.published)}</news:publication_date>"
+            f"<news:title>{escape(i.title)}</news:title></news:news>"
+            if news
+            else ""
+        )
+        + "</url>\n"
+        for i in items
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"{ns}>\n{urls}</urlset>\n'
+    )
 
 
 def sitemap_index(sitemaps: list[tuple[str, datetime | None]]) -> str:
-    entries = "".join(f"<sitemap><loc>{escape(url)}</loc>"
-                      + (f"<lastmod>{_w3c(when)}</lastmod>" if when else "") + "</sitemap>\n"
-                      for url, when in sitemaps)
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex '
-            f'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{entries}</sitemapindex>\n')
+    entries = "".join(
+        f"<sitemap><loc>{escape(url)}</loc>"
+        + (f"<lastmod>{_w3c(when)}</lastmod>" if when else "")
+        + "</sitemap>\n"
+        for url, when in sitemaps
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex '
+        f'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{entries}</sitemapindex>\n'
+    )
 
 
 def section_page(links: list[tuple[str, str]], *, title: str = "World") -> str:
     """A section front: navigation, the section's story links, a footer."""
-    stories = "".join(f'<li><a href="{escape(url)}">{escape(text)}</a></li>\n'
-                      for url, text in links)
-    return (f"<!DOCTYPE html><html><head><title>{escape(title)}</title></head><body>"
-            '<nav><a href="/">Home</a> <a href="/world/">World</a> <a href="/about">About</a>'
-            f"</nav><main><h1>{escape(title)}</h1><ul>\n{stories}</ul></main>"
-            '<footer><a href="/privacy">Privacy</a></footer></body></html>\n')
+    stories = "".join(
+        f'<li><a href="{escape(url)}">{escape(text)}</a></li>\n' for url, text in links
+    )
+    return (
+        f"<!DOCTYPE html><html><head><title>{escape(title)}</title></head><body>"
+        '<nav><a href="/">Home</a> <a href="/world/">World</a> <a href="/about">About</a>'
+        f"</nav><main><h1>{escape(title)}</h1><ul>\n{stories}</ul></main>"
+        '<footer><a href="/privacy">Privacy</a></footer></body></html>\n'
+    )
 
 
 @dataclass(frozen=True)
@@ -329,9 +413,19 @@ class FixtureSite:
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
 
-    def add(self, path: str, body: str | bytes, *, content_type: str = "text/html; charset=utf-8",
-            status: int = 200, headers: dict[str, str] | None = None, delay: float = 0.0,
-            gzip_body: bool = False, etag: str | None = None, last_modified: str | None = None) -> None:
+    def add(
+        self,
+        path: str,
+        body: str | bytes,
+        *,
+        content_type: str = "text/html; charset=utf-8",
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        delay: float = 0.0,
+        gzip_body: bool = False,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> None:
         """Serve a fixed response; with `etag` / `last_modified`, answer 304 when they match."""
         payload = body.encode() if isinstance(body, str) else body
         fixed = {"Content-Type": content_type, **(headers or {})}
@@ -344,8 +438,10 @@ class FixtureSite:
 
         def handler(request: Request) -> tuple[int, dict[str, str], bytes]:
             if (etag and request.headers.get("If-None-Match") == etag) or (
-                    last_modified and not etag
-                    and request.headers.get("If-Modified-Since") == last_modified):
+                last_modified
+                and not etag
+                and request.headers.get("If-Modified-Since") == last_modified
+            ):
                 return 304, {k: v for k, v in fixed.items() if k in ("ETag", "Last-Modified")}, b""
             return status, fixed, payload
 
@@ -362,8 +458,9 @@ class FixtureSite:
     def start(self) -> FixtureSite:
         if self._thread is None:
             # A short poll interval: stop() (each test's teardown) waits for one poll.
-            self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, args=(0.05,), daemon=True
+            )
             self._thread.start()
         return self
 
@@ -388,9 +485,15 @@ _SENTENCE_END = re.compile(r"(?<=[.!?”])\s+(?=[A-Z“\"])")
 def _story_corpus() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(titles, sentences) of the story corpus in fixtures/stories: real news prose."""
     stories = corpus()
-    return (tuple(story.title for story in stories),
-            tuple(sentence for story in stories for paragraph in story.paragraphs
-                  for sentence in _SENTENCE_END.split(paragraph)))
+    return (
+        tuple(story.title for story in stories),
+        tuple(
+            sentence
+            for story in stories
+            for paragraph in story.paragraphs
+            for sentence in _SENTENCE_END.split(paragraph)
+        ),
+    )
 
 
 def synthetic_article(index: int, paragraphs: int = 8) -> tuple[str, list[str]]:
@@ -409,23 +512,30 @@ def serve_sources_site(site: FixtureSite, stories: int = 6) -> dict[str, str]:
     """A news site without RSS: its stories are listed by a sitemap index (two child
     sitemaps, one gzip-compressed), a Google News sitemap and a section page, overlapping,
     so every story is reachable from two or three of them. Returns {story URL: title}."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     served: dict[str, str] = {}
     items = []
     for index in range(stories):
         title, paragraphs = synthetic_article(10_000 + index)
         path = f"/world/{now:%Y/%m/%d}/story-{index}"
-        site.add(path, article_html(title, paragraphs, published=now.isoformat(),
-                                    canonical=None))
+        site.add(path, article_html(title, paragraphs, published=now.isoformat(), canonical=None))
         served[site.url(path)] = title
         items.append(FeedItem(site.url(path), title, published=now - timedelta(hours=index)))
     half = stories // 2
     site.add("/sitemaps/part-1.xml", sitemap(items[:half]))
-    site.add("/sitemaps/part-2.xml.gz", gzip.compress(sitemap(items[half:]).encode()),
-             content_type="application/gzip")
-    site.add("/sitemap_index.xml", sitemap_index([(site.url("/sitemaps/part-1.xml"), now),
-                                                  (site.url("/sitemaps/part-2.xml.gz"), now)]))
-    site.add("/news-sitemap.xml", sitemap(items[: half + 1], news=True),
-             content_type="application/xml")
-    site.add("/world/", section_page([(item.url, item.title) for item in items[half - 1:]]))
+    site.add(
+        "/sitemaps/part-2.xml.gz",
+        gzip.compress(sitemap(items[half:]).encode()),
+        content_type="application/gzip",
+    )
+    site.add(
+        "/sitemap_index.xml",
+        sitemap_index(
+            [(site.url("/sitemaps/part-1.xml"), now), (site.url("/sitemaps/part-2.xml.gz"), now)]
+        ),
+    )
+    site.add(
+        "/news-sitemap.xml", sitemap(items[: half + 1], news=True), content_type="application/xml"
+    )
+    site.add("/world/", section_page([(item.url, item.title) for item in items[half - 1 :]]))
     return served

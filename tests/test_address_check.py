@@ -6,12 +6,12 @@ from __future__ import annotations
 import socket
 
 import pytest
+from site_fixture import article_html, synthetic_article
+from support import run_url
 
 from newsloom import web
 from newsloom.errors import Permanent
 from newsloom.settings import load_settings
-from site_fixture import article_html, synthetic_article
-from support import run_url
 
 
 def rebinding_resolver(monkeypatch, name: str, answers: list[str]) -> list[str]:
@@ -24,6 +24,7 @@ def rebinding_resolver(monkeypatch, name: str, answers: list[str]) -> list[str]:
         address = answers[min(len(asked), len(answers) - 1)]
         asked.append(address)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     return asked
 

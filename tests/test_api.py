@@ -64,8 +64,12 @@ def ok(response: httpx.Response) -> dict:
 def test_articles_newest_first_with_feed_and_entities(api, filled):
     body = ok(api.get("/api/v1/articles"))
     titles = [a["title"] for a in body["articles"]]
-    assert titles == ["Harbour strike ends", "Budget vote delayed", "Sturm über Berlin",
-                      "Merkel visits Rotterdam"]
+    assert titles == [
+        "Harbour strike ends",
+        "Budget vote delayed",
+        "Sturm über Berlin",
+        "Merkel visits Rotterdam",
+    ]
     first = body["articles"][0]
     assert first["feed_name"] == "Example News" and "text" not in first
     assert [e["name"] for e in first["entities"]] == ["Rotterdam", "Port Authority"]
@@ -83,8 +87,11 @@ def test_article_filters(api):
     assert titles(feed="Example News", q="Sturm") == ["Sturm über Berlin"]
     assert titles(feed="Nope") == []
     since = ok(api.get("/api/v1/articles"))["articles"][2]["published_at"]
-    assert titles(since=since) == ["Harbour strike ends", "Budget vote delayed",
-                                   "Sturm über Berlin"]
+    assert titles(since=since) == [
+        "Harbour strike ends",
+        "Budget vote delayed",
+        "Sturm über Berlin",
+    ]
     assert titles(until=since) == ["Merkel visits Rotterdam"]
 
 
@@ -101,16 +108,22 @@ def test_keyset_pages_follow_next_and_fields(api):
 def test_article_with_entities_and_every_url(api, filled):
     body = ok(api.get(f"/api/v1/articles/{filled['https://example.org/harbour']}"))
     assert body["title"] == "Harbour strike ends" and "Rotterdam" in body["text"]
-    assert [u["url"] for u in body["urls"]] == ["https://example.org/harbour",
-                                                "https://example.org/harbour?utm_source=x"]
+    assert [u["url"] for u in body["urls"]] == [
+        "https://example.org/harbour",
+        "https://example.org/harbour?utm_source=x",
+    ]
     assert {(e["name"], e["mentions"]) for e in body["entities"]} == {
-        ("Rotterdam", 3), ("Port Authority", 1)}
+        ("Rotterdam", 3),
+        ("Port Authority", 1),
+    }
 
 
 def test_entities_top_and_search_and_timeline(api):
     body = ok(api.get("/api/v1/entities"))
     assert [(e["name"], e["mentions"]) for e in body["entities"][:2]] == [
-        ("Angela Merkel", 6), ("Rotterdam", 5)]
+        ("Angela Merkel", 6),
+        ("Rotterdam", 5),
+    ]
     found = ok(api.get("/api/v1/entities", params={"q": "BERL"}))["entities"]
     assert [(e["name"], e["articles"]) for e in found] == [("Berlin", 2)]
     merkel = body["entities"][0]["id"]
@@ -118,8 +131,11 @@ def test_entities_top_and_search_and_timeline(api):
     assert timeline["entity"]["name"] == "Angela Merkel"
     assert len(timeline["days"]) == 90 and sum(d["mentions"] for d in timeline["days"]) == 6
     assert sorted(d["mentions"] for d in timeline["days"] if d["mentions"]) == [2, 4]
-    week = ok(api.get(f"/api/v1/entities/{merkel}/timeline",
-                      params={"since": timeline["days"][-3]["day"]}))
+    week = ok(
+        api.get(
+            f"/api/v1/entities/{merkel}/timeline", params={"since": timeline["days"][-3]["day"]}
+        )
+    )
     assert [d["mentions"] for d in week["days"]] == [2, 0, 0]
 
 
@@ -130,7 +146,8 @@ def test_feeds_and_dead_letters(api):
     assert feeds["Broken"]["last_error"] == "ConnectError: refused"
     letters = ok(api.get("/api/v1/dead-letters"))["dead_letters"]
     assert [(d["error_class"], d["url"]) for d in letters] == [
-        ("ReadTimeout", "https://example.org/dead")]
+        ("ReadTimeout", "https://example.org/dead")
+    ]
     assert ok(api.get("/api/v1/dead-letters", params={"error": "nothing"}))["dead_letters"] == []
 
 
@@ -146,11 +163,15 @@ def test_events_after_an_id_and_long_poll(own_api, conn):
     api, filled = own_api
     conn.execute("TRUNCATE events RESTART IDENTITY CASCADE")
     harbour = filled["https://example.org/harbour"]
-    conn.execute("INSERT INTO events (kind, article_id) VALUES ('stored', %s), ('duplicate', %s)",
-                 (harbour, harbour))
+    conn.execute(
+        "INSERT INTO events (kind, article_id) VALUES ('stored', %s), ('duplicate', %s)",
+        (harbour, harbour),
+    )
     body = ok(api.get("/api/v1/events", params={"after": 0}))
     assert [(e["id"], e["kind"], e["title"]) for e in body["events"]] == [
-        (1, "stored", "Harbour strike ends"), (2, "duplicate", "Harbour strike ends")]
+        (1, "stored", "Harbour strike ends"),
+        (2, "duplicate", "Harbour strike ends"),
+    ]
     assert body["last_id"] == 2 and body["next"] == "/api/v1/events?after=2"
     assert ok(api.get("/api/v1/events", params={"after": 2}))["events"] == []
     # Nothing new: the request holds for `wait` seconds, then answers empty.
@@ -162,8 +183,12 @@ def test_events_after_an_id_and_long_poll(own_api, conn):
     # An event arriving while the request waits is answered at once.
     import threading
 
-    timer = threading.Timer(0.5, lambda: conn.execute(
-        "INSERT INTO events (kind, article_id) VALUES ('updated', %s)", (harbour,)))
+    timer = threading.Timer(
+        0.5,
+        lambda: conn.execute(
+            "INSERT INTO events (kind, article_id) VALUES ('updated', %s)", (harbour,)
+        ),
+    )
     timer.start()
     started = time.monotonic()
     body = ok(api.get("/api/v1/events", params={"after": 2, "wait": 20}))
@@ -180,37 +205,62 @@ def test_health_metrics_openapi_and_docs(api):
     document = ok(api.get("/api/v1/openapi.json"))
     assert document["openapi"].startswith("3.")
     names = [p["name"] for p in document["paths"]["/api/v1/articles"]["get"]["parameters"]]
-    assert {"q", "feed", "language", "entity", "since", "until", "cursor", "limit",
-            "fields"} <= set(names)
+    assert {
+        "q",
+        "feed",
+        "language",
+        "entity",
+        "since",
+        "until",
+        "cursor",
+        "limit",
+        "fields",
+    } <= set(names)
     assert "/api/v1/entities/{id}/timeline" in document["paths"]
     docs = api.get("/api/v1/docs")
     assert docs.status_code == 200 and "GET /api/v1/events" in docs.text
 
 
-@pytest.mark.parametrize("path, params, status, words", [
-    ("/api/v1/articles", {"colour": "red"}, 400, "unknown parameter(s): colour"),
-    ("/api/v1/articles", {"since": "yesterday"}, 400, "since must be an ISO 8601 date"),
-    ("/api/v1/articles", {"until": "2024-13-45"}, 400, "until must be an ISO 8601"),
-    ("/api/v1/articles", {"limit": str(10**9)}, 400, "limit must be a whole number from 1 to 200"),
-    ("/api/v1/articles", {"limit": "-1"}, 400, "limit must be"),
-    ("/api/v1/articles", {"limit": "9" * 400}, 400, "limit must be"),
-    ("/api/v1/articles", {"fields": "id,password"}, 400, "unknown field(s) password"),
-    ("/api/v1/articles", {"cursor": "garbage"}, 400, "cursor is not valid"),
-    ("/api/v1/articles", {"q": "x" * 1000}, 400, "q must be at most 200 characters"),
-    ("/api/v1/articles", {"q": "a\x00b"}, 400, "q must be"),
-    ("/api/v1/articles", {"since": "2024-05-02", "until": "2024-05-01"}, 400,
-     "since must be before until"),
-    ("/api/v1/articles/999999", {}, 404, "no article 999999"),
-    ("/api/v1/articles/99999999999999999999999", {}, 404, "no article"),
-    ("/api/v1/articles/abc", {}, 404, "nothing at /api/v1/articles/abc"),
-    ("/api/v1/entities/424242/timeline", {}, 404, "no entity 424242"),
-    ("/api/v1/entities", {"since": "2000-01-01"}, 400, "may span at most 366 days"),
-    ("/api/v1/entities/1/timeline", {"since": "1900-01-01", "until": "2100-01-01"}, 400,
-     "may span at most"),
-    ("/api/v1/events", {"wait": "3600"}, 400, "wait must be a whole number from 0 to 25"),
-    ("/api/v1/feeds", {"limit": "5"}, 400, "unknown parameter(s): limit"),
-    ("/api/v1/nope", {}, 404, "nothing at"),
-])
+@pytest.mark.parametrize(
+    "path, params, status, words",
+    [
+        ("/api/v1/articles", {"colour": "red"}, 400, "unknown parameter(s): colour"),
+        ("/api/v1/articles", {"since": "yesterday"}, 400, "since must be an ISO 8601 date"),
+        ("/api/v1/articles", {"until": "2024-13-45"}, 400, "until must be an ISO 8601"),
+        (
+            "/api/v1/articles",
+            {"limit": str(10**9)},
+            400,
+            "limit must be a whole number from 1 to 200",
+        ),
+        ("/api/v1/articles", {"limit": "-1"}, 400, "limit must be"),
+        ("/api/v1/articles", {"limit": "9" * 400}, 400, "limit must be"),
+        ("/api/v1/articles", {"fields": "id,password"}, 400, "unknown field(s) password"),
+        ("/api/v1/articles", {"cursor": "garbage"}, 400, "cursor is not valid"),
+        ("/api/v1/articles", {"q": "x" * 1000}, 400, "q must be at most 200 characters"),
+        ("/api/v1/articles", {"q": "a\x00b"}, 400, "q must be"),
+        (
+            "/api/v1/articles",
+            {"since": "2024-05-02", "until": "2024-05-01"},
+            400,
+            "since must be before until",
+        ),
+        ("/api/v1/articles/999999", {}, 404, "no article 999999"),
+        ("/api/v1/articles/99999999999999999999999", {}, 404, "no article"),
+        ("/api/v1/articles/abc", {}, 404, "nothing at /api/v1/articles/abc"),
+        ("/api/v1/entities/424242/timeline", {}, 404, "no entity 424242"),
+        ("/api/v1/entities", {"since": "2000-01-01"}, 400, "may span at most 366 days"),
+        (
+            "/api/v1/entities/1/timeline",
+            {"since": "1900-01-01", "until": "2100-01-01"},
+            400,
+            "may span at most",
+        ),
+        ("/api/v1/events", {"wait": "3600"}, 400, "wait must be a whole number from 0 to 25"),
+        ("/api/v1/feeds", {"limit": "5"}, 400, "unknown parameter(s): limit"),
+        ("/api/v1/nope", {}, 404, "nothing at"),
+    ],
+)
 def test_bad_input_is_a_clear_4xx(api, path, params, status, words):
     response = api.get(path, params=params)
     assert response.status_code == status, response.text
@@ -243,8 +293,10 @@ def test_expired_cursor(api, monkeypatch):
     assert response.status_code == 400 and "cursor expired" in response.json()["message"]
 
 
-@pytest.mark.parametrize("q", ["'; DROP TABLE articles; --", "1 OR 1=1", "harbour' UNION SELECT",
-                               "!!!&|:*<->", "\\", "%_%"])
+@pytest.mark.parametrize(
+    "q",
+    ["'; DROP TABLE articles; --", "1 OR 1=1", "harbour' UNION SELECT", "!!!&|:*<->", "\\", "%_%"],
+)
 def test_sql_looking_queries_are_only_words(api, world, q):
     response = api.get("/api/v1/articles", params={"q": q})
     assert response.status_code == 200, response.text
@@ -272,15 +324,19 @@ def test_slow_query_is_stopped_with_503(world):
 def test_keys_required_for_the_api(keyed_api):
     refused = keyed_api.get("/api/v1/articles")
     assert refused.status_code == 401
-    assert refused.json() == {"status": 401, "message": "send a valid API key as "
-                              "`Authorization: Bearer KEY`"}
+    assert refused.json() == {
+        "status": 401,
+        "message": "send a valid API key as `Authorization: Bearer KEY`",
+    }
     assert refused.headers["www-authenticate"].startswith("Bearer")
     for header in ("Bearer wrong", f"Basic {KEY}", f"Bearer {KEY}x", "Bearer", ""):
         assert keyed_api.get("/api/v1/feeds", headers={"Authorization": header}).status_code == 401
     assert keyed_api.get("/metrics").status_code == 401
     good = keyed_api.get("/api/v1/articles", headers={"Authorization": f"Bearer {KEY}"})
     assert good.status_code == 200 and len(good.json()["articles"]) == 4
-    assert keyed_api.get("/api/v1/feeds", headers={"Authorization": "bearer other"}).status_code == 200
+    assert (
+        keyed_api.get("/api/v1/feeds", headers={"Authorization": "bearer other"}).status_code == 200
+    )
     # Liveness and the API's description stay public.
     assert keyed_api.get("/healthz").status_code == 200
     assert keyed_api.get("/api/v1/openapi.json").status_code == 200
@@ -334,8 +390,13 @@ def test_serve_refuses_a_public_address_without_keys(app_env):
     import sys
 
     env = {**app_env, "NEWSLOOM_HTTP_HOST": "0.0.0.0"}
-    done = subprocess.run([sys.executable, "-m", "newsloom", "serve"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "newsloom", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "NEWSLOOM_HTTP_HOST=0.0.0.0" in done.stderr
     assert "NEWSLOOM_API_KEYS" in done.stderr
@@ -351,8 +412,12 @@ def test_serve_with_two_processes(app_env, conn, tmp_path):
     port = free_port()
     env = {**app_env, "NEWSLOOM_HTTP_PORT": str(port), "NEWSLOOM_HTTP_WORKERS": "2"}
     with (tmp_path / "serve.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "newsloom", "serve"], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsloom", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
@@ -366,8 +431,11 @@ def test_serve_with_two_processes(app_env, conn, tmp_path):
         wait_until(answers, 60, "two serve processes to answer")
         titles = [a["title"] for a in httpx.get(f"{base}/api/v1/articles").json()["articles"]]
         assert "Harbour strike ends" in titles
-        wait_until(lambda: (tmp_path / "serve.log").read_text().count(
-            "Started server process") == 2, 60, "both processes to start")
+        wait_until(
+            lambda: (tmp_path / "serve.log").read_text().count("Started server process") == 2,
+            60,
+            "both processes to start",
+        )
     finally:
         process.terminate()
         assert process.wait(30) == 0
@@ -385,10 +453,19 @@ def test_home_page_pages_older(api, monkeypatch):
     assert "Harbour strike ends" not in second.text and "Older" not in second.text
 
 
-@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.0.0.2", True),
-                                            ("::1", True), ("localhost", True),
-                                            ("0.0.0.0", False), ("::", False),
-                                            ("192.168.1.5", False), ("example.org", False)])
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.5", False),
+        ("example.org", False),
+    ],
+)
 def test_only_loopback_without_keys(host, loopback):
     from newsloom.api.auth import check_listen_address
     from newsloom.errors import SettingsError

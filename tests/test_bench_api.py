@@ -10,9 +10,22 @@ BENCH = Path(__file__).parent.parent / "bench"
 
 def test_api_bench_runs(servers):
     env = {**os.environ, "DATABASE_URL": servers[0], "REDIS_URL": servers[1]}
-    result = subprocess.run([sys.executable, str(BENCH / "api.py"), "--articles", "300",
-                             "--clients", "4", "--seconds", "1"],
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "api.py"),
+            "--articles",
+            "300",
+            "--clients",
+            "4",
+            "--seconds",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = {line.split("  ")[0]: line.split() for line in result.stdout.splitlines()}
     for scenario in ("GET /api/v1/articles?q=...", "GET / (home page)"):

@@ -22,8 +22,9 @@ def test_a_channel_whose_transport_is_gone_raises_a_connection_error(settings):
     acknowledge theirs. Without the work-around: AttributeError, the worker ends."""
     import newsloom.worker.tasks  # noqa: F401 - installs the work-around, as in a worker
 
-    with kombu.Connection(settings.redis_url, transport_options={
-            "global_keyprefix": settings.redis_key_prefix}) as conn:
+    with kombu.Connection(
+        settings.redis_url, transport_options={"global_keyprefix": settings.redis_key_prefix}
+    ) as conn:
         channel = conn.channel()
         channel.qos._delivered["tag-1"] = object()
         channel._pool = None  # as after the failed reconnection

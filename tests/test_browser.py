@@ -17,7 +17,8 @@ from support import free_port, wait_until
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None and os.environ.get("CI") != "true",
-    reason="no chromium on this machine (apt-get install chromium); CI installs it")
+    reason="no chromium on this machine (apt-get install chromium); CI installs it",
+)
 
 
 @pytest.fixture
@@ -26,9 +27,12 @@ def served(conn, app_env, tmp_path):
     ids = fill(conn)
     port = free_port()
     with (tmp_path / "serve.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "newsloom", "serve"],
-                                   env={**app_env, "NEWSLOOM_HTTP_PORT": str(port)},
-                                   stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsloom", "serve"],
+            env={**app_env, "NEWSLOOM_HTTP_PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -51,11 +55,26 @@ def chromium(tmp_path, url: str, *args: str) -> str:
     assert CHROMIUM, "chromium is not installed"
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
-         f"--user-data-dir={profile}", *args, url],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            *args,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -77,13 +96,16 @@ def test_pages_in_a_browser(served, tmp_path):
     assert entity.count('class="bar"') == 90
     assert "Mentions of Angela Merkel per day" in entity
 
-    article = chromium(tmp_path, f"{base}/articles/{ids['https://example.org/harbour']}",
-                       "--dump-dom")
+    article = chromium(
+        tmp_path, f"{base}/articles/{ids['https://example.org/harbour']}", "--dump-dom"
+    )
     assert "https://example.org/harbour?utm_source=x" in article
 
-    shots = {"home-phone.png": (f"{base}/?q=harbour", "412,915"),
-             "entity.png": (f"{base}/entities/{merkel['id']}", "1280,900"),
-             "feeds.png": (f"{base}/feeds", "1280,900")}
+    shots = {
+        "home-phone.png": (f"{base}/?q=harbour", "412,915"),
+        "entity.png": (f"{base}/entities/{merkel['id']}", "1280,900"),
+        "feeds.png": (f"{base}/feeds", "1280,900"),
+    }
     for name, (url, size) in shots.items():
         chromium(tmp_path, url, f"--screenshot={tmp_path / name}", f"--window-size={size}")
         picture = (tmp_path / name).read_bytes()

@@ -16,8 +16,14 @@ README = Path(__file__).parent.parent / "README.md"
 
 
 def newsloom(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
-    return subprocess.run([sys.executable, "-m", "newsloom", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "newsloom", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_init_db_applies_and_reapplies(database_url):
@@ -25,10 +31,19 @@ def test_init_db_applies_and_reapplies(database_url):
         result = newsloom("init-db", env={"DATABASE_URL": database_url})
         assert result.returncode == 0, result.stderr
     with psycopg.connect(database_url) as conn:
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    assert {"feeds", "articles", "article_urls", "entities", "article_entities",
-            "dead_letters", "urls"} <= tables
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+    assert {
+        "feeds",
+        "articles",
+        "article_urls",
+        "entities",
+        "article_entities",
+        "dead_letters",
+        "urls",
+    } <= tables
 
 
 def test_bad_setting_refuses_to_start():
@@ -40,8 +55,9 @@ def test_bad_setting_refuses_to_start():
 def test_bad_feeds_file_refuses_to_start(tmp_path):
     feeds = tmp_path / "feeds.toml"
     feeds.write_text('[[feed]]\nurl = "https://example.org/rss"\n\n[[feed]]\nurl = "gopher://x"\n')
-    result = newsloom("up", env={"NEWSLOOM_FEEDS": str(feeds),
-                                 "NEWSLOOM_DATA_DIR": str(tmp_path / "data")})
+    result = newsloom(
+        "up", env={"NEWSLOOM_FEEDS": str(feeds), "NEWSLOOM_DATA_DIR": str(tmp_path / "data")}
+    )
     assert result.returncode == 2
     assert f"{feeds}:5: bad url" in result.stderr
     assert not (tmp_path / "data").exists()  # nothing started
@@ -54,8 +70,13 @@ def test_worker_rejects_unknown_queue():
 
 def test_scheduler_needs_servers(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    result = subprocess.run([sys.executable, "-m", "newsloom", "scheduler"], capture_output=True,
-                            text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsloom", "scheduler"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 2 and "DATABASE_URL" in result.stderr
 
 

@@ -106,14 +106,22 @@ def test_app_commands_are_real_subcommands(compose, service):
 
 
 def test_worker_services_split_the_queues(compose):
-    queues = {compose["services"][s]["command"][-1]
-              for s in ("fetcher", "processor", "deliverer")}
+    queues = {compose["services"][s]["command"][-1] for s in ("fetcher", "processor", "deliverer")}
     assert queues == {"fetch", "process", "deliver"}
 
 
-@pytest.mark.parametrize("argv", [["frobnicate"], ["worker", "--queues"], ["worker", "--pool", "x"],
-                                  ["dlq", "bogus"], ["worker", "--queues", "frob"],
-                                  ["worker", "-Q", "fetch,nope"], ["worker", "--queues=,"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["frobnicate"],
+        ["worker", "--queues"],
+        ["worker", "--pool", "x"],
+        ["dlq", "bogus"],
+        ["worker", "--queues", "frob"],
+        ["worker", "-Q", "fetch,nope"],
+        ["worker", "--queues=,"],
+    ],
+)
 def test_checker_rejects_what_newsloom_rejects(argv):
     assert parse_all(argv) is not None
 
@@ -170,7 +178,9 @@ def test_prometheus_scrapes_every_app_service_on_the_metrics_port(compose):
 
 
 def test_dashboard_queries_real_metrics():
-    dashboard = json.loads((ROOT / "monitoring" / "grafana" / "dashboards" / "newsloom.json").read_text())
+    dashboard = json.loads(
+        (ROOT / "monitoring" / "grafana" / "dashboards" / "newsloom.json").read_text()
+    )
     # Importing newsloom.metrics registered its metrics; the queue depth is collected at scrape.
     names = {family.name for family in REGISTRY.collect()} | {"newsloom_queue_depth"}
     for panel in dashboard["panels"]:

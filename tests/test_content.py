@@ -27,13 +27,25 @@ def article(conn, article_id: int) -> dict:
 
 def test_metadata_of_the_page(ctx, site, conn):
     title, paragraphs = seed_article()
-    site.add("/a", article_html(title, paragraphs, author="Jane Doe",
-                                published="2017-10-30T08:15:00+03:00", image="/img/drills.jpg",
-                                tags=("Iraq", "Military", "iraq")))
+    site.add(
+        "/a",
+        article_html(
+            title,
+            paragraphs,
+            author="Jane Doe",
+            published="2017-10-30T08:15:00+03:00",
+            image="/img/drills.jpg",
+            tags=("Iraq", "Military", "iraq"),
+        ),
+    )
     row = run_url(ctx, site.url("/a"))
     kept = article(conn, row["article_id"])
     assert (kept["title"], kept["author"], kept["site_name"], kept["language"]) == (
-        title, "Jane Doe", "The Daily Loom", "en")
+        title,
+        "Jane Doe",
+        "The Daily Loom",
+        "en",
+    )
     assert kept["published_at"] == datetime(2017, 10, 30, 5, 15, tzinfo=UTC)
     assert kept["description"].startswith(paragraphs[0][:60])
     assert kept["image_url"].endswith("/img/drills.jpg")
@@ -74,14 +86,27 @@ def test_a_syndicated_copy_joins_the_original(ctx, site, conn):
     title, paragraphs = seed_article()
     site.add("/original", article_html(title, paragraphs))
     copy = [p.replace("Iraq’s", "Iraq's") for p in paragraphs[:-1]] + [
-        "This article first appeared in The Daily Loom and is republished with permission."]
-    site.add("/wire/copy", article_html(f"{title} - Wire", copy, site_name="Wire Daily",
-                                        related=("Markets close higher", "Weather warning")))
-    other_title, other = "Rail strike called off", [
-        "Rail workers called off a strike planned for Monday after the union accepted a new pay "
-        "offer from the operators, ending a dispute that had lasted since the spring.",
-        "The union said members would vote on the deal next month. The operators said services "
-        "would run normally all week and thanked passengers for their patience."]
+        "This article first appeared in The Daily Loom and is republished with permission."
+    ]
+    site.add(
+        "/wire/copy",
+        article_html(
+            f"{title} - Wire",
+            copy,
+            site_name="Wire Daily",
+            related=("Markets close higher", "Weather warning"),
+        ),
+    )
+    other_title, other = (
+        "Rail strike called off",
+        [
+            "Rail workers called off a strike planned for Monday "
+            "after the union accepted a new pay "
+            "offer from the operators, ending a dispute that had lasted since the spring.",
+            "The union said members would vote on the deal next month. The operators said services "
+            "would run normally all week and thanked passengers for their patience.",
+        ],
+    )
     site.add("/rail", article_html(other_title, other))  # same site template, another story
 
     original = run_url(ctx, site.url("/original"))
@@ -89,8 +114,9 @@ def test_a_syndicated_copy_joins_the_original(ctx, site, conn):
     distinct = run_url(ctx, site.url("/rail"))
     assert (syndicated["state"], syndicated["article_id"]) == ("duplicate", original["article_id"])
     assert distinct["state"] == "stored" and distinct["article_id"] != original["article_id"]
-    urls = conn.execute("SELECT url FROM article_urls WHERE article_id = %s ORDER BY id",
-                        (original["article_id"],)).fetchall()
+    urls = conn.execute(
+        "SELECT url FROM article_urls WHERE article_id = %s ORDER BY id", (original["article_id"],)
+    ).fetchall()
     assert [u["url"] for u in urls] == [site.url("/original"), site.url("/wire/copy")]
 
 
@@ -103,12 +129,27 @@ def test_language_without_a_model_is_stored_without_entities(ctx, site, conn, se
 
     # With a model set for German (the English one stands in), it is tagged.
     german = Context(settings.model_copy(update={"spacy_models": {"de": settings.spacy_model}}))
-    site.add("/de2", article_html("Hamburger Hafen wächst", [
-        "Der Hamburger Hafen hat im vergangenen Jahr deutlich mehr Container umgeschlagen als "
-        "erwartet. Die Hafenbehörde führt das vor allem auf neue Verbindungen nach Asien zurück.",
-        "Der Bürgermeister von Hamburg lobte die Beschäftigten und kündigte an, die Elbe weiter "
-        "auszubaggern, damit auch die größten Schiffe den Hafen anlaufen können."], lang="de"))
+    site.add(
+        "/de2",
+        article_html(
+            "Hamburger Hafen wächst",
+            [
+                "Der Hamburger Hafen hat im vergangenen "
+                "Jahr deutlich mehr Container umgeschlagen als "
+                "erwartet. Die Hafenbehörde führt das vor allem "
+                "auf neue Verbindungen nach Asien zurück.",
+                "Der Bürgermeister von Hamburg lobte "
+                "die Beschäftigten und kündigte an, die Elbe weiter "
+                "auszubaggern, damit auch die größten Schiffe den Hafen anlaufen können.",
+            ],
+            lang="de",
+        ),
+    )
     tagged = article(conn, run_url(german, site.url("/de2"))["article_id"])
     assert tagged["entities_skipped"] is None
-    assert conn.execute("SELECT count(*) AS n FROM article_entities WHERE article_id = %s",
-                        (tagged["id"],)).fetchone()["n"] > 0
+    assert (
+        conn.execute(
+            "SELECT count(*) AS n FROM article_entities WHERE article_id = %s", (tagged["id"],)
+        ).fetchone()["n"]
+        > 0
+    )

@@ -6,8 +6,10 @@ from newsloom import db
 
 
 def test_sync_feeds_adds_updates_and_deactivates(conn):
-    db.sync_feeds(conn, [("https://a.org/rss", "A", 900, None, True),
-                         ("https://b.org/rss", None, 60, 2.0, False)])
+    db.sync_feeds(
+        conn,
+        [("https://a.org/rss", "A", 900, None, True), ("https://b.org/rss", None, 60, 2.0, False)],
+    )
     db.sync_feeds(conn, [("https://a.org/rss", "A2", 300, None, True)])
     rows = {r["url"]: r for r in db.list_feeds(conn)}
     assert rows["https://a.org/rss"]["name"] == "A2" and rows["https://a.org/rss"]["active"]
@@ -15,7 +17,9 @@ def test_sync_feeds_adds_updates_and_deactivates(conn):
     assert not rows["https://b.org/rss"]["active"]
     db.sync_feeds(conn, [("https://b.org/rss", None, 60, 2.0, False)])
     assert {r["url"]: r["active"] for r in db.list_feeds(conn)} == {
-        "https://a.org/rss": False, "https://b.org/rss": True}
+        "https://a.org/rss": False,
+        "https://b.org/rss": True,
+    }
 
 
 def test_due_feeds_are_claimed_once(conn, database_url):
@@ -31,10 +35,12 @@ def test_due_feeds_are_claimed_once(conn, database_url):
 def test_new_urls_recorded_once(conn):
     db.sync_feeds(conn, [("https://a.org/rss", None, 900, None, True)])
     feed_id = db.list_feeds(conn)[0]["id"]
-    first = db.record_new_urls(conn, feed_id, [("https://a.org/1", None, None),
-                                               ("https://a.org/2", None, None)])
-    again = db.record_new_urls(conn, feed_id, [("https://a.org/2", None, None),
-                                               ("https://a.org/3", None, None)])
+    first = db.record_new_urls(
+        conn, feed_id, [("https://a.org/1", None, None), ("https://a.org/2", None, None)]
+    )
+    again = db.record_new_urls(
+        conn, feed_id, [("https://a.org/2", None, None), ("https://a.org/3", None, None)]
+    )
     assert len(first) == 2 and len(again) == 1
     assert db.outcome_counts(conn) == {"queued": 3}
 
@@ -47,7 +53,8 @@ def test_store_is_idempotent_and_attaches_duplicates(conn):
     assert store_text(conn, "https://a.org/x", text, entities=entities) == first
     assert store_text(conn, "https://a.org/x?utm_source=y", text)[0] == "duplicate"
     assert store_text(conn, "https://mirror.org/x", text) == ("duplicate", first[1])
-    counts = conn.execute("""SELECT (SELECT count(*) FROM articles) a, (SELECT count(*) FROM article_urls) u,
+    counts = conn.execute("""SELECT (SELECT count(*) FROM articles) a,
+                                    (SELECT count(*) FROM article_urls) u,
                                     (SELECT count(*) FROM entities) e,
                                     (SELECT sum(mentions) FROM article_entities) m""").fetchone()
     assert counts == {"a": 1, "u": 3, "e": 2, "m": 4}
@@ -57,17 +64,25 @@ def test_store_is_idempotent_and_attaches_duplicates(conn):
 def test_dead_letter_ends_the_url(conn):
     [url_id] = db.record_new_urls(conn, None, [("https://a.org/x", None, None)])
     for attempts in (1, 2):
-        db.add_dead_letter(conn, task="newsloom.fetch", payload={"url_id": url_id}, url_id=url_id,
-                           error_class="ValueError", error="ValueError: boom", traceback="tb",
-                           attempts=attempts)
+        db.add_dead_letter(
+            conn,
+            task="newsloom.fetch",
+            payload={"url_id": url_id},
+            url_id=url_id,
+            error_class="ValueError",
+            error="ValueError: boom",
+            traceback="tb",
+            attempts=attempts,
+        )
     rows = conn.execute("SELECT * FROM dead_letters").fetchall()
     assert len(rows) == 1 and rows[0]["attempts"] == 2 and rows[0]["payload"] == {"url_id": url_id}
     assert db.outcome_counts(conn) == {"dead": 1}
 
 
 def test_stale_in_flight(conn):
-    ids = db.record_new_urls(conn, None, [("https://a.org/1", None, None),
-                                          ("https://a.org/2", None, None)])
+    ids = db.record_new_urls(
+        conn, None, [("https://a.org/1", None, None), ("https://a.org/2", None, None)]
+    )
     conn.execute("UPDATE urls SET updated_at = now() - interval '2 hours' WHERE id = %s", (ids[0],))
     conn.commit()
     assert [r["id"] for r in db.stale_in_flight(conn, 3600, 10)] == [ids[0]]

@@ -11,20 +11,28 @@ from newsloom.worker.dedupe import (
 
 
 def test_tracking_parameters_fragment_case_and_port_removed():
-    assert (normalize_url("HTTP://News.Example.org:80/a/story?utm_source=rss&utm_medium=x&id=7#top")
-            == "http://news.example.org/a/story?id=7")
+    assert (
+        normalize_url("HTTP://News.Example.org:80/a/story?utm_source=rss&utm_medium=x&id=7#top")
+        == "http://news.example.org/a/story?id=7"
+    )
 
 
 def test_canonical_on_same_site_wins():
-    assert (canonical_url("https://www.example.org/amp/story?utm_campaign=x", "/story")
-            == "https://www.example.org/story")
-    assert (canonical_url("https://example.org/a", "https://www.example.org/b")
-            == "https://www.example.org/b")
+    assert (
+        canonical_url("https://www.example.org/amp/story?utm_campaign=x", "/story")
+        == "https://www.example.org/story"
+    )
+    assert (
+        canonical_url("https://example.org/a", "https://www.example.org/b")
+        == "https://www.example.org/b"
+    )
 
 
 def test_canonical_on_another_site_is_ignored():
-    assert (canonical_url("https://example.org/a?fbclid=1", "https://aggregator.com/a")
-            == "https://example.org/a")
+    assert (
+        canonical_url("https://example.org/a?fbclid=1", "https://aggregator.com/a")
+        == "https://example.org/a"
+    )
 
 
 def test_garbage_canonical_is_ignored():
@@ -32,7 +40,9 @@ def test_garbage_canonical_is_ignored():
 
 
 def test_content_hash_ignores_case_and_spacing_only():
-    assert content_hash("Iraq and  Iran\nhold drills.") == content_hash("iraq and iran hold drills.")
+    assert content_hash("Iraq and  Iran\nhold drills.") == content_hash(
+        "iraq and iran hold drills."
+    )
     assert content_hash("Iraq and Iran hold drills.") != content_hash("Iraq and Iran held drills.")
 
 
@@ -46,12 +56,22 @@ def test_lsh_bands_agree_across_processes():
     """Workers on other hosts must compute the same keys for the same text."""
     import subprocess
     import sys
+
     text = "Iraq, Iran and Turkey are forming a united military front against secessionism."
-    code = ("from newsloom.worker.dedupe import lsh_bands, minhash, shingles; "
-            f"print(lsh_bands(minhash(shingles({text!r}))))")
-    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              env={"PYTHONHASHSEED": seed}, check=True).stdout
-               for seed in ("1", "2")}
+    code = (
+        "from newsloom.worker.dedupe import lsh_bands, minhash, shingles; "
+        f"print(lsh_bands(minhash(shingles({text!r}))))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PYTHONHASHSEED": seed},
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert outputs == {f"{lsh_bands(minhash(shingles(text)))}\n"}
 
 
@@ -70,4 +90,6 @@ def test_unspaced_scripts_shingle_by_character():
     edited = text.replace("周二", "周三")
     assert len(shingles(text)) > 30
     assert 0.6 < jaccard(shingles(text), shingles(edited)) < 1
-    assert shingles("Iraq and Iran hold joint drills") == shingles("iraq, and IRAN hold joint drills!")
+    assert shingles("Iraq and Iran hold joint drills") == shingles(
+        "iraq, and IRAN hold joint drills!"
+    )

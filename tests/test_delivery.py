@@ -23,9 +23,12 @@ def test_duplicate_messages_leave_the_rows_of_one_run(site, settings, conn, work
         client = broker.redis_client(settings.redis_url)
 
         def drained():
-            return (db.get_url(conn, url_id)["state"] == "stored"
-                    and queue.queue_depths(celery) == {"fetch": 0, "process": 0, "deliver": 0}
-                    and client.hlen(f"{settings.redis_key_prefix}unacked") == 0)
+            return (
+                db.get_url(conn, url_id)["state"] == "stored"
+                and queue.queue_depths(celery) == {"fetch": 0, "process": 0, "deliver": 0}
+                and client.hlen(f"{settings.redis_key_prefix}unacked") == 0
+            )
+
         wait_until(drained, 90, "the URL stored and every message acknowledged")
     finally:
         celery.close()
@@ -34,9 +37,16 @@ def test_duplicate_messages_leave_the_rows_of_one_run(site, settings, conn, work
                                   (SELECT count(*) FROM raw_pages) AS raw_pages""").fetchone()
     assert rows == {"articles": 1, "article_urls": 1, "raw_pages": 1}
     [article] = conn.execute("SELECT id, title, text FROM articles").fetchall()
-    stored = {(r["name"], r["label"]): r["mentions"] for r in conn.execute(
-        """SELECT e.name, e.label, ae.mentions FROM article_entities ae
-           JOIN entities e ON e.id = ae.entity_id""")}
-    [expected] = tag(load_model(settings.spacy_model), [f"{article['title']}\n\n{article['text']}"],
-                     settings.entity_labels)
+    stored = {
+        (r["name"], r["label"]): r["mentions"]
+        for r in conn.execute(
+            """SELECT e.name, e.label, ae.mentions FROM article_entities ae
+           JOIN entities e ON e.id = ae.entity_id"""
+        )
+    }
+    [expected] = tag(
+        load_model(settings.spacy_model),
+        [f"{article['title']}\n\n{article['text']}"],
+        settings.entity_labels,
+    )
     assert stored == {(name, label): mentions for name, label, mentions in expected}

@@ -12,15 +12,19 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from support import wait_until
 
 from newsloom.embedded import SERVERS_FILE
 
-from support import wait_until
-
 
 def newsloom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "newsloom", *args], capture_output=True,
-                          text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "newsloom", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.mark.timeout(400)
@@ -30,19 +34,29 @@ def test_status_and_search_reach_the_embedded_servers(app_env, site, settings, t
     # directory: pytest's temporary directories are private to root.
     data_dir = Path(tempfile.mkdtemp(prefix="newsloom-embedded-"))
     os.chmod(data_dir, 0o755)
-    env = {**{k: v for k, v in app_env.items() if k not in ("DATABASE_URL", "REDIS_URL")},
-           "NEWSLOOM_DATA_DIR": str(data_dir)}
+    env = {
+        **{k: v for k, v in app_env.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        "NEWSLOOM_DATA_DIR": str(data_dir),
+    }
     servers_file = data_dir / SERVERS_FILE
     with (tmp_path / "up.log").open("wb") as log:
-        up = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+        up = subprocess.Popen(
+            [sys.executable, "-m", "newsloom", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         # Embedded Postgres may take long to initialise on a busy machine.
-        wait_until(lambda: servers_file.exists() or up.poll() is not None, 300,
-                   "up to start its embedded servers", interval=0.5)
+        wait_until(
+            lambda: servers_file.exists() or up.poll() is not None,
+            300,
+            "up to start its embedded servers",
+            interval=0.5,
+        )
         assert up.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
-        wait_until(lambda: (tmp_path / "up.log").read_text().count("worker ready") == 2, 120,
-                   "both workers to be ready")
+        wait_until(
+            lambda: (tmp_path / "up.log").read_text().count("worker ready") == 2,
+            120,
+            "both workers to be ready",
+        )
         status = newsloom("status", "--json", env=env)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)

@@ -3,27 +3,33 @@ one event in the change's transaction, and listeners are notified at commit."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-
-from newsloom import db
 from support import store_text
 
-TEXT = ("The harbour council voted on Tuesday to rebuild the old sea wall before winter. "
-        "Engineers said the storm of March had cracked it in three places. ") * 4
-OTHER = ("A new library opened in the market square with a reading room for children and "
-         "a cafe run by volunteers from the neighbourhood association. ") * 4
+from newsloom import db
+
+TEXT = (
+    "The harbour council voted on Tuesday to rebuild the old sea wall before winter. "
+    "Engineers said the storm of March had cracked it in three places. "
+) * 4
+OTHER = (
+    "A new library opened in the market square with a reading room for children and "
+    "a cafe run by volunteers from the neighbourhood association. "
+) * 4
 
 
 def events(conn) -> list[tuple[str, int]]:
-    return [(r["kind"], r["article_id"])
-            for r in conn.execute("SELECT kind, article_id FROM events ORDER BY id")]
+    return [
+        (r["kind"], r["article_id"])
+        for r in conn.execute("SELECT kind, article_id FROM events ORDER BY id")
+    ]
 
 
 def test_store_duplicate_and_update_each_write_one_event(conn):
-    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
     _, article = store_text(conn, "https://a.org/x", TEXT, when=when)
     assert events(conn) == [("stored", article)]
     # Running the same store again (a redelivered task) adds nothing.
@@ -43,9 +49,13 @@ def test_store_duplicate_and_update_each_write_one_event(conn):
 
 
 def test_no_event_without_its_change_and_no_change_without_its_event(conn):
-    with pytest.raises(RuntimeError), conn.transaction():
-        store_text(conn, "https://a.org/x", TEXT)
-        raise RuntimeError("the worker died before commit")
+    def die_before_commit() -> None:
+        with conn.transaction():
+            store_text(conn, "https://a.org/x", TEXT)
+            raise RuntimeError("the worker died before commit")
+
+    with pytest.raises(RuntimeError):
+        die_before_commit()
     assert conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"] == 0
     assert events(conn) == []
     store_text(conn, "https://a.org/y", TEXT)
@@ -60,9 +70,9 @@ def test_reprocess_writes_an_event_only_when_the_text_changes(conn):
     content = {c: row[c] for c in db.ARTICLE_CONTENT}
     assert db.replace_article_content(conn, article, content, [], updated=False)
     assert events(conn) == [("stored", article)]
-    assert db.replace_article_content(conn, article, {**content, "text": OTHER,
-                                                      "content_hash": "another"},
-                                      [], updated=False)
+    assert db.replace_article_content(
+        conn, article, {**content, "text": OTHER, "content_hash": "another"}, [], updated=False
+    )
     assert events(conn) == [("stored", article), ("updated", article)]
 
 

@@ -8,31 +8,53 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-
-from newsloom import db, export
 from support import store_text
 from test_cli import newsloom
 from test_events import OTHER, TEXT
 
-THIRD = ("Der Stadtrat hat am Dienstag beschlossen, die alte Brücke über den Fluss bis zum "
-         "Sommer zu erneuern, weil Gutachter Risse im Pfeiler fanden. ") * 4
+from newsloom import db, export
 
-FOURTH = ("Volunteers counted forty-two species of birds at the reservoir during the annual "
-          "spring survey, among them a pair of ospreys nesting near the dam. ") * 4
+THIRD = (
+    "Der Stadtrat hat am Dienstag beschlossen, die alte Brücke über den Fluss bis zum "
+    "Sommer zu erneuern, weil Gutachter Risse im Pfeiler fanden. "
+) * 4
+
+FOURTH = (
+    "Volunteers counted forty-two species of birds at the reservoir during the annual "
+    "spring survey, among them a pair of ospreys nesting near the dam. "
+) * 4
 
 
 @pytest.fixture
 def collection(conn):
     """Three articles in two feeds, one with a copy at a second URL; returns their ids."""
-    db.sync_feeds(conn, [("https://a.org/feed", "Alpha", 900, None, True),
-                         ("https://b.org/feed", "Beta", 900, None, True)])
+    db.sync_feeds(
+        conn,
+        [
+            ("https://a.org/feed", "Alpha", 900, None, True),
+            ("https://b.org/feed", "Beta", 900, None, True),
+        ],
+    )
     alpha, beta = (r["id"] for r in conn.execute("SELECT id FROM feeds ORDER BY id"))
-    _, first = store_text(conn, "https://a.org/1", TEXT, title="Sea wall", feed_id=alpha,
-                          entities=[("Harbour Council", "ORG", 2), ("March", "DATE", 1)])
+    _, first = store_text(
+        conn,
+        "https://a.org/1",
+        TEXT,
+        title="Sea wall",
+        feed_id=alpha,
+        entities=[("Harbour Council", "ORG", 2), ("March", "DATE", 1)],
+    )
     store_text(conn, "https://b.org/copy", TEXT, feed_id=beta)
     _, second = store_text(conn, "https://a.org/2", OTHER, title="Library", feed_id=alpha)
-    _, third = store_text(conn, "https://b.org/3", THIRD, title="Brücke", feed_id=beta,
-                          language="de", entities=[("Stadtrat", "ORG", 1)])
+    _, third = store_text(
+        conn,
+        "https://b.org/3",
+        THIRD,
+        title="Brücke",
+        feed_id=beta,
+        language="de",
+        entities=[("Stadtrat", "ORG", 1)],
+    )
     return [first, second, third]
 
 
@@ -104,13 +126,22 @@ def test_rows_stream_from_a_server_side_cursor(collection, conn):
 
 def test_unwritable_path_is_one_line_and_exit_2(collection, database_url, tmp_path):
     for path in (tmp_path / "missing" / "a.jsonl", tmp_path):
-        result = newsloom("export", "--format", "jsonl", "--out", str(path),
-                          env={"DATABASE_URL": database_url})
+        result = newsloom(
+            "export", "--format", "jsonl", "--out", str(path), env={"DATABASE_URL": database_url}
+        )
         assert result.returncode == 2
         assert result.stderr.startswith(f"newsloom: error: cannot write {path}")
         assert len(result.stderr.splitlines()) == 1
     result = newsloom("export", "--format", "xml", env={"DATABASE_URL": database_url})
     assert result.returncode == 2 and "jsonl, csv, parquet" in result.stderr
-    result = newsloom("export", "--format", "csv", "--since-id", "1", "--since", "2026-01-01",
-                      env={"DATABASE_URL": database_url})
+    result = newsloom(
+        "export",
+        "--format",
+        "csv",
+        "--since-id",
+        "1",
+        "--since",
+        "2026-01-01",
+        env={"DATABASE_URL": database_url},
+    )
     assert result.returncode == 2 and "not both" in result.stderr

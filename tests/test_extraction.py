@@ -25,23 +25,26 @@ def score(got: str, expected: str) -> tuple[float, float, float]:
     overlap = sum((got_words & expected_words).values())
     precision = overlap / max(1, sum(got_words.values()))
     recall = overlap / max(1, sum(expected_words.values()))
-    return precision, recall, (2 * precision * recall / (precision + recall)
-                               if overlap else 0.0)
+    return precision, recall, (2 * precision * recall / (precision + recall) if overlap else 0.0)
 
 
 def evaluate(extract_text) -> tuple[float, float, float]:
     """The mean precision, recall and F1 over the pages."""
-    scores = [score(extract_text(page.read_text()), page.with_suffix(".txt").read_text())
-              for page in PAGES]
+    scores = [
+        score(extract_text(page.read_text()), page.with_suffix(".txt").read_text())
+        for page in PAGES
+    ]
     return tuple(sum(column) / len(scores) for column in zip(*scores, strict=True))
 
 
 def test_settings_beat_trafilatura_defaults():
     ours = evaluate(lambda html: extract(html, "https://news.example/story").text)
     defaults = evaluate(lambda html: trafilatura.extract(html) or "")
-    print(f"\nextraction over {len(PAGES)} pages (precision, recall, F1): "
-          f"newsloom {ours[0]:.3f} {ours[1]:.3f} {ours[2]:.3f}; "
-          f"trafilatura defaults {defaults[0]:.3f} {defaults[1]:.3f} {defaults[2]:.3f}")
+    print(
+        f"\nextraction over {len(PAGES)} pages (precision, recall, F1): "
+        f"newsloom {ours[0]:.3f} {ours[1]:.3f} {ours[2]:.3f}; "
+        f"trafilatura defaults {defaults[0]:.3f} {defaults[1]:.3f} {defaults[2]:.3f}"
+    )
     assert len(PAGES) >= 30
     assert ours[0] > defaults[0] and ours[2] > defaults[2]
     assert ours[1] >= 0.99 and ours[2] >= 0.95
@@ -60,8 +63,11 @@ def test_recall_mode_when_precision_mode_finds_too_little():
     title, paragraphs = seed_article()
     paragraphs = paragraphs[:6]
     # Every paragraph a link: precision mode drops link-dense text, all of it here.
-    page = article_html(title, paragraphs).replace("<p>", "<p><a href='/x'>").replace(
-        "</p>", "</a></p>")
+    page = (
+        article_html(title, paragraphs)
+        .replace("<p>", "<p><a href='/x'>")
+        .replace("</p>", "</a></p>")
+    )
     assert len(trafilatura.extract(page, favor_precision=True, include_comments=False) or "") < 200
     text = extract(page, "https://news.example/story").text
     assert score(text, "\n".join(paragraphs))[1] > 0.95

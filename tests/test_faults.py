@@ -22,9 +22,9 @@ import time
 from urllib.parse import urlsplit
 
 import psutil
-import redis
 import psycopg
 import pytest
+import redis
 from psycopg.rows import dict_row
 from site_fixture import FeedItem, article_html, rss2, synthetic_article
 from support import PrivateRedis, wait_until
@@ -33,9 +33,15 @@ PAGES = int(os.environ.get("NEWSLOOM_FAULT_PAGES", "200"))
 FEEDS = 4
 BAD = {  # path -> (how it is served, the reason it must end with)
     "/bad/missing": (None, "http_404"),
-    "/bad/report.pdf": ({"body": b"%PDF-1.7" + b"\0" * 4000, "content_type": "application/pdf"}, "not_html"),
+    "/bad/report.pdf": (
+        {"body": b"%PDF-1.7" + b"\0" * 4000, "content_type": "application/pdf"},
+        "not_html",
+    ),
     "/bad/empty": ({"body": "<html><body><nav>Home</nav></body></html>"}, "no_text"),
-    "/bad/loop": ({"body": "", "status": 302, "headers": {"Location": "/bad/loop"}}, "too_many_redirects"),
+    "/bad/loop": (
+        {"body": "", "status": 302, "headers": {"Location": "/bad/loop"}},
+        "too_many_redirects",
+    ),
 }
 
 
@@ -46,19 +52,25 @@ def build_site(site) -> dict[str, list[FeedItem]]:
         path = f"/news/{i}"
         # A little server time per page, so the run lasts long enough to be hit by faults.
         # Every 7th page is slow, so that some fetches are in flight when the broker goes.
-        site.add(path, article_html(title, paragraphs, author="Staff", canonical=site.url(path)),
-                 delay=0.8 if i % 7 == 0 else 0.3)
+        site.add(
+            path,
+            article_html(title, paragraphs, author="Staff", canonical=site.url(path)),
+            delay=0.8 if i % 7 == 0 else 0.3,
+        )
         items = feeds[f"/feed/{i % FEEDS}.xml"]
         items.append(FeedItem(site.url(path), title))
         if i % 10 == 0:  # the same story with tracking parameters, in another feed
             feeds[f"/feed/{(i + 1) % FEEDS}.xml"].append(
-                FeedItem(site.url(path + "?utm_source=newsletter&utm_medium=email"), title))
+                FeedItem(site.url(path + "?utm_source=newsletter&utm_medium=email"), title)
+            )
     for n, (path, (served, _)) in enumerate(BAD.items()):
         if served:
             site.add(path, **served)
         feeds[f"/feed/{n % FEEDS}.xml"].append(FeedItem(site.url(path), "bad"))
     for path, items in feeds.items():
-        site.add(path, rss2(items, title=path, link=site.url("/")), content_type="application/rss+xml")
+        site.add(
+            path, rss2(items, title=path, link=site.url("/")), content_type="application/rss+xml"
+        )
     return feeds
 
 
@@ -82,8 +94,12 @@ def fetch_worker(up: subprocess.Popen) -> psutil.Process:
 def process_pool_child(up: subprocess.Popen) -> psutil.Process:
     for proc in psutil.Process(up.pid).children(recursive=True):
         parent = proc.parent()
-        if parent and "process" in parent.cmdline() and "prefork" in parent.cmdline() \
-                and parent.pid != up.pid:
+        if (
+            parent
+            and "process" in parent.cmdline()
+            and "prefork" in parent.cmdline()
+            and parent.pid != up.pid
+        ):
             return proc
     raise AssertionError("no process-pool child found")
 
@@ -91,36 +107,52 @@ def process_pool_child(up: subprocess.Popen) -> psutil.Process:
 @pytest.mark.timeout(900)
 def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
     feeds = build_site(site)
-    settings.feeds.write_text("".join(f'[[feed]]\nurl = "{site.url(p)}"\ninterval = "1h"\n\n'
-                                      for p in feeds))
+    settings.feeds.write_text(
+        "".join(f'[[feed]]\nurl = "{site.url(p)}"\ninterval = "1h"\n\n' for p in feeds)
+    )
     expected_urls = sum(len(items) for items in feeds.values())
     duplicates = sum(1 for i in range(PAGES) if i % 10 == 0)
     broker = PrivateRedis(tmp_path)
     broker.start()
-    env = {**app_env, "REDIS_URL": broker.url, "NEWSLOOM_VISIBILITY_TIMEOUT": "60s",
-           "NEWSLOOM_RETRY_BASE": "0.5s", "NEWSLOOM_RETRY_CAP": "5s", "NEWSLOOM_FETCH_TIMEOUT": "1s",
-           "NEWSLOOM_MAX_REDIRECTS": "3", "NEWSLOOM_TASK_TIME_LIMIT": "30s",
-           "NEWSLOOM_MAX_ATTEMPTS": "8",
-           "NEWSLOOM_LOST_MESSAGE_AFTER": "5s", "NEWSLOOM_RECONCILE_INTERVAL": "3s",
-           "NEWSLOOM_PROCESS_CONCURRENCY": "2", "NEWSLOOM_FETCH_CONCURRENCY": "2"}
+    env = {
+        **app_env,
+        "REDIS_URL": broker.url,
+        "NEWSLOOM_VISIBILITY_TIMEOUT": "60s",
+        "NEWSLOOM_RETRY_BASE": "0.5s",
+        "NEWSLOOM_RETRY_CAP": "5s",
+        "NEWSLOOM_FETCH_TIMEOUT": "1s",
+        "NEWSLOOM_MAX_REDIRECTS": "3",
+        "NEWSLOOM_TASK_TIME_LIMIT": "30s",
+        "NEWSLOOM_MAX_ATTEMPTS": "8",
+        "NEWSLOOM_LOST_MESSAGE_AFTER": "5s",
+        "NEWSLOOM_RECONCILE_INTERVAL": "3s",
+        "NEWSLOOM_PROCESS_CONCURRENCY": "2",
+        "NEWSLOOM_FETCH_CONCURRENCY": "2",
+    }
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:
-        up = subprocess.Popen([sys.executable, "-m", "newsloom", "up"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
+        up = subprocess.Popen(
+            [sys.executable, "-m", "newsloom", "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     faults = []
     started = time.monotonic()
     try:
+
         def done_at_least(share):
             def check():
                 counts = progress(settings.database_url)
-                return sum(counts.get(s, 0) for s in ("stored", "duplicate", "skipped")) \
+                return (
+                    sum(counts.get(s, 0) for s in ("stored", "duplicate", "skipped"))
                     >= share * expected_urls
+                )
+
             return check
 
         def fetched_at_least(share):
             def check():
                 counts = progress(settings.database_url)
                 return sum(counts.values()) - counts.get("queued", 0) >= share * expected_urls
+
             return check
 
         # Faults that need fetches in flight first, paced by fetching (slower than
@@ -130,8 +162,11 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
         fetcher = fetch_worker(up)
         fetcher.send_signal(signal.SIGKILL)
         faults.append("SIGKILL to the fetch worker's main process")
-        wait_until(lambda: _fetch_worker_pid(up) not in (None, fetcher.pid), 60,
-                   "the fetch worker to be restarted")
+        wait_until(
+            lambda: _fetch_worker_pid(up) not in (None, fetcher.pid),
+            60,
+            "the fetch worker to be restarted",
+        )
 
         wait_until(fetched_at_least(0.25), 180, "25% of the URLs to be fetched")
         broker.stop()
@@ -158,16 +193,23 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
         with psycopg.connect(settings.database_url, autocommit=True) as admin:
             killed = admin.execute(
                 """SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                   WHERE datname = current_database() AND pid <> pg_backend_pid()) t""").fetchone()[0]
+                   WHERE datname = current_database() AND pid <> pg_backend_pid()) t"""
+            ).fetchone()[0]
         faults.append(f"{killed} Postgres connections terminated")
         last_fault = time.monotonic()
 
         def settled():
             counts = progress(settings.database_url)
             return sum(counts.values()) == expected_urls and not (
-                counts.get("queued") or counts.get("fetched"))
-        wait_until(settled, 120, "every URL to reach an outcome within 2 min of the last fault",
-                   interval=0.5)
+                counts.get("queued") or counts.get("fetched")
+            )
+
+        wait_until(
+            settled,
+            120,
+            "every URL to reach an outcome within 2 min of the last fault",
+            interval=0.5,
+        )
         settled_after = time.monotonic() - last_fault
         assert up.poll() is None, f"newsloom up died:\n{log_path.read_text()[-4000:]}"
     finally:
@@ -181,17 +223,23 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
         urls = {r["url"]: r for r in conn.execute("SELECT url, state, reason FROM urls")}
         articles = conn.execute("SELECT url, canonical_url FROM articles").fetchall()
         dead = conn.execute("SELECT error FROM dead_letters").fetchall()
-        events = {r["kind"]: r["n"] for r in conn.execute(
-            "SELECT kind, count(*) AS n FROM events GROUP BY kind")}
+        events = {
+            r["kind"]: r["n"]
+            for r in conn.execute("SELECT kind, count(*) AS n FROM events GROUP BY kind")
+        }
     good = {site.url(f"/news/{i}") for i in range(PAGES)}
     stored_urls = {a["canonical_url"] for a in articles}
     states = [r["state"] for r in urls.values()]
     figures = {
-        "urls": len(urls), "faults": len(faults), "stored": states.count("stored"),
-        "duplicate": states.count("duplicate"), "skipped": states.count("skipped"),
+        "urls": len(urls),
+        "faults": len(faults),
+        "stored": states.count("stored"),
+        "duplicate": states.count("duplicate"),
+        "skipped": states.count("skipped"),
         "dead": states.count("dead"),
         "lost": expected_urls - len(urls) + states.count("queued") + states.count("fetched"),
-        "articles stored twice": len(articles) - len(stored_urls), "seconds": round(elapsed, 1),
+        "articles stored twice": len(articles) - len(stored_urls),
+        "seconds": round(elapsed, 1),
         "settled after the last fault (s)": round(settled_after, 1),
         "restarts": log_path.read_text().count("process restarted"),
     }
@@ -206,7 +254,10 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
     # The outbox through the same faults: one event per stored article and attached copy.
     assert events == {"stored": PAGES, "duplicate": duplicates}
     for path, (_, reason) in BAD.items():
-        assert (urls[site.url(path)]["state"], urls[site.url(path)]["reason"]) == ("skipped", reason)
+        assert (urls[site.url(path)]["state"], urls[site.url(path)]["reason"]) == (
+            "skipped",
+            reason,
+        )
 
 
 def _fetch_worker_pid(up: subprocess.Popen) -> int | None:
@@ -219,8 +270,10 @@ def _fetch_worker_pid(up: subprocess.Popen) -> int | None:
 def fetches_in_flight(site) -> bool:
     """A slow page (0.8 s) is being served right now: asked for within the last 0.5 s."""
     now = time.monotonic()
-    return any(now - r.at < 0.5 and r.path.startswith("/news/")
-               and int(urlsplit(r.path).path[6:]) % 7 == 0 for r in list(site.requests)[-50:])
+    return any(
+        now - r.at < 0.5 and r.path.startswith("/news/") and int(urlsplit(r.path).path[6:]) % 7 == 0
+        for r in list(site.requests)[-50:]
+    )
 
 
 def restart_keeping_data(broker: PrivateRedis, directory) -> None:

@@ -12,8 +12,13 @@ from newsloom.scheduler.feedsfile import load_feeds
 
 
 def newsloom(env, *args):
-    return subprocess.run([sys.executable, "-m", "newsloom", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "newsloom", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def home_page(link: str = "") -> str:
@@ -21,10 +26,15 @@ def home_page(link: str = "") -> str:
 
 
 def test_add_finds_the_feed_of_a_home_page(site, settings, app_env):
-    site.add("/", home_page('<link rel="alternate" type="application/atom+xml" title="x" '
-                            'href="/atom.xml">'))
-    site.add("/atom.xml", atom([FeedItem(site.url("/1"), "one")], title="The Loom", link=site.url("/")),
-             content_type="application/atom+xml")
+    site.add(
+        "/",
+        home_page('<link rel="alternate" type="application/atom+xml" title="x" href="/atom.xml">'),
+    )
+    site.add(
+        "/atom.xml",
+        atom([FeedItem(site.url("/1"), "one")], title="The Loom", link=site.url("/")),
+        content_type="application/atom+xml",
+    )
     settings.feeds.write_text('[defaults]\ninterval = "10m"\n')
     result = newsloom(app_env, "feeds", "add", site.url("/"))
     assert result.returncode == 0, result.stderr
@@ -37,8 +47,11 @@ def test_add_finds_the_feed_of_a_home_page(site, settings, app_env):
 
 def test_add_tries_common_paths(site, settings, app_env):
     site.add("/", home_page())
-    site.add("/rss.xml", rss2([FeedItem(site.url("/1"), "one")], title="T", link=site.url("/")),
-             content_type="application/rss+xml")
+    site.add(
+        "/rss.xml",
+        rss2([FeedItem(site.url("/1"), "one")], title="T", link=site.url("/")),
+        content_type="application/rss+xml",
+    )
     result = newsloom(app_env, "feeds", "add", site.url("/"), "--name", "Mine")
     assert result.returncode == 0, result.stderr
     [feed] = load_feeds(settings.feeds)
@@ -53,11 +66,16 @@ def test_add_without_a_feed_says_so(site, settings, app_env):
 
 
 def test_check_probes_every_feed(site, settings, app_env, tmp_path):
-    site.add("/good", rss2([FeedItem(site.url("/1"), "one")], title="T", link=site.url("/")),
-             content_type="application/rss+xml")
+    site.add(
+        "/good",
+        rss2([FeedItem(site.url("/1"), "one")], title="T", link=site.url("/")),
+        content_type="application/rss+xml",
+    )
     site.add("/html", home_page(), content_type="text/html")
     path = tmp_path / "check.toml"
-    path.write_text("".join(f'[[feed]]\nurl = "{site.url(p)}"\n\n' for p in ("/good", "/html", "/gone")))
+    path.write_text(
+        "".join(f'[[feed]]\nurl = "{site.url(p)}"\n\n' for p in ("/good", "/html", "/gone"))
+    )
     result = newsloom(app_env, "feeds", "check", str(path), "--json")
     assert result.returncode == 1
     report = {r["url"]: r for r in json.loads(result.stdout)}
@@ -78,8 +96,10 @@ def test_check_reports_a_bad_file(app_env, tmp_path):
 
 def test_check_reports_a_webhook_filter_naming_an_unknown_feed(app_env, tmp_path):
     path = tmp_path / "bad.toml"
-    path.write_text('[[feed]]\nurl = "https://a.example/rss"\n\n[[webhook]]\n'
-                    'url = "https://hooks.example/"\nsecret = "x"\nfeeds = ["Nope"]\n')
+    path.write_text(
+        '[[feed]]\nurl = "https://a.example/rss"\n\n[[webhook]]\n'
+        'url = "https://hooks.example/"\nsecret = "x"\nfeeds = ["Nope"]\n'
+    )
     result = newsloom(app_env, "feeds", "check", str(path))
     assert result.returncode == 2 and f"{path}:7: webhook filter names feed 'Nope'" in result.stderr
 
@@ -99,10 +119,18 @@ def test_add_proposes_the_sites_sitemaps(site, settings, app_env):
     from site_fixture import sitemap
 
     site.add("/", home_page())
-    site.add("/feed.json", json.dumps({"version": "https://jsonfeed.org/version/1.1",
-                                       "title": "Loom JSON", "items": []}))
-    site.add("/robots.txt", f"User-agent: *\nDisallow:\nSitemap: {site.url('/sitemap.xml')}\n"
-                            "sitemap: /sitemap-index.xml\n", content_type="text/plain")
+    site.add(
+        "/feed.json",
+        json.dumps(
+            {"version": "https://jsonfeed.org/version/1.1", "title": "Loom JSON", "items": []}
+        ),
+    )
+    site.add(
+        "/robots.txt",
+        f"User-agent: *\nDisallow:\nSitemap: {site.url('/sitemap.xml')}\n"
+        "sitemap: /sitemap-index.xml\n",
+        content_type="text/plain",
+    )
     site.add("/sitemap_news.xml", sitemap([FeedItem(site.url("/1"), "one")], news=True))
     site.add("/news-sitemap.xml", home_page())  # an HTML page there is not proposed
     result = newsloom(app_env, "feeds", "add", site.url("/"))
@@ -110,7 +138,10 @@ def test_add_proposes_the_sites_sitemaps(site, settings, app_env):
     assert load_feeds(settings.feeds)[0].url == site.url("/feed.json")
     assert load_feeds(settings.feeds)[0].name == "Loom JSON"
     assert result.stdout.split("sitemaps")[1].split()[-3:] == [
-        site.url("/sitemap.xml"), site.url("/sitemap-index.xml"), site.url("/sitemap_news.xml")]
+        site.url("/sitemap.xml"),
+        site.url("/sitemap-index.xml"),
+        site.url("/sitemap_news.xml"),
+    ]
     # A sitemap's own URL is added as it is.
     added = newsloom(app_env, "feeds", "add", site.url("/sitemap_news.xml"))
     assert added.returncode == 0, added.stderr
@@ -118,18 +149,23 @@ def test_add_proposes_the_sites_sitemaps(site, settings, app_env):
 
 
 def test_check_and_list_show_kinds(site, settings, app_env, tmp_path, conn):
-    from newsloom import db
     from site_fixture import sitemap
+
+    from newsloom import db
 
     site.add("/rss", rss2([FeedItem(site.url("/1"), "one")], title="T", link=site.url("/")))
     site.add("/sitemap.xml", sitemap([FeedItem(site.url("/2"), "two")], news=True))
     path = tmp_path / "check.toml"
-    path.write_text(f'[[feed]]\nurl = "{site.url("/rss")}"\n\n'
-                    f'[[feed]]\nurl = "{site.url("/sitemap.xml")}"\nsince = "all"\n')
+    path.write_text(
+        f'[[feed]]\nurl = "{site.url("/rss")}"\n\n'
+        f'[[feed]]\nurl = "{site.url("/sitemap.xml")}"\nsince = "all"\n'
+    )
     result = newsloom(app_env, "feeds", "check", str(path), "--json")
     assert result.returncode == 0, result.stderr
     assert [(r["kind"], r["entries"]) for r in json.loads(result.stdout)] == [
-        ("rss20", 1), ("news_sitemap", 1)]
+        ("rss20", 1),
+        ("news_sitemap", 1),
+    ]
     db.sync_feeds(conn, [(site.url("/sitemap.xml"), "Map", 900, None, True)])
     conn.execute("UPDATE feeds SET kind = 'news_sitemap', last_poll_note = 'other_host=2'")
     [feed] = json.loads(newsloom(app_env, "feeds", "list", "--json").stdout)

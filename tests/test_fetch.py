@@ -14,8 +14,9 @@ from newsloom.worker.fetch import fetch_page
 
 @pytest.fixture
 def fetch_settings():
-    return load_settings(allow_private_networks=True, fetch_timeout=2, max_page_bytes=100_000,
-                         max_redirects=3)
+    return load_settings(
+        allow_private_networks=True, fetch_timeout=2, max_page_bytes=100_000, max_redirects=3
+    )
 
 
 @pytest.fixture
@@ -38,10 +39,16 @@ def test_user_agent_sent(site, client, fetch_settings):
     assert site.requests[-1].headers["User-Agent"] == fetch_settings.user_agent
 
 
-@pytest.mark.parametrize("status, error, reason", [
-    (404, Permanent, "http_404"), (410, Permanent, "http_410"), (500, Transient, None),
-    (503, Transient, None), (429, Transient, None),
-])
+@pytest.mark.parametrize(
+    "status, error, reason",
+    [
+        (404, Permanent, "http_404"),
+        (410, Permanent, "http_410"),
+        (500, Transient, None),
+        (503, Transient, None),
+        (429, Transient, None),
+    ],
+)
 def test_status_classified(site, client, fetch_settings, status, error, reason):
     site.add("/p", "x", status=status)
     with pytest.raises(error) as caught:
@@ -99,8 +106,12 @@ def test_private_addresses_refused_by_default(site):
     settings = load_settings(allow_private_networks=False)
     site.add("/p", "<html></html>")
     with web.make_client(settings) as http_client:
-        for url in (site.url("/p"), "http://169.254.169.254/latest/meta-data/",
-                    "http://10.0.0.1/", "http://[::1]/"):
+        for url in (
+            site.url("/p"),
+            "http://169.254.169.254/latest/meta-data/",
+            "http://10.0.0.1/",
+            "http://[::1]/",
+        ):
             with pytest.raises(Permanent) as caught:
                 fetch_page(http_client, url, settings)
             assert caught.value.reason == "blocked_address"
@@ -111,7 +122,9 @@ def test_every_redirect_hop_is_checked(site, client, fetch_settings, monkeypatch
     """With the address check run on each hop, a redirect cannot lead to a refused address."""
     checked = []
     real_check = web.check_url
-    monkeypatch.setattr(web, "check_url", lambda url, allow: (checked.append(url), real_check(url, allow)))
+    monkeypatch.setattr(
+        web, "check_url", lambda url, allow: (checked.append(url), real_check(url, allow))
+    )
     site.add("/a", "", status=302, headers={"Location": "/b"})
     site.add("/b", "", status=307, headers={"Location": "http://localhost:1/internal"})
     with pytest.raises(Permanent) as caught:
@@ -119,8 +132,11 @@ def test_every_redirect_hop_is_checked(site, client, fetch_settings, monkeypatch
     assert caught.value.reason == "blocked_address"
     assert checked == [site.url("/a")]  # the first hop, loopback itself, is refused already
     checked.clear()
-    monkeypatch.setattr(web, "check_url", lambda url, allow: (
-        checked.append(url), real_check(url, allow and "localhost" not in url)))
+    monkeypatch.setattr(
+        web,
+        "check_url",
+        lambda url, allow: (checked.append(url), real_check(url, allow and "localhost" not in url)),
+    )
     with pytest.raises(Permanent) as caught:
         web.get(client, site.url("/a"), fetch_settings, max_bytes=1000)
     assert caught.value.reason == "blocked_address"

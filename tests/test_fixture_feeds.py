@@ -20,8 +20,16 @@ MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 def test_every_fixture_is_in_the_manifest():
     listed = {row["file"] for row in MANIFEST}
     assert listed == {p.name for p in FIXTURES.iterdir()} - {"manifest.json", "README.md"}
-    assert {row["kind"] for row in MANIFEST} >= {"rss20", "rss10", "atom10", "json10", "json11",
-                                                 "sitemap", "news_sitemap", "sitemap_index"}
+    assert {row["kind"] for row in MANIFEST} >= {
+        "rss20",
+        "rss10",
+        "atom10",
+        "json10",
+        "json11",
+        "sitemap",
+        "news_sitemap",
+        "sitemap_index",
+    }
 
 
 @pytest.mark.parametrize("row", MANIFEST, ids=[row["file"] for row in MANIFEST])

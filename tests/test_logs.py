@@ -16,19 +16,24 @@ def test_json_lines_name_the_url_feed_and_task(site, settings, conn, app_env, tm
     site.add("/good", article_html(title, paragraphs))
     db.sync_feeds(conn, [(site.url("/feed"), "Loom", 900, None, True)])
     [feed] = db.list_feeds(conn)
-    ids = db.record_new_urls(conn, feed["id"], [(site.url("/good"), None, None),
-                                                (site.url("/gone"), None, None)])
+    ids = db.record_new_urls(
+        conn, feed["id"], [(site.url("/good"), None, None), (site.url("/gone"), None, None)]
+    )
     workers = start_workers(app_env, tmp_path, NEWSLOOM_LOG_FORMAT="json")
     try:
         celery = queue.make_app(settings)
         queue.enqueue_fetch(ids, celery)
         celery.close()
-        wait_until(lambda: db.outcome_counts(conn) == {"stored": 1, "skipped": 1}, 90,
-                   "both URLs to end")
+        wait_until(
+            lambda: db.outcome_counts(conn) == {"stored": 1, "skipped": 1}, 90, "both URLs to end"
+        )
     finally:
         stop_workers(workers)
-    lines = [json.loads(line) for line in (tmp_path / "worker0.log").read_text().splitlines()
-             if line.startswith("{")]
+    lines = [
+        json.loads(line)
+        for line in (tmp_path / "worker0.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
     about_urls = [line for line in lines if "url_id" in line]
     assert {line["event"] for line in about_urls} >= {"skipped", "article"}
     for line in about_urls:

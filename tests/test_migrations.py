@@ -37,18 +37,21 @@ def catalog(conn: psycopg.Connection) -> dict:
         "columns": conn.execute(
             "SELECT table_name, column_name, data_type, is_nullable, column_default,"
             " generation_expression FROM information_schema.columns"
-            " WHERE table_schema = 'public' ORDER BY 1, 2").fetchall(),
+            " WHERE table_schema = 'public' ORDER BY 1, 2"
+        ).fetchall(),
         "constraints": conn.execute(
             "SELECT conrelid::regclass::text AS t, conname, pg_get_constraintdef(oid) AS d"
-            " FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2").fetchall(),
+            " FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+        ).fetchall(),
         "indexes": conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
-            " ORDER BY 1").fetchall(),
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"
+        ).fetchall(),
         "views": conn.execute(
-            "SELECT viewname, definition FROM pg_views WHERE schemaname = 'public'"
-            " ORDER BY 1").fetchall(),
+            "SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' ORDER BY 1"
+        ).fetchall(),
         "migrations": conn.execute(
-            "SELECT version, name FROM schema_migrations ORDER BY 1").fetchall(),
+            "SELECT version, name FROM schema_migrations ORDER BY 1"
+        ).fetchall(),
     }
 
 
@@ -86,10 +89,14 @@ def test_database_of_the_old_schema_sql_keeps_its_data(empty_db):
     recognised as the baseline, keeps its rows and gains the later migrations."""
     with db.connect(empty_db) as conn:
         conn.execute((ROOT / "tests" / "fixtures" / "schema-0.1.sql").read_text())
-        conn.execute("INSERT INTO feeds (url, interval_seconds) VALUES ('https://a.example/rss', 60)")
+        conn.execute(
+            "INSERT INTO feeds (url, interval_seconds) VALUES ('https://a.example/rss', 60)"
+        )
         applied = migrate.apply(conn)
         assert [m.version for m in applied] == [m.version for m in migrate.migrations()]
-        assert conn.execute("SELECT url FROM feeds").fetchall() == [{"url": "https://a.example/rss"}]
+        assert conn.execute("SELECT url FROM feeds").fetchall() == [
+            {"url": "https://a.example/rss"}
+        ]
         assert conn.execute("SELECT to_regclass('schema_meta') AS t").fetchone()["t"] is None
         assert migrate.applied_version(conn) == migrate.latest_version()
 
@@ -98,7 +105,8 @@ def test_a_failing_migration_leaves_nothing_half_done(empty_db, tmp_path, monkey
     for m in migrate.migrations():
         (tmp_path / m.path.name).write_text(m.sql())
     (tmp_path / f"{migrate.latest_version() + 1:04d}_broken.sql").write_text(
-        "CREATE TABLE half_done (id int); SELECT no_such_function();")
+        "CREATE TABLE half_done (id int); SELECT no_such_function();"
+    )
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
     with db.connect(empty_db) as conn:
         with pytest.raises(psycopg.errors.UndefinedFunction):

@@ -21,27 +21,33 @@ def test_precision_and_recall_on_the_labelled_set(conn):
     article_of = {}
     for story in stories + made:
         _, article_of[story.key] = store_text(
-            conn, f"https://news.example/{story.key}", story.text, title=story.title)
+            conn, f"https://news.example/{story.key}", story.text, title=story.title
+        )
     # Every story is distinct: each merge of two is a false positive, labelled or not.
     false_merges = len(stories) - len({article_of[s.key] for s in stories})
     hits = sum(article_of[c.key] == article_of[c.source] for c in made)
     wrong = sum(article_of[c.key] not in (article_of[c.source], _own(conn, c.key)) for c in made)
     precision = hits / (hits + wrong + false_merges)
     recall = hits / len(made)
-    similarities = {same: [jaccard(shingles(a.text), shingles(b.text))
-                           for a, b, s in pairs if s is same] for same in (True, False)}
-    print(f"\nnear-duplicates: {len(pairs)} labelled pairs ({len(made)} copies, "
-          f"{len(pairs) - len(made)} distinct-but-similar), precision {precision:.3f}, "
-          f"recall {recall:.3f}; Jaccard of copies >= {min(similarities[True]):.2f}, "
-          f"of distinct pairs <= {max(similarities[False]):.2f} (threshold {NEAR_DUPLICATE_JACCARD})")
+    similarities = {
+        same: [jaccard(shingles(a.text), shingles(b.text)) for a, b, s in pairs if s is same]
+        for same in (True, False)
+    }
+    print(
+        f"\nnear-duplicates: {len(pairs)} labelled pairs ({len(made)} copies, "
+        f"{len(pairs) - len(made)} distinct-but-similar), precision {precision:.3f}, "
+        f"recall {recall:.3f}; Jaccard of copies >= {min(similarities[True]):.2f}, "
+        f"of distinct pairs <= {max(similarities[False]):.2f} (threshold {NEAR_DUPLICATE_JACCARD})"
+    )
     assert precision >= 0.99 and recall >= 0.95
     # The copies were attached, not stored: one article per story.
     assert conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"] == len(stories)
 
 
 def _own(conn, key: str) -> int | None:
-    row = conn.execute("SELECT id FROM articles WHERE url = %s",
-                       (f"https://news.example/{key}",)).fetchone()
+    row = conn.execute(
+        "SELECT id FROM articles WHERE url = %s", (f"https://news.example/{key}",)
+    ).fetchone()
     return row and row["id"]
 
 
@@ -53,8 +59,9 @@ def test_copies_stored_at_once_by_two_workers_make_one_article(conn, database_ur
             first_result = store_text(first, "https://a.example/story", story.text)
             # The other worker's store waits on the first one's locks...
             second_result = {}
-            other = threading.Thread(target=lambda: second_result.update(result=_store_copy(
-                database_url, copy.text)))
+            other = threading.Thread(
+                target=lambda: second_result.update(result=_store_copy(database_url, copy.text))
+            )
             other.start()
             wait_until(lambda: _waiting_on_advisory_lock(conn), 10, "the second store to wait")
         # ...and, once it commits, sees its article.
@@ -68,5 +75,9 @@ def _store_copy(database_url: str, text: str):
 
 
 def _waiting_on_advisory_lock(conn) -> bool:
-    return conn.execute("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' "
-                        "AND NOT granted").fetchone()["n"] > 0
+    return (
+        conn.execute(
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()["n"]
+        > 0
+    )

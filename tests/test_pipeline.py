@@ -27,18 +27,42 @@ def page_of(words: str) -> str:
     return article_html("A title", [words * 20, words * 15])
 
 
-@pytest.mark.parametrize("path, kwargs, reason", [
-    ("/missing", None, "http_404"),
-    ("/gone", {"body": "gone", "status": 410}, "http_410"),
-    ("/report.pdf", {"body": b"%PDF-1.7\n" + b"\0" * 5000, "content_type": "application/pdf"}, "not_html"),
-    ("/photo.png", {"body": b"\x89PNG\r\n\x1a\n" + b"\0" * 5000, "content_type": "image/png"}, "not_html"),
-    ("/huge", {"body": "<html><body>" + "<p>word</p>" * 6_000_000 + "</body></html>"}, "too_large"),
-    ("/bomb", {"body": gzip.compress(b"<html>" + b" " * 100_000_000),
-               "headers": {"Content-Encoding": "gzip"}},
-     "too_large"),
-    ("/empty", {"body": "<html><body><nav><a href='/'>Home</a></nav></body></html>"}, "no_text"),
-    ("/forbidden", {"body": "no", "status": 403}, "http_403"),
-])
+@pytest.mark.parametrize(
+    "path, kwargs, reason",
+    [
+        ("/missing", None, "http_404"),
+        ("/gone", {"body": "gone", "status": 410}, "http_410"),
+        (
+            "/report.pdf",
+            {"body": b"%PDF-1.7\n" + b"\0" * 5000, "content_type": "application/pdf"},
+            "not_html",
+        ),
+        (
+            "/photo.png",
+            {"body": b"\x89PNG\r\n\x1a\n" + b"\0" * 5000, "content_type": "image/png"},
+            "not_html",
+        ),
+        (
+            "/huge",
+            {"body": "<html><body>" + "<p>word</p>" * 6_000_000 + "</body></html>"},
+            "too_large",
+        ),
+        (
+            "/bomb",
+            {
+                "body": gzip.compress(b"<html>" + b" " * 100_000_000),
+                "headers": {"Content-Encoding": "gzip"},
+            },
+            "too_large",
+        ),
+        (
+            "/empty",
+            {"body": "<html><body><nav><a href='/'>Home</a></nav></body></html>"},
+            "no_text",
+        ),
+        ("/forbidden", {"body": "no", "status": 403}, "http_403"),
+    ],
+)
 def test_bad_pages_end_skipped_with_reason(ctx, site, path, kwargs, reason):
     if kwargs:
         site.add(path, **kwargs)
@@ -58,18 +82,26 @@ def test_unsupported_scheme(ctx):
     assert (row["state"], row["reason"]) == ("skipped", "bad_url")
 
 
-@pytest.mark.parametrize("declared, encoding", [
-    ("", "cp1252"),                          # no charset anywhere
-    ("; charset=iso-8859-1", "utf-8"),       # the header lies
-])
+@pytest.mark.parametrize(
+    "declared, encoding",
+    [
+        ("", "cp1252"),  # no charset anywhere
+        ("; charset=iso-8859-1", "utf-8"),  # the header lies
+    ],
+)
 def test_missing_or_wrong_charset_still_reads(ctx, site, declared, encoding):
     text = "Le café de la gare a rouvert ses portes à Besançon après des années d'attente. " * 6
-    html = f"<html><head><title>Café</title></head><body><article><p>{text}</p></article></body></html>"
+    html = (
+        "<html><head><title>Café</title></head>"
+        f"<body><article><p>{text}</p></article></body></html>"
+    )
     site.add("/fr", html.encode(encoding), content_type="text/html" + declared)
     row = run_url(ctx, site.url("/fr"))
     assert row["state"] == "stored"
     with ctx.pool.connection() as conn:
-        stored = conn.execute("SELECT text FROM articles WHERE id = %s", (row["article_id"],)).fetchone()
+        stored = conn.execute(
+            "SELECT text FROM articles WHERE id = %s", (row["article_id"],)
+        ).fetchone()
     assert "Le café de la gare" in stored["text"] and "Besançon" in stored["text"]
 
 
@@ -87,6 +119,7 @@ def test_server_that_hangs_is_retried_then_dead_lettered(ctx, site):
 def test_connection_reset_is_transient(ctx, site):
     def reset(_request):
         raise ConnectionResetError  # the handler dies: the server closes the socket unanswered
+
     site.add_handler("/reset", reset)
     row = run_url(ctx, site.url("/reset"))
     assert row["state"] == "dead" and row["reason"] == "RemoteProtocolError"
@@ -99,6 +132,7 @@ def test_dns_failure_is_transient(ctx, monkeypatch):
         if host != "no-such-host.invalid":
             return real(host, *args, **kwargs)
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
     monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
     row = run_url(ctx, "http://no-such-host.invalid/story")
     assert row["state"] == "dead" and row["reason"] == "ConnectError"
@@ -112,6 +146,7 @@ def test_503_then_success_is_stored(ctx, site):
         if len(calls) == 1:
             return 503, {"Retry-After": "0"}, b"busy"
         return 200, {"Content-Type": "text/html"}, page_of("recovered ").encode()
+
     site.add_handler("/flaky", flaky)
     row = run_url(ctx, site.url("/flaky"))
     assert row["state"] == "stored" and row["attempts"] == 1
@@ -121,7 +156,7 @@ def test_steps_run_twice_leave_the_same_rows(ctx, site):
     title, paragraphs = seed_article()
     site.add("/a", article_html(title, paragraphs))
     row = run_url(ctx, site.url("/a"))
-    assert fetch_step(ctx, row["id"]) is False   # already past fetching
+    assert fetch_step(ctx, row["id"]) is False  # already past fetching
     assert process_step(ctx, row["id"]) is None  # already stored
     with ctx.pool.connection() as conn:
         counts = conn.execute("""SELECT (SELECT count(*) FROM articles) a,
@@ -155,7 +190,9 @@ def test_a_page_that_kills_its_worker_ends_dead_lettered(ctx, site, conn):
     site.add("/a", article_html(title, paragraphs))
     [url_id] = db.record_new_urls(conn, None, [(site.url("/a"), None, None)])
     assert fetch_step(ctx, url_id)
-    conn.execute("UPDATE urls SET deliveries = %s WHERE id = %s", (ctx.settings.max_attempts, url_id))
+    conn.execute(
+        "UPDATE urls SET deliveries = %s WHERE id = %s", (ctx.settings.max_attempts, url_id)
+    )
     with pytest.raises(Exception) as caught:
         process_step(ctx, url_id)
     assert settle_failure(ctx, "newsloom.process", url_id, caught.value) is None

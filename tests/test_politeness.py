@@ -32,8 +32,10 @@ def timed(call: Callable[[], float]) -> tuple[float, float, float]:
 def test_slots_are_spaced_and_shared(settings):
     first = HostLimiter(broker.redis_client(settings.redis_url), settings.redis_key_prefix)
     second = HostLimiter(broker.redis_client(settings.redis_url), settings.redis_key_prefix)
-    calls = [timed(lambda limiter=limiter: limiter.reserve("news.example", 2.0))
-             for limiter in (first, second, first, second)]
+    calls = [
+        timed(lambda limiter=limiter: limiter.reserve("news.example", 2.0))
+        for limiter in (first, second, first, second)
+    ]
     assert calls[0][1] == 0
     for (started, earlier, _), (_, later, ended) in pairwise(calls):
         assert 2.0 + GAP - (ended - started) - TICK <= later - earlier <= 2.0 + GAP + TICK
@@ -67,28 +69,36 @@ def page_requests(site) -> list:
 def test_host_rate_robots_and_no_held_worker(site, settings, conn, app_env, tmp_path):
     """Two workers, two hosts (127.0.0.1 and localhost), one fetch thread each: requests to
     a host keep their gap, robots.txt is obeyed, and the hosts are served side by side."""
-    site.add("/robots.txt", "User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n",
-             content_type="text/plain")
+    site.add(
+        "/robots.txt",
+        "User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n",
+        content_type="text/plain",
+    )
     slow_urls = [*serve_articles(site, "a", 8), site.url("/private/secret")]
     site.add("/private/secret", article_html(*synthetic_article(999)))
     with FixtureSite() as other:
         other_urls = [u.replace("127.0.0.1", "localhost") for u in serve_articles(other, "b", 8)]
         db.record_new_urls(conn, None, [(u, None, None) for u in slow_urls + other_urls])
-        workers = start_workers(app_env, tmp_path, 2, NEWSLOOM_HOST_DELAY="0.3s",
-                                NEWSLOOM_FETCH_CONCURRENCY="1")
+        workers = start_workers(
+            app_env, tmp_path, 2, NEWSLOOM_HOST_DELAY="0.3s", NEWSLOOM_FETCH_CONCURRENCY="1"
+        )
         try:
             celery = queue.make_app(settings)
-            queue.enqueue_fetch([r["id"] for r in conn.execute("SELECT id FROM urls ORDER BY id")],
-                                celery)
+            queue.enqueue_fetch(
+                [r["id"] for r in conn.execute("SELECT id FROM urls ORDER BY id")], celery
+            )
             celery.close()
 
             def all_final():
                 return db.outcome_counts(conn).keys() <= {"stored", "duplicate", "skipped"}
+
             wait_until(all_final, 120, "every URL to reach an outcome")
         finally:
             stop_workers(workers)
-        outcomes = {r["url"]: (r["state"], r["reason"]) for r in conn.execute(
-            "SELECT url, state, reason FROM urls")}
+        outcomes = {
+            r["url"]: (r["state"], r["reason"])
+            for r in conn.execute("SELECT url, state, reason FROM urls")
+        }
         other_requests = page_requests(other)
 
     assert outcomes[site.url("/private/secret")] == ("skipped", "robots")

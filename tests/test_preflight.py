@@ -7,16 +7,22 @@ import os
 import subprocess
 import sys
 
+from support import free_port
+
 from newsloom import preflight
 from newsloom.settings import Settings
-
-from support import free_port
 
 
 def up(env: dict[str, str], tmp_path, **overrides: str) -> subprocess.CompletedProcess:
     """`newsloom up` that must end by itself (preflight) within the timeout."""
-    return subprocess.run([sys.executable, "-m", "newsloom", "up"], capture_output=True,
-                          text=True, env={**env, **overrides}, timeout=60, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "newsloom", "up"],
+        capture_output=True,
+        text=True,
+        env={**env, **overrides},
+        timeout=60,
+        cwd=tmp_path,
+    )
 
 
 def assert_refused(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
@@ -64,14 +70,23 @@ def test_unreachable_broker(app_env, settings, tmp_path):
 
 
 def test_worker_refuses_a_schema_behind(app_env, conn):
-    latest = conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT max(version) "
-                          "FROM schema_migrations) RETURNING version, name").fetchone()
+    latest = conn.execute(
+        "DELETE FROM schema_migrations WHERE version = (SELECT max(version) "
+        "FROM schema_migrations) RETURNING version, name"
+    ).fetchone()
     try:
-        result = subprocess.run([sys.executable, "-m", "newsloom", "worker", "-Q", "fetch"],
-                                capture_output=True, text=True, env=app_env, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "newsloom", "worker", "-Q", "fetch"],
+            capture_output=True,
+            text=True,
+            env=app_env,
+            timeout=60,
+        )
     finally:
-        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                     (latest["version"], latest["name"]))
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+            (latest["version"], latest["name"]),
+        )
     assert_refused(result, 2, "newsloom migrate")
 
 
@@ -84,13 +99,21 @@ def test_default_model_is_installed(monkeypatch):
 
 def test_no_rich_traceback_for_expected_errors(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    result = subprocess.run([sys.executable, "-m", "newsloom", "dlq", "list"], capture_output=True,
-                            text=True, env={**env, "NEWSLOOM_DATA_DIR": str(tmp_path)}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "newsloom", "dlq", "list"],
+        capture_output=True,
+        text=True,
+        env={**env, "NEWSLOOM_DATA_DIR": str(tmp_path)},
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert "make run" in result.stderr and "DATABASE_URL" in result.stderr
-    debug = subprocess.run([sys.executable, "-m", "newsloom", "dlq", "list"], capture_output=True,
-                           text=True, timeout=60,
-                           env={**env, "NEWSLOOM_DATA_DIR": str(tmp_path),
-                                "NEWSLOOM_LOG_LEVEL": "debug"})
+    debug = subprocess.run(
+        [sys.executable, "-m", "newsloom", "dlq", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "NEWSLOOM_DATA_DIR": str(tmp_path), "NEWSLOOM_LOG_LEVEL": "debug"},
+    )
     assert debug.returncode == 2 and "Traceback" in debug.stderr

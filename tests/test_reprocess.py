@@ -12,8 +12,13 @@ from newsloom.worker.extract import EXTRACTOR
 
 
 def newsloom(env, *args):
-    return subprocess.run([sys.executable, "-m", "newsloom", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "newsloom", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_reprocess_restores_from_the_kept_page(ctx, site, conn, app_env):
@@ -23,15 +28,18 @@ def test_reprocess_restores_from_the_kept_page(ctx, site, conn, app_env):
     before = conn.execute("SELECT text, content_hash FROM articles").fetchone()
     entities = conn.execute("SELECT count(*) AS n FROM article_entities").fetchone()["n"]
     # As if an older extractor had produced something worse.
-    conn.execute("""UPDATE articles SET extractor = 'trafilatura 0.1', text = 'old', content_hash = 'old'""")
+    conn.execute(
+        """UPDATE articles SET extractor = 'trafilatura 0.1', text = 'old', content_hash = 'old'"""
+    )
     conn.execute("DELETE FROM article_entities")
     hits = site.hits("/a")
 
     result = newsloom(app_env, "reprocess")
     assert result.returncode == 0, result.stderr
     assert "reprocessed 1 of 1" in result.stdout and "reprocessing: 1/1" in result.stderr
-    after = conn.execute("SELECT text, content_hash, extractor FROM articles WHERE id = %s",
-                         (row["article_id"],)).fetchone()
+    after = conn.execute(
+        "SELECT text, content_hash, extractor FROM articles WHERE id = %s", (row["article_id"],)
+    ).fetchone()
     assert (after["text"], after["content_hash"]) == (before["text"], before["content_hash"])
     assert after["extractor"] == EXTRACTOR
     assert conn.execute("SELECT count(*) AS n FROM article_entities").fetchone()["n"] == entities

@@ -10,14 +10,17 @@ from newsloom.errors import Permanent, Transient
 from newsloom.retry import RetryPolicy, Verdict, classify
 
 
-@pytest.mark.parametrize("exc, verdict", [
-    (Permanent("http_404"), Verdict.PERMANENT),
-    (Transient("HTTP 503"), Verdict.TRANSIENT),
-    (httpx.ConnectTimeout("slow"), Verdict.TRANSIENT),
-    # The soft time limit: retried like a timeout (a dead letter at once, before).
-    (SoftTimeLimitExceeded(), Verdict.TRANSIENT),
-    (ValueError("a bug"), Verdict.UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "exc, verdict",
+    [
+        (Permanent("http_404"), Verdict.PERMANENT),
+        (Transient("HTTP 503"), Verdict.TRANSIENT),
+        (httpx.ConnectTimeout("slow"), Verdict.TRANSIENT),
+        # The soft time limit: retried like a timeout (a dead letter at once, before).
+        (SoftTimeLimitExceeded(), Verdict.TRANSIENT),
+        (ValueError("a bug"), Verdict.UNKNOWN),
+    ],
+)
 def test_classify(exc, verdict):
     assert classify(exc) is verdict
 

@@ -4,10 +4,18 @@ from newsloom.errors import SettingsError
 from newsloom.settings import load_settings, parse_duration
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("90", 90), ("1.5s", 1.5), ("15m", 900), ("1h30m", 5400), ("2d", 172800), ("250ms", 0.25),
-    (30, 30),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("90", 90),
+        ("1.5s", 1.5),
+        ("15m", 900),
+        ("1h30m", 5400),
+        ("2d", 172800),
+        ("250ms", 0.25),
+        (30, 30),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -30,14 +38,17 @@ def test_reads_environment(monkeypatch):
     assert settings.entity_labels == ("PERSON", "GPE")
 
 
-@pytest.mark.parametrize("var, value", [
-    ("NEWSLOOM_FETCH_TIMEOUT", "soon"),
-    ("NEWSLOOM_MAX_ATTEMPTS", "0"),
-    ("NEWSLOOM_LOG_FORMAT", "xml"),
-    ("NEWSLOOM_ALLOW_PRIVATE_NETWORKS", "perhaps"),
-    ("NEWSLOOM_SPACY_MODELS", "de_core_news_sm"),
-    ("NEWSLOOM_REFRESH_MIN_AGE", "later"),
-])
+@pytest.mark.parametrize(
+    "var, value",
+    [
+        ("NEWSLOOM_FETCH_TIMEOUT", "soon"),
+        ("NEWSLOOM_MAX_ATTEMPTS", "0"),
+        ("NEWSLOOM_LOG_FORMAT", "xml"),
+        ("NEWSLOOM_ALLOW_PRIVATE_NETWORKS", "perhaps"),
+        ("NEWSLOOM_SPACY_MODELS", "de_core_news_sm"),
+        ("NEWSLOOM_REFRESH_MIN_AGE", "later"),
+    ],
+)
 def test_bad_value_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     with pytest.raises(SettingsError, match=var):

@@ -11,7 +11,6 @@ import sys
 import textwrap
 
 from prometheus_client import CollectorRegistry, multiprocess
-
 from support import wait_until
 
 SUPERVISOR = textwrap.dedent("""
@@ -30,8 +29,13 @@ def start_supervisor(child_code: str, tmp_path) -> subprocess.Popen:
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-    return subprocess.Popen([sys.executable, "-c", SUPERVISOR, child_code], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", SUPERVISOR, child_code],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def restarts_counted(tmp_path) -> float:
@@ -43,15 +47,20 @@ def restarts_counted(tmp_path) -> float:
 
 def test_killed_child_comes_back_and_sigterm_stops_all(tmp_path):
     pids = tmp_path / "pids"
-    child = (f"import os, time; open({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n'); "
-             "time.sleep(120)")
+    child = (
+        f"import os, time; open({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(120)"
+    )
     supervisor = start_supervisor(child, tmp_path)
     try:
-        first = wait_until(lambda: pids.exists() and pids.read_text().split(), 30,
-                           "the child to start")[0]
+        first = wait_until(
+            lambda: pids.exists() and pids.read_text().split(), 30, "the child to start"
+        )[0]
         os.kill(int(first), signal.SIGKILL)
-        lines = wait_until(lambda: len(pids.read_text().split()) == 2 and pids.read_text().split(),
-                           30, "the child to be restarted")
+        lines = wait_until(
+            lambda: len(pids.read_text().split()) == 2 and pids.read_text().split(),
+            30,
+            "the child to be restarted",
+        )
         assert lines[1] != first
         supervisor.send_signal(signal.SIGTERM)
         _, stderr = supervisor.communicate(timeout=30)
@@ -70,8 +79,9 @@ def test_crash_loop_ends_with_code_1(tmp_path):
     _, stderr = supervisor.communicate(timeout=60)
     assert supervisor.returncode == 1
     reason = [line for line in stderr.splitlines() if line.startswith("newsloom: error:")]
-    assert reason == ["newsloom: error: sleeper exited 5 times within 300s "
-                      "(last exit code 7); stopping"]
+    assert reason == [
+        "newsloom: error: sleeper exited 5 times within 300s (last exit code 7); stopping"
+    ]
     assert "Traceback" not in stderr
     assert restarts_counted(tmp_path) == 4
 

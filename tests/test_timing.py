@@ -17,12 +17,12 @@ def test_gap_needs_two_dates():
 
 def test_busy_feed_polled_more_often_within_bounds():
     assert adapted_interval(900, every(5)) == 300
-    assert adapted_interval(900, every(1)) == 225          # not below interval / 4
+    assert adapted_interval(900, every(1)) == 225  # not below interval / 4
 
 
 def test_quiet_feed_polled_less_within_bounds():
     assert adapted_interval(900, every(40)) == 2400
-    assert adapted_interval(900, every(60 * 24)) == 3600   # not above interval * 4
+    assert adapted_interval(900, every(60 * 24)) == 3600  # not above interval * 4
 
 
 def test_undated_feed_keeps_its_interval():

@@ -19,8 +19,9 @@ def test_the_version_is_written_once_and_agrees_everywhere():
     version = newsloom.__version__
     assert re.fullmatch(r"\d+\.\d+\.\d+", version)
     assert importlib.metadata.version("newsloom") == version
-    cli = subprocess.run([sys.executable, "-m", "newsloom", "--version"],
-                         capture_output=True, text=True, timeout=60)
+    cli = subprocess.run(
+        [sys.executable, "-m", "newsloom", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert cli.returncode == 0 and cli.stdout == f"newsloom {version}\n"
     assert Settings.model_fields["user_agent"].default.startswith(f"newsloom/{version} ")
     dockerfile = (ROOT / "Dockerfile").read_text()

@@ -11,6 +11,11 @@ import sys
 import threading
 
 import pytest
+from support import stop_workers, store_text, wait_until
+from test_cli import newsloom
+from test_events import OTHER, TEXT
+from test_export import FOURTH, THIRD
+from webhook_receiver import Receiver, verify
 
 from newsloom import db
 from newsloom.errors import FeedsFileError
@@ -19,11 +24,6 @@ from newsloom.scheduler.feedsfile import WebhookConfig, load_webhooks
 from newsloom.settings import load_settings
 from newsloom.worker.deliver import deliver_step, sign
 from newsloom.worker.pipeline import Context
-from support import stop_workers, store_text, wait_until
-from test_events import OTHER, TEXT
-from test_cli import newsloom
-from test_export import FOURTH, THIRD
-from webhook_receiver import Receiver, verify
 
 SECRET = "s3cret"
 
@@ -35,7 +35,9 @@ def write_feeds(tmp_path, text: str):
 
 
 def test_webhook_tables(tmp_path):
-    path = write_feeds(tmp_path, """
+    path = write_feeds(
+        tmp_path,
+        """
 [[webhook]]
 url = "https://hooks.example/one"
 secret = "abc"
@@ -47,22 +49,32 @@ events = ["stored", "updated"]
 feeds = ["Alpha"]
 languages = ["en"]
 entities = ["Harbour Council"]
-""")
+""",
+    )
     assert load_webhooks(path, {"HOOK_SECRET": "xyz"}) == [
         WebhookConfig("https://hooks.example/one", "abc"),
-        WebhookConfig("https://hooks.example/two", "xyz", ("stored", "updated"),
-                      ("https://a.org/feed",), ("en",), ("Harbour Council",)),
+        WebhookConfig(
+            "https://hooks.example/two",
+            "xyz",
+            ("stored", "updated"),
+            ("https://a.org/feed",),
+            ("en",),
+            ("Harbour Council",),
+        ),
     ]
 
 
-@pytest.mark.parametrize("table, line, reason", [
-    ('url = "https://h.example/"\nsecret = "a"\nfeeds = ["Beta"]', 8, "names feed 'Beta'"),
-    ('url = "https://h.example/"\nsecret_env = "NOPE"', 7, "'NOPE' is not set"),
-    ('url = "https://h.example/"\nsecret = "a"\nevents = ["deleted"]', 8, "unknown event"),
-    ('url = "ftp://h.example/"\nsecret = "a"', 6, "only http and https"),
-    ('url = "https://h.example/"', 6, "needs secret or secret_env"),
-    ('url = "https://h.example/"\nsecret = "a"\nretries = 3', 8, "unknown key 'retries'"),
-])
+@pytest.mark.parametrize(
+    "table, line, reason",
+    [
+        ('url = "https://h.example/"\nsecret = "a"\nfeeds = ["Beta"]', 8, "names feed 'Beta'"),
+        ('url = "https://h.example/"\nsecret_env = "NOPE"', 7, "'NOPE' is not set"),
+        ('url = "https://h.example/"\nsecret = "a"\nevents = ["deleted"]', 8, "unknown event"),
+        ('url = "ftp://h.example/"\nsecret = "a"', 6, "only http and https"),
+        ('url = "https://h.example/"', 6, "needs secret or secret_env"),
+        ('url = "https://h.example/"\nsecret = "a"\nretries = 3', 8, "unknown key 'retries'"),
+    ],
+)
 def test_bad_webhook_tables_name_file_and_line(tmp_path, table, line, reason):
     path = write_feeds(tmp_path, "[[webhook]]\n" + table + "\n")
     with pytest.raises(FeedsFileError) as error:
@@ -73,17 +85,28 @@ def test_bad_webhook_tables_name_file_and_line(tmp_path, table, line, reason):
 def test_signature_is_hmac_sha256_of_timestamp_dot_body():
     body = b'{"id":1}'
     assert sign("k", 1700000000, body) == (
-        "sha256=" + hmac.new(b"k", b"1700000000." + body, "sha256").hexdigest())
-    headers = {"X-Newsloom-Timestamp": "1700000000",
-               "X-Newsloom-Signature": sign("k", 1700000000, body)}
+        "sha256=" + hmac.new(b"k", b"1700000000." + body, "sha256").hexdigest()
+    )
+    headers = {
+        "X-Newsloom-Timestamp": "1700000000",
+        "X-Newsloom-Signature": sign("k", 1700000000, body),
+    }
     assert verify("k", headers, body, tolerance=float("inf"))
     assert not verify("other", headers, body, tolerance=float("inf"))
 
 
 @pytest.fixture
 def deliver_ctx(settings):
-    context = Context(load_settings(**{**settings.model_dump(), "retry_base": 0.01,
-                                       "max_attempts": 3, "webhook_timeout": 2.0}))
+    context = Context(
+        load_settings(
+            **{
+                **settings.model_dump(),
+                "retry_base": 0.01,
+                "max_attempts": 3,
+                "webhook_timeout": 2.0,
+            }
+        )
+    )
     yield context
     context.pool.close()
     context.http.close()
@@ -91,8 +114,19 @@ def deliver_ctx(settings):
 
 def listen(conn, url: str, **filters) -> None:
     """Subscribe `url` (as the dispatcher does from the feeds file)."""
-    db.sync_webhooks(conn, [(url, SECRET, filters.get("events", ()), filters.get("feeds", ()),
-                             filters.get("languages", ()), filters.get("entities", ()))])
+    db.sync_webhooks(
+        conn,
+        [
+            (
+                url,
+                SECRET,
+                filters.get("events", ()),
+                filters.get("feeds", ()),
+                filters.get("languages", ()),
+                filters.get("entities", ()),
+            )
+        ],
+    )
 
 
 def drain(ctx: Context, conn, rounds: int = 50) -> None:
@@ -139,8 +173,9 @@ def test_exhausted_delivery_is_dead_lettered_and_replayed(conn, deliver_ctx):
         [letter] = db.list_dead_letters(conn)
         assert letter["task"] == "newsloom.deliver" and letter["attempts"] == 3
         assert letter["url"] == receiver.url
-        assert db.replay_dead_letters(conn, [letter["id"]]) == [{"url_id": None,
-                                                                 "state": "deliver"}]
+        assert db.replay_dead_letters(conn, [letter["id"]]) == [
+            {"url_id": None, "state": "deliver"}
+        ]
         drain(deliver_ctx, conn)
     assert receiver.event_ids() == [second, first]
     assert db.list_dead_letters(conn) == []
@@ -163,10 +198,13 @@ def test_410_disables_the_endpoint_and_status_says_so(conn, deliver_ctx, app_env
 
 
 def test_private_addresses_and_redirects_are_refused(conn, deliver_ctx):
-    strict = Context(load_settings(**{**deliver_ctx.settings.model_dump(),
-                                      "allow_private_networks": False}))
-    with Receiver(SECRET) as receiver, \
-            Receiver(SECRET, status=302, location=receiver.url) as redirecting:
+    strict = Context(
+        load_settings(**{**deliver_ctx.settings.model_dump(), "allow_private_networks": False})
+    )
+    with (
+        Receiver(SECRET) as receiver,
+        Receiver(SECRET, status=302, location=receiver.url) as redirecting,
+    ):
         listen(conn, receiver.url)
         store_text(conn, "https://a.org/1", TEXT)
         drain(strict, conn)
@@ -186,16 +224,24 @@ def test_private_addresses_and_redirects_are_refused(conn, deliver_ctx):
 def test_filters_choose_the_events(conn, deliver_ctx):
     db.sync_feeds(conn, [("https://a.org/feed", "Alpha", 900, None, True)])
     alpha = conn.execute("SELECT id FROM feeds").fetchone()["id"]
-    with Receiver(SECRET) as dupes, Receiver(SECRET) as german, \
-            Receiver(SECRET) as council, Receiver(SECRET) as from_alpha:
-        db.sync_webhooks(conn, [
-            (dupes.url, SECRET, ("duplicate",), (), (), ()),
-            (german.url, SECRET, (), (), ("de",), ()),
-            (council.url, SECRET, (), (), (), ("harbour council",)),
-            (from_alpha.url, SECRET, (), ("https://a.org/feed",), (), ()),
-        ])
-        _, sea_wall = store_text(conn, "https://a.org/1", TEXT,
-                                 entities=[("Harbour Council", "ORG", 1)])
+    with (
+        Receiver(SECRET) as dupes,
+        Receiver(SECRET) as german,
+        Receiver(SECRET) as council,
+        Receiver(SECRET) as from_alpha,
+    ):
+        db.sync_webhooks(
+            conn,
+            [
+                (dupes.url, SECRET, ("duplicate",), (), (), ()),
+                (german.url, SECRET, (), (), ("de",), ()),
+                (council.url, SECRET, (), (), (), ("harbour council",)),
+                (from_alpha.url, SECRET, (), ("https://a.org/feed",), (), ()),
+            ],
+        )
+        _, sea_wall = store_text(
+            conn, "https://a.org/1", TEXT, entities=[("Harbour Council", "ORG", 1)]
+        )
         store_text(conn, "https://mirror.org/1", TEXT)
         _, bridge = store_text(conn, "https://b.org/2", THIRD, language="de")
         _, birds = store_text(conn, "https://a.org/3", FOURTH, feed_id=alpha)
@@ -226,11 +272,16 @@ def test_a_slow_endpoint_holds_up_no_other(conn, settings, app_env, tmp_path):
         settings.feeds.write_text(
             '[[feed]]\nurl = "https://a.org/feed"\n\n'
             f'[[webhook]]\nurl = "{slow.url}"\nsecret = "{SECRET}"\n\n'
-            f'[[webhook]]\nurl = "{fast.url}"\nsecret = "{SECRET}"\n')
+            f'[[webhook]]\nurl = "{fast.url}"\nsecret = "{SECRET}"\n'
+        )
         env = {**app_env, "NEWSLOOM_WEBHOOK_TIMEOUT": "1s", "NEWSLOOM_RETRY_BASE": "2s"}
         with (tmp_path / "deliver.log").open("wb") as log:
-            worker = subprocess.Popen([sys.executable, "-m", "newsloom", "worker", "-Q", "deliver"],
-                                      env=env, stdout=log, stderr=subprocess.STDOUT)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "newsloom", "worker", "-Q", "deliver"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         pool, stop = db.make_pool(settings.database_url), threading.Event()
         dispatcher = threading.Thread(target=Dispatcher(settings, pool, stop).run)
         dispatcher.start()
@@ -242,9 +293,13 @@ def test_a_slow_endpoint_holds_up_no_other(conn, settings, app_env, tmp_path):
 
             def slow_status() -> dict:
                 return next(w for w in db.webhook_status(conn) if w["url"] == slow.url)
+
             assert slow_status()["delivered"] == 0
-            wait_until(lambda: "Timeout" in (slow_status()["last_error"] or ""), 30,
-                       "the slow endpoint's timeout recorded")
+            wait_until(
+                lambda: "Timeout" in (slow_status()["last_error"] or ""),
+                30,
+                "the slow endpoint's timeout recorded",
+            )
         finally:
             stop.set()
             dispatcher.join()

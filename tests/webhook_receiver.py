@@ -16,8 +16,10 @@ def verify(secret: str, headers, body: bytes, tolerance: float = 300) -> bool:
     """What a consumer runs (the README shows the same lines)."""
     timestamp = headers["X-Newsloom-Timestamp"]
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return (hmac.compare_digest("sha256=" + expected.hexdigest(), headers["X-Newsloom-Signature"])
-            and abs(time.time() - int(timestamp)) <= tolerance)
+    return (
+        hmac.compare_digest("sha256=" + expected.hexdigest(), headers["X-Newsloom-Signature"])
+        and abs(time.time() - int(timestamp)) <= tolerance
+    )
 
 
 @dataclass
@@ -30,8 +32,8 @@ class Received:
 @dataclass
 class Receiver:
     secret: str
-    fail_first: int = 0          # answer 500 to this many POSTs first
-    status: int = 200            # then answer this (410: unsubscribe)
+    fail_first: int = 0  # answer 500 to this many POSTs first
+    status: int = 200  # then answer this (410: unsubscribe)
     location: str | None = None  # sent with a 3xx status
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
@@ -41,7 +43,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver.lock:
                     receiver.attempts += 1
@@ -50,9 +52,13 @@ class Receiver:
                 status = 500 if failing else receiver.status
                 if 200 <= status < 300:
                     with receiver.lock:
-                        receiver.received.append(Received(
-                            json.loads(body), verify(receiver.secret, self.headers, body),
-                            time.time()))
+                        receiver.received.append(
+                            Received(
+                                json.loads(body),
+                                verify(receiver.secret, self.headers, body),
+                                time.time(),
+                            )
+                        )
                 self.send_response(status)
                 if receiver.location:
                     self.send_header("Location", receiver.location)

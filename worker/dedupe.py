@@ -58,8 +58,13 @@ class ArticleKeys:
 def article_keys(page_url: str, declared_url: str | None, text: str) -> ArticleKeys:
     text_shingles = shingles(text)
     signature = minhash(text_shingles)
-    return ArticleKeys(canonical_url(page_url, declared_url), content_hash(text),
-                       text_shingles, signature, lsh_bands(signature))
+    return ArticleKeys(
+        canonical_url(page_url, declared_url),
+        content_hash(text),
+        text_shingles,
+        signature,
+        lsh_bands(signature),
+    )
 
 
 def normalize_url(url: str) -> str:
@@ -95,8 +100,11 @@ def shingles(text: str) -> frozenset[int]:
     """Hashes of the text's overlapping runs of SHINGLE_WORDS words (case and punctuation
     ignored); a shorter text is one shingle, a text without words none."""
     words = _WORD.findall(text.casefold())
-    runs = (" ".join(words[i:i + SHINGLE_WORDS])
-            for i in range(max(1, len(words) - SHINGLE_WORDS + 1)) if words)
+    runs = (
+        " ".join(words[i : i + SHINGLE_WORDS])
+        for i in range(max(1, len(words) - SHINGLE_WORDS + 1))
+        if words
+    )
     return frozenset(zlib.crc32(run.encode()) for run in runs)
 
 
@@ -116,10 +124,17 @@ def minhash(shingle_hashes: frozenset[int]) -> list[int]:
 
 def lsh_bands(signature: list[int]) -> list[int]:
     """One signed 64-bit key per band of the signature; texts sharing a key are candidates."""
-    rows = [signature[i:i + LSH_ROWS] for i in range(0, len(signature), LSH_ROWS)]
-    return [int.from_bytes(hashlib.blake2b(
+    rows = [signature[i : i + LSH_ROWS] for i in range(0, len(signature), LSH_ROWS)]
+    return [
+        int.from_bytes(
+            hashlib.blake2b(
                 bytes([band]) + b"".join(v.to_bytes(8, "big") for v in row), digest_size=8
-            ).digest(), "big", signed=True) for band, row in enumerate(rows)]
+            ).digest(),
+            "big",
+            signed=True,
+        )
+        for band, row in enumerate(rows)
+    ]
 
 
 @dataclass(frozen=True)
@@ -133,8 +148,11 @@ class Match:
     def replaces(self, keys: ArticleKeys, fetched_at) -> bool:
         """True when the page is a newer fetch of the article's URL with another text: the
         article takes the new text. (Whitespace and case are not changes.)"""
-        return (self.kind == "same_url" and keys.content_hash != self.article["content_hash"]
-                and fetched_at > self.article["fetched_at"])
+        return (
+            self.kind == "same_url"
+            and keys.content_hash != self.article["content_hash"]
+            and fetched_at > self.article["fetched_at"]
+        )
 
 
 def find_match(keys: ArticleKeys, candidates: list[dict]) -> Match | None:
@@ -149,7 +167,9 @@ def find_match(keys: ArticleKeys, candidates: list[dict]) -> Match | None:
         if row["content_hash"] == keys.content_hash:
             return Match("same_text", row)
     for row in candidates:
-        if (row["text"] is not None
-                and jaccard(keys.shingles, shingles(row["text"])) >= NEAR_DUPLICATE_JACCARD):
+        if (
+            row["text"] is not None
+            and jaccard(keys.shingles, shingles(row["text"])) >= NEAR_DUPLICATE_JACCARD
+        ):
             return Match("near_duplicate", row)
     return None

@@ -51,8 +51,11 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def payload(delivery: dict) -> bytes:
     """The body: the article document (as exports write it) with the event that caused it."""
     document = article_document(delivery)
-    document["event"] = {"id": delivery["event_id"], "kind": delivery["kind"],
-                         "created_at": delivery["event_created_at"]}
+    document["event"] = {
+        "id": delivery["event_id"],
+        "kind": delivery["kind"],
+        "created_at": delivery["event_created_at"],
+    }
     return to_json(document).encode()
 
 
@@ -64,8 +67,9 @@ def deliver_step(ctx: Context, webhook_id: int, lease_token: str) -> int:
     delivered = 0
     while time.monotonic() < deadline:
         with ctx.pool.connection() as conn:
-            webhook = db.renew_webhook_lease(conn, webhook_id, lease_token,
-                                             lease_seconds(ctx.settings))
+            webhook = db.renew_webhook_lease(
+                conn, webhook_id, lease_token, lease_seconds(ctx.settings)
+            )
             if webhook is None:  # another delivery holds it now, or it was disabled
                 return delivered
             delivery = db.next_delivery(conn, webhook)
@@ -83,14 +87,22 @@ def _send(ctx: Context, webhook: dict, delivery: dict) -> bool:
     """POST one event; True when the endpoint received it and the next may follow."""
     body = payload(delivery)
     timestamp = int(time.time())
-    headers = {"Content-Type": "application/json",
-               "X-Newsloom-Event": delivery["kind"],
-               "X-Newsloom-Delivery": str(delivery["event_id"]),
-               "X-Newsloom-Timestamp": str(timestamp),
-               "X-Newsloom-Signature": sign(webhook["secret"], timestamp, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "X-Newsloom-Event": delivery["kind"],
+        "X-Newsloom-Delivery": str(delivery["event_id"]),
+        "X-Newsloom-Timestamp": str(timestamp),
+        "X-Newsloom-Signature": sign(webhook["secret"], timestamp, body),
+    }
     try:
-        web.post(ctx.http, webhook["url"], ctx.settings, body=body, headers=headers,
-                 timeout=ctx.settings.webhook_timeout)
+        web.post(
+            ctx.http,
+            webhook["url"],
+            ctx.settings,
+            body=body,
+            headers=headers,
+            timeout=ctx.settings.webhook_timeout,
+        )
     except Exception as exc:  # noqa: BLE001 - every failure has a consequence below
         _settle(ctx, webhook, delivery, exc)
         return False
@@ -98,8 +110,13 @@ def _send(ctx: Context, webhook: dict, delivery: dict) -> bool:
         db.record_delivery(conn, webhook, delivery)
     metrics.WEBHOOK_POSTS.labels("delivered").inc()
     metrics.WEBHOOK_LATENCY.observe(time.time() - delivery["event_created_at"].timestamp())
-    logger.info("delivered", webhook=webhook["url"], event_id=delivery["event_id"],
-                kind=delivery["kind"], article_id=delivery["id"])
+    logger.info(
+        "delivered",
+        webhook=webhook["url"],
+        event_id=delivery["event_id"],
+        kind=delivery["kind"],
+        article_id=delivery["id"],
+    )
     return True
 
 
@@ -117,15 +134,32 @@ def _settle(ctx: Context, webhook: dict, delivery: dict, exc: Exception) -> None
         attempts = webhook["attempts"] + 1
         if classify(exc) is Verdict.TRANSIENT and policy.should_retry(exc, attempts):
             delay = policy.delay(attempts, exc)
-            logger.warning("delivery failed, retrying", webhook=webhook["url"], error=error,
-                           event_id=delivery["event_id"], attempt=attempts, delay=round(delay, 1))
+            logger.warning(
+                "delivery failed, retrying",
+                webhook=webhook["url"],
+                error=error,
+                event_id=delivery["event_id"],
+                attempt=attempts,
+                delay=round(delay, 1),
+            )
             db.record_delivery_failure(conn, webhook, error[:1000], delay)
             metrics.WEBHOOK_POSTS.labels("retrying").inc()
             return
-        logger.error("delivery dead-lettered", webhook=webhook["url"], error=error,
-                     event_id=delivery["event_id"], attempts=attempts)
-        db.dead_letter_delivery(conn, webhook, delivery, error_class=type(exc).__name__,
-                                error=error, traceback="".join(traceback.format_exception(exc)),
-                                attempts=attempts)
+        logger.error(
+            "delivery dead-lettered",
+            webhook=webhook["url"],
+            error=error,
+            event_id=delivery["event_id"],
+            attempts=attempts,
+        )
+        db.dead_letter_delivery(
+            conn,
+            webhook,
+            delivery,
+            error_class=type(exc).__name__,
+            error=error,
+            traceback="".join(traceback.format_exception(exc)),
+            attempts=attempts,
+        )
         db.release_webhook(conn, webhook["id"], webhook["lease_token"])
     metrics.WEBHOOK_POSTS.labels("dead_lettered").inc()

@@ -25,8 +25,11 @@ from newsloom.worker import metadata
 METADATA_VERSION = 1
 EXTRACTOR = f"trafilatura {trafilatura.__version__}; metadata {METADATA_VERSION}"
 # Keep the time of day and the zone when the page gives them (the default keeps the day only).
-_DATE_PARAMS = {"original_date": True, "extensive_search": True,
-                "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
+_DATE_PARAMS = {
+    "original_date": True,
+    "extensive_search": True,
+    "outputformat": "%Y-%m-%dT%H:%M:%S%z",
+}
 # When the structured data dates the article, htmldate's search of the whole page is skipped.
 _QUICK_DATE_PARAMS = {**_DATE_PARAMS, "extensive_search": False}
 
@@ -34,8 +37,8 @@ _QUICK_DATE_PARAMS = {**_DATE_PARAMS, "extensive_search": False}
 @dataclass(frozen=True)
 class Extracted:
     title: str | None
-    author: str | None        # the authors joined, else trafilatura's byline (compatibility)
-    authors: list[str]        # person names
+    author: str | None  # the authors joined, else trafilatura's byline (compatibility)
+    authors: list[str]  # person names
     published_at: datetime | None
     published_at_source: str | None  # where the date came from: json-ld, meta:NAME, ...
     modified_at: datetime | None
@@ -44,7 +47,7 @@ class Extracted:
     site_name: str | None
     description: str | None
     image_url: str | None
-    tags: list[str]           # the page's tags and categories, in order, once each
+    tags: list[str]  # the page's tags and categories, in order, once each
     declared_url: str | None  # rel=canonical, else og:url, as written in the page
     section: str | None
     keywords: list[str]
@@ -52,9 +55,14 @@ class Extracted:
     is_paywalled: bool
 
 
-def extract(html: bytes | str, url: str, min_chars: int = 200, *,
-            fetched_at: datetime | None = None,
-            entry_published_at: datetime | None = None) -> Extracted:
+def extract(
+    html: bytes | str,
+    url: str,
+    min_chars: int = 200,
+    *,
+    fetched_at: datetime | None = None,
+    entry_published_at: datetime | None = None,
+) -> Extracted:
     """`fetched_at` bounds the publication date (now if None); the feed or sitemap entry's
     date is the fallback when the page has none."""
     tree = load_html(html)
@@ -71,27 +79,54 @@ def extract(html: bytes | str, url: str, min_chars: int = 200, *,
     if doc is None or len(text) < min_chars:
         raise Permanent("no_text", f"{len(text)} characters of article text")
     meta = metadata.reconcile(
-        found, title=doc.title, author=doc.author, date=doc.date, sitename=doc.sitename,
-        fetched_at=fetched_at, entry_published_at=entry_published_at)
+        found,
+        title=doc.title,
+        author=doc.author,
+        date=doc.date,
+        sitename=doc.sitename,
+        fetched_at=fetched_at,
+        entry_published_at=entry_published_at,
+    )
     return Extracted(
-        title=meta.title, author=", ".join(meta.authors) or doc.author, authors=meta.authors,
-        published_at=meta.published_at, published_at_source=meta.published_at_source,
-        modified_at=meta.modified_at, language=py3langid.classify(text)[0],
-        text=_without_headline(text, meta.title, doc.title), site_name=doc.sitename,
-        description=doc.description, image_url=doc.image,
-        tags=_tags(doc.categories, doc.tags), declared_url=declared_url,
-        section=meta.section, keywords=meta.keywords, publisher=meta.publisher,
-        is_paywalled=meta.is_paywalled)
+        title=meta.title,
+        author=", ".join(meta.authors) or doc.author,
+        authors=meta.authors,
+        published_at=meta.published_at,
+        published_at_source=meta.published_at_source,
+        modified_at=meta.modified_at,
+        language=py3langid.classify(text)[0],
+        text=_without_headline(text, meta.title, doc.title),
+        site_name=doc.sitename,
+        description=doc.description,
+        image_url=doc.image,
+        tags=_tags(doc.categories, doc.tags),
+        declared_url=declared_url,
+        section=meta.section,
+        keywords=meta.keywords,
+        publisher=meta.publisher,
+        is_paywalled=meta.is_paywalled,
+    )
 
 
-def _extract_text(tree: HtmlElement, url: str, date_params: dict[str, object], *,
-                  favor_precision: bool = False,
-                  favor_recall: bool = False) -> tuple[Document | None, str]:
+def _extract_text(
+    tree: HtmlElement,
+    url: str,
+    date_params: dict[str, object],
+    *,
+    favor_precision: bool = False,
+    favor_recall: bool = False,
+) -> tuple[Document | None, str]:
     """(trafilatura's document, its text)."""
     doc = trafilatura.bare_extraction(
-        tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
-        date_extraction_params=date_params, favor_precision=favor_precision,
-        favor_recall=favor_recall)
+        tree,
+        url=url,
+        with_metadata=True,
+        include_comments=False,
+        include_tables=True,
+        date_extraction_params=date_params,
+        favor_precision=favor_precision,
+        favor_recall=favor_recall,
+    )
     assert not isinstance(doc, dict)  # as_dict=False
     if doc is None or not doc.text:
         return doc, ""
@@ -120,4 +155,3 @@ def _declared_url(tree) -> str | None:
         if values:
             return values[0]
     return None
-

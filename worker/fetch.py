@@ -28,14 +28,18 @@ class Page:
 
 
 def fetch_page(client: httpx.Client, url: str, settings: Settings) -> Page:
-    resp = web.get(client, url, settings, max_bytes=settings.max_page_bytes,
-                   headers={"Accept": ACCEPT})
+    resp = web.get(
+        client, url, settings, max_bytes=settings.max_page_bytes, headers={"Accept": ACCEPT}
+    )
     content_type = resp.headers.get("content-type")
     mime = (content_type or "").split(";")[0].strip().lower()
     if mime and mime not in HTML_TYPES:
         raise Permanent("not_html", mime)
     if not mime and b"<html" not in resp.body[:4096].lower():
         raise Permanent("not_html", "no Content-Type and no <html> tag")
-    headers = tuple((name, value) for name, value in resp.headers.multi_items()
-                    if name.lower() not in PRIVATE_HEADERS)
+    headers = tuple(
+        (name, value)
+        for name, value in resp.headers.multi_items()
+        if name.lower() not in PRIVATE_HEADERS
+    )
     return Page(resp.url, content_type, resp.body, resp.status, headers)

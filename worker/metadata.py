@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from dateutil import parser as dateparser
@@ -24,42 +24,101 @@ from lxml.html import HtmlElement
 CLOCK_SKEW = timedelta(minutes=15)
 # Earlier dates are mistakes (a CMS's zero date, an archive's "founded in") unless the
 # article's structured data says so; even then none before this.
-EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=timezone.utc)
-EARLIEST_STRUCTURED = datetime(1900, 1, 1, tzinfo=timezone.utc)
+EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
+EARLIEST_STRUCTURED = datetime(1900, 1, 1, tzinfo=UTC)
 
-_ARTICLE_TYPES = frozenset({
-    "article", "newsarticle", "reportagenewsarticle", "analysisnewsarticle",
-    "opinionnewsarticle", "backgroundnewsarticle", "reviewnewsarticle", "askpublicnewsarticle",
-    "blogposting", "liveblogposting", "socialmediaposting", "techarticle", "report",
-    "scholarlyarticle", "satiricalarticle", "advertisercontentarticle", "medicalscholarlyarticle",
-})
+_ARTICLE_TYPES = frozenset(
+    {
+        "article",
+        "newsarticle",
+        "reportagenewsarticle",
+        "analysisnewsarticle",
+        "opinionnewsarticle",
+        "backgroundnewsarticle",
+        "reviewnewsarticle",
+        "askpublicnewsarticle",
+        "blogposting",
+        "liveblogposting",
+        "socialmediaposting",
+        "techarticle",
+        "report",
+        "scholarlyarticle",
+        "satiricalarticle",
+        "advertisercontentarticle",
+        "medicalscholarlyarticle",
+    }
+)
 _PERSON_TYPES = frozenset({"person"})
 
 # Meta tags by field, most trusted first (name=, property= or itemprop=).
-_PUBLISHED_META = ("article:published_time", "og:article:published_time", "parsely-pub-date",
-                   "sailthru.date", "pubdate", "publishdate", "publish-date", "publish_date",
-                   "dc.date.issued", "dcterms.issued", "dcterms.created", "dc.date",
-                   "cxenseparse:recs:publishtime", "date")
-_MODIFIED_META = ("article:modified_time", "og:article:modified_time", "og:updated_time",
-                  "dcterms.modified", "dc.date.modified", "last-modified")
-_AUTHOR_META = ("parsely-author", "sailthru.author", "author", "article:author", "byl",
-                "dc.creator", "dcterms.creator")
+_PUBLISHED_META = (
+    "article:published_time",
+    "og:article:published_time",
+    "parsely-pub-date",
+    "sailthru.date",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "publish_date",
+    "dc.date.issued",
+    "dcterms.issued",
+    "dcterms.created",
+    "dc.date",
+    "cxenseparse:recs:publishtime",
+    "date",
+)
+_MODIFIED_META = (
+    "article:modified_time",
+    "og:article:modified_time",
+    "og:updated_time",
+    "dcterms.modified",
+    "dc.date.modified",
+    "last-modified",
+)
+_AUTHOR_META = (
+    "parsely-author",
+    "sailthru.author",
+    "author",
+    "article:author",
+    "byl",
+    "dc.creator",
+    "dcterms.creator",
+)
 _SECTION_META = ("article:section", "parsely-section", "og:article:section")
 _KEYWORD_META = ("news_keywords", "keywords", "parsely-tags", "sailthru.tags")
 _TITLE_META = ("og:title", "twitter:title", "parsely-title", "sailthru.title", "dc.title")
 
 _WRAPPER = re.compile(r"^\s*(?:<!--|//\s*<!\[CDATA\[)|(?://\s*\]\]>|-->)\s*$")
 # Zone abbreviations seen in pages' free-form dates, as UTC offsets in seconds.
-_ZONES = {"UTC": 0, "GMT": 0, "Z": 0, "BST": 3600, "CET": 3600, "CEST": 7200, "EET": 7200,
-          "EEST": 10800, "MSK": 10800, "IST": 19800, "JST": 32400, "EST": -18000,
-          "EDT": -14400, "CST": -21600, "CDT": -18000, "MST": -25200, "MDT": -21600,
-          "PST": -28800, "PDT": -25200}
+_ZONES = {
+    "UTC": 0,
+    "GMT": 0,
+    "Z": 0,
+    "BST": 3600,
+    "CET": 3600,
+    "CEST": 7200,
+    "EET": 7200,
+    "EEST": 10800,
+    "MSK": 10800,
+    "IST": 19800,
+    "JST": 32400,
+    "EST": -18000,
+    "EDT": -14400,
+    "CST": -21600,
+    "CDT": -18000,
+    "MST": -25200,
+    "MDT": -21600,
+    "PST": -28800,
+    "PDT": -25200,
+}
 _TITLE_SEPARATORS = re.compile(r"(\s+[|\-–—:·•»]+\s+)")
 _EMAIL = re.compile(r"\S+@\S+\.\w+")
 _HANDLE_OR_URL = re.compile(r"(?:https?://|www\.)\S+|@\w+")
-_BY = re.compile(r"^(?:by|von|por|par|di|da|de|door|av|af|ved|text|texte|texto|текст|"
-                 r"autor|autore|auteur|author|written by|reporting by)\s*:?\s+",
-                 re.IGNORECASE)
+_BY = re.compile(
+    r"^(?:by|von|por|par|di|da|de|door|av|af|ved|text|texte|texto|текст|"
+    r"autor|autore|auteur|author|written by|reporting by)\s*:?\s+",
+    re.IGNORECASE,
+)
 # Conjunctions in lower case only: "Bruce Y. Lee" is one name.
 _SPLIT_NAMES = re.compile(r"\s*(?:[,;&|/\n]|\b(?:and|And|AND|und|et|y|e|i|og)\b)\s*")
 # "Jane Doe for The Mail on Sunday", "Jane Doe, Staff Writer": the affiliation goes.
@@ -71,7 +130,8 @@ _NOT_A_PERSON = re.compile(
     r"wire|service|services|media|team|redaktion|redacción|redação|rédaction|online|digital|"
     r"sport|sports|business|magazine|times|post|daily|journal|tribune|herald|admin|"
     r"guest|opinion|photo|photos|video|updated|published|no author|anonymous|unknown|\d)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -97,10 +157,13 @@ def from_structured_data(tree: HtmlElement, url: str, fetched_at: datetime) -> M
     """What the page declares about its article, before any text extraction."""
     article = _article_object(_json_ld_objects(tree), url)
     meta = _meta_tags(tree)
-    published, source = _first_date(_date_candidates(
-        tree, article, meta, ("datePublished", "dateCreated"), _PUBLISHED_META), fetched_at)
-    modified, _ = _first_date(_date_candidates(
-        tree, article, meta, ("dateModified",), _MODIFIED_META), fetched_at)
+    published, source = _first_date(
+        _date_candidates(tree, article, meta, ("datePublished", "dateCreated"), _PUBLISHED_META),
+        fetched_at,
+    )
+    modified, _ = _first_date(
+        _date_candidates(tree, article, meta, ("dateModified",), _MODIFIED_META), fetched_at
+    )
     declared_modified = parse_date(article.get("dateModified"))
     if source == "json-ld" and published and declared_modified and declared_modified < published:
         # The article "modified" before it was published: the publication time is a later
@@ -108,36 +171,51 @@ def from_structured_data(tree: HtmlElement, url: str, fetched_at: datetime) -> M
         published = declared_modified
     return Metadata(
         title=_title(tree, article, meta),
-        published_at=published, published_at_source=source if published else None,
+        published_at=published,
+        published_at_source=source if published else None,
         modified_at=modified,
         authors=_authors(article, meta),
-        section=_first_text(article.get("articleSection"),
-                            *(meta.get(name) for name in _SECTION_META)),
+        section=_first_text(
+            article.get("articleSection"), *(meta.get(name) for name in _SECTION_META)
+        ),
         keywords=_keywords(article.get("keywords"), *(meta.get(n) for n in _KEYWORD_META)),
         publisher=_first_text(_name_of(article.get("publisher")), meta.get("og:site_name")),
-        is_paywalled=_is_paywalled(article, meta))
+        is_paywalled=_is_paywalled(article, meta),
+    )
 
 
-def reconcile(found: Metadata, *, title: str | None, author: str | None,
-              date: str | None, sitename: str | None, fetched_at: datetime,
-              entry_published_at: datetime | None) -> Metadata:
+def reconcile(
+    found: Metadata,
+    *,
+    title: str | None,
+    author: str | None,
+    date: str | None,
+    sitename: str | None,
+    fetched_at: datetime,
+    entry_published_at: datetime | None,
+) -> Metadata:
     """Fill what the structured data left open with trafilatura's findings (title, author,
     the date htmldate found in the page), then with the feed entry's date."""
     published, source = _first_date(
-        [(found.published_at_source or "", found.published_at), ("htmldate", date)],
-        fetched_at)
+        [(found.published_at_source or "", found.published_at), ("htmldate", date)], fetched_at
+    )
     if published is None and entry_published_at is not None:
         published, source = _sane(entry_published_at, fetched_at, EARLIEST_PLAUSIBLE), "feed"
     return Metadata(
         title=found.title or _strip_site_name(title, sitename),
-        published_at=published, published_at_source=source if published else None,
+        published_at=published,
+        published_at_source=source if published else None,
         modified_at=found.modified_at,
         authors=found.authors or person_names([author] if author else []),
-        section=found.section, keywords=found.keywords,
-        publisher=found.publisher or sitename, is_paywalled=found.is_paywalled)
+        section=found.section,
+        keywords=found.keywords,
+        publisher=found.publisher or sitename,
+        is_paywalled=found.is_paywalled,
+    )
 
 
 # --- JSON-LD ---------------------------------------------------------------------------
+
 
 def _json_ld_objects(tree: HtmlElement) -> Iterator[dict]:
     for script in tree.xpath('//script[@type="application/ld+json"]'):
@@ -164,8 +242,10 @@ def _flatten(data: object) -> Iterator[dict]:
 
 def _types(obj: dict) -> set[str]:
     kinds = obj.get("@type", ())
-    return {str(k).rsplit("/", 1)[-1].casefold()
-            for k in (kinds if isinstance(kinds, list) else [kinds])}
+    return {
+        str(k).rsplit("/", 1)[-1].casefold()
+        for k in (kinds if isinstance(kinds, list) else [kinds])
+    }
 
 
 def _article_object(objects: Iterable[dict], url: str) -> dict:
@@ -178,8 +258,14 @@ def _article_object(objects: Iterable[dict], url: str) -> dict:
 
     def names_page(obj: dict) -> bool:
         entity = obj.get("mainEntityOfPage")
-        ids = [obj.get("url"), entity if isinstance(entity, str) else
-               (entity or {}).get("@id") if isinstance(entity, dict) else None]
+        ids = [
+            obj.get("url"),
+            entity
+            if isinstance(entity, str)
+            else (entity or {}).get("@id")
+            if isinstance(entity, dict)
+            else None,
+        ]
         return any(isinstance(i, str) and path and _path(i) == path for i in ids)
 
     return max(articles, key=lambda o: (names_page(o), len(o)))
@@ -203,6 +289,7 @@ def _name_of(value: object) -> str | None:
 
 # --- meta tags and microdata -----------------------------------------------------------
 
+
 def _meta_tags(tree: HtmlElement) -> dict[str, str]:
     """Each meta tag's first non-empty content, by lower-cased name, property or itemprop."""
     tags: dict[str, str] = {}
@@ -219,8 +306,9 @@ def _meta_tags(tree: HtmlElement) -> dict[str, str]:
 
 def _itemprop(tree: HtmlElement, name: str) -> str | None:
     """A microdata (itemprop) or RDFa (property) value outside meta tags."""
-    for element in tree.xpath(f'//*[@itemprop="{name}" or @property="{name}" '
-                              f'or @property="schema:{name}"]'):
+    for element in tree.xpath(
+        f'//*[@itemprop="{name}" or @property="{name}" or @property="schema:{name}"]'
+    ):
         value = element.get("content") or element.get("datetime") or element.text_content()
         if value and value.strip():
             return value.strip()
@@ -228,6 +316,7 @@ def _itemprop(tree: HtmlElement, name: str) -> str | None:
 
 
 # --- dates -----------------------------------------------------------------------------
+
 
 def parse_date(value: object) -> datetime | None:
     """A date or time as written in a page: ISO 8601 and the common free forms. A value
@@ -243,23 +332,27 @@ def parse_date(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         try:  # "Tue Nov 19 2019 03:05:46 GMT+0000 (UTC)", "19 Nov 2019 07:09 GMT"
-            parsed = dateparser.parse(re.sub(r"\s*\(.*\)$", "", text).replace("GMT+", "+"),
-                                      tzinfos=_ZONES)
+            parsed = dateparser.parse(
+                re.sub(r"\s*\(.*\)$", "", text).replace("GMT+", "+"), tzinfos=_ZONES
+            )
         except (ValueError, OverflowError):
             return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _sane(value: datetime | None, fetched_at: datetime,
-          earliest: datetime) -> datetime | None:
+def _sane(value: datetime | None, fetched_at: datetime, earliest: datetime) -> datetime | None:
     if value is None or value > fetched_at + CLOCK_SKEW or value < earliest:
         return None
     return value
 
 
-def _date_candidates(tree: HtmlElement, article: dict, meta: dict[str, str],
-                     properties: tuple[str, ...],
-                     meta_names: tuple[str, ...]) -> Iterator[tuple[str, object]]:
+def _date_candidates(
+    tree: HtmlElement,
+    article: dict,
+    meta: dict[str, str],
+    properties: tuple[str, ...],
+    meta_names: tuple[str, ...],
+) -> Iterator[tuple[str, object]]:
     """(source, value) in order of trust; microdata last, searched only when needed."""
     for name in properties:
         yield "json-ld", article.get(name)
@@ -268,14 +361,14 @@ def _date_candidates(tree: HtmlElement, article: dict, meta: dict[str, str],
     yield "microdata", _itemprop(tree, properties[0])
 
 
-def _first_date(candidates: Iterable[tuple[str, object]],
-                fetched_at: datetime) -> tuple[datetime | None, str | None]:
+def _first_date(
+    candidates: Iterable[tuple[str, object]], fetched_at: datetime
+) -> tuple[datetime | None, str | None]:
     """The first sane date; a day without a time of day gives way to a later candidate
     that has one on the same day."""
     found: list[tuple[datetime, str]] = []
     for source, value in candidates:
-        earliest = EARLIEST_STRUCTURED if source in ("json-ld", "microdata") \
-            else EARLIEST_PLAUSIBLE
+        earliest = EARLIEST_STRUCTURED if source in ("json-ld", "microdata") else EARLIEST_PLAUSIBLE
         parsed = _sane(parse_date(value), fetched_at, earliest)
         if parsed is not None:
             found.append((parsed, source))
@@ -297,17 +390,27 @@ def _is_day_only(value: datetime) -> bool:
 
 # --- title -----------------------------------------------------------------------------
 
+
 def _title(tree: HtmlElement, article: dict, meta: dict[str, str]) -> str | None:
     """The headline as the page shows it: an <h1> that agrees with a declared title (or
     the declared title, when the <h1> adds a kicker to it), else the page's only <h1>
     unless it is the site's name, else the declared headline without the site's name."""
     site = _first_text(_name_of(article.get("publisher")), meta.get("og:site_name"))
     page_title = _first_text(*tree.xpath("//head/title/text()"))
-    declared = [d for t in (_first_text(article.get("headline"), article.get("name")),
-                            *(meta.get(name) for name in _TITLE_META), page_title)
-                if (d := _strip_site_name(t, site))]
-    headings = [h for element in tree.iter("h1")
-                if (h := _strip_site_name(" ".join(element.text_content().split()), site))]
+    declared = [
+        d
+        for t in (
+            _first_text(article.get("headline"), article.get("name")),
+            *(meta.get(name) for name in _TITLE_META),
+            page_title,
+        )
+        if (d := _strip_site_name(t, site))
+    ]
+    headings = [
+        h
+        for element in tree.iter("h1")
+        if (h := _strip_site_name(" ".join(element.text_content().split()), site))
+    ]
     for heading in headings:
         for title in declared:
             if _similar(heading, title):
@@ -315,8 +418,7 @@ def _title(tree: HtmlElement, article: dict, meta: dict[str, str]) -> str | None
     # Parts of the <title> that are not its headline name the site or the section.
     site_parts = {fold(p) for p in _TITLE_SEPARATORS.split(page_title or "")[2::2]}
     site_parts |= {fold(site or "")}
-    if len(headings) == 1 and len(headings[0].split()) >= 3 \
-            and fold(headings[0]) not in site_parts:
+    if len(headings) == 1 and len(headings[0].split()) >= 3 and fold(headings[0]) not in site_parts:
         return headings[0]
     return declared[0] if declared else None
 
@@ -331,7 +433,7 @@ def _similar(a: str, b: str) -> bool:
 
 
 def _strip_site_name(title: str | None, site: str | None) -> str | None:
-    """"Headline | Section | Site" and "Site - Headline" to "Headline": a part at either
+    """ "Headline | Section | Site" and "Site - Headline" to "Headline": a part at either
     end goes when it is the site's name or short beside a longer rest."""
     if not title:
         return None
@@ -341,7 +443,8 @@ def _strip_site_name(title: str | None, site: str | None) -> str | None:
     def is_label(part: str, rest: list[str]) -> bool:
         words = set(re.findall(r"\w+", part.casefold()))
         return bool(site_words and words and words <= site_words) or (
-            len(part.split()) <= 3 and any(len(r.split()) > len(part.split()) for r in rest))
+            len(part.split()) <= 3 and any(len(r.split()) > len(part.split()) for r in rest)
+        )
 
     while len(pieces) > 1:
         if is_label(pieces[-1], pieces[:-1:2]):
@@ -355,13 +458,20 @@ def _strip_site_name(title: str | None, site: str | None) -> str | None:
 
 # --- authors ---------------------------------------------------------------------------
 
+
 def _authors(article: dict, meta: dict[str, str]) -> list[str]:
     """The article's Person authors in its JSON-LD, else the meta tags' bylines."""
     declared = article.get("author") or article.get("creator")
-    people = [_name_of(a) for a in (declared if isinstance(declared, list) else [declared])
-              if a and not (isinstance(a, dict) and _types(a) - _PERSON_TYPES)]
-    bylines = [v for v in (meta.get(n) for n in _AUTHOR_META)
-               if v and not v.startswith(("http://", "https://"))]  # article:author as a URL
+    people = [
+        _name_of(a)
+        for a in (declared if isinstance(declared, list) else [declared])
+        if a and not (isinstance(a, dict) and _types(a) - _PERSON_TYPES)
+    ]
+    bylines = [
+        v
+        for v in (meta.get(n) for n in _AUTHOR_META)
+        if v and not v.startswith(("http://", "https://"))
+    ]  # article:author as a URL
     return person_names(p for p in people if p) or person_names(bylines)
 
 
@@ -370,8 +480,8 @@ def person_names(bylines: Iterable[str]) -> list[str]:
     agency or desk names; once each, in order."""
     names: dict[str, str] = {}
     for byline in bylines:
-        byline = _HANDLE_OR_URL.sub(" ", _EMAIL.sub(" ", byline))
-        for part in _SPLIT_NAMES.split(byline):
+        cleaned = _HANDLE_OR_URL.sub(" ", _EMAIL.sub(" ", byline))
+        for part in _SPLIT_NAMES.split(cleaned):
             name = _AFFILIATION.sub("", _BY.sub("", " ".join(part.split()))).strip(" :-–—|")
             if _is_person_name(name):
                 names.setdefault(name.casefold(), name.title() if name.isupper() else name)
@@ -383,18 +493,17 @@ def _is_person_name(name: str) -> bool:
     if not 2 <= len(words) <= 5 or _NOT_A_PERSON.search(name):
         return False
     # Names are capitalised (where the script has case) and made of letters.
-    return all(w[0].isupper() or not w[0].isalpha() or w.islower() and len(w) <= 3
-               for w in words)
+    return all(w[0].isupper() or not w[0].isalpha() or (w.islower() and len(w) <= 3) for w in words)
 
 
 # --- the rest --------------------------------------------------------------------------
 
+
 def _first_text(*values: object) -> str | None:
     for value in values:
-        if isinstance(value, list):
-            value = value[0] if value else None
-        if isinstance(value, str) and value.strip():
-            return " ".join(value.split())
+        first = (value[0] if value else None) if isinstance(value, list) else value
+        if isinstance(first, str) and first.strip():
+            return " ".join(first.split())
     return None
 
 
@@ -414,8 +523,10 @@ def _keywords(*values: object) -> list[str]:
 def _is_paywalled(article: dict, meta: dict[str, str]) -> bool:
     parts = article.get("hasPart")
     declared = [article.get("isAccessibleForFree")] + [
-        p.get("isAccessibleForFree") for p in (parts if isinstance(parts, list) else [parts])
-        if isinstance(p, dict)]
+        p.get("isAccessibleForFree")
+        for p in (parts if isinstance(parts, list) else [parts])
+        if isinstance(p, dict)
+    ]
     if any(str(v).casefold() == "false" for v in declared if v is not None):
         return True
     tier = meta.get("article:content_tier", "").casefold()

@@ -42,8 +42,9 @@ class Context:
 
     @cached_property
     def pool(self) -> db.Pool:
-        return db.make_pool(self.settings.require_database_url(),
-                            max_size=min(self.settings.fetch_concurrency, 20))
+        return db.make_pool(
+            self.settings.require_database_url(), max_size=min(self.settings.fetch_concurrency, 20)
+        )
 
     @cached_property
     def http(self) -> httpx.Client:
@@ -55,8 +56,9 @@ class Context:
 
     @cached_property
     def limiter(self) -> HostLimiter:
-        return HostLimiter(broker.redis_client(self.settings.require_redis_url()),
-                           self.settings.redis_key_prefix)
+        return HostLimiter(
+            broker.redis_client(self.settings.require_redis_url()), self.settings.redis_key_prefix
+        )
 
     @cached_property
     def leases(self) -> FetchLeases:
@@ -100,10 +102,15 @@ def fetch_step(ctx: Context, url_id: int, not_before: float | None = None) -> bo
         with metrics.FETCH_SECONDS.time():
             page = fetch_page(ctx.http, url, ctx.settings)
         with ctx.pool.connection() as conn:
-            db.save_raw_page(conn, url_id, final_url=page.final_url,
-                             content_type=page.content_type,
-                             html_zlib=zlib.compress(page.html, 6), status=page.status,
-                             headers=page.headers)
+            db.save_raw_page(
+                conn,
+                url_id,
+                final_url=page.final_url,
+                content_type=page.content_type,
+                html_zlib=zlib.compress(page.html, 6),
+                status=page.status,
+                headers=page.headers,
+            )
     return True
 
 
@@ -141,32 +148,49 @@ def analyse(ctx: Context, raw: dict, entry_published_at=None, filters: dict | No
     An imported page whose article falls outside its import's `filters` raises Permanent
     before tagging."""
     html = zlib.decompress(raw["html_zlib"])
-    extracted = extract(html, raw["final_url"], ctx.settings.min_text_chars,
-                        fetched_at=raw["fetched_at"], entry_published_at=entry_published_at)
+    extracted = extract(
+        html,
+        raw["final_url"],
+        ctx.settings.min_text_chars,
+        fetched_at=raw["fetched_at"],
+        entry_published_at=entry_published_at,
+    )
     if filters:
-        check_import_filters(filters, extracted.language,
-                             extracted.published_at or raw["fetched_at"])
+        check_import_filters(
+            filters, extracted.language, extracted.published_at or raw["fetched_at"]
+        )
     title = extracted.title or raw.get("entry_title")
     keys = article_keys(raw["final_url"], extracted.declared_url, extracted.text)
     nlp = ctx.models.for_language(extracted.language)
     if nlp is None:
         entities, skipped = [], f"no spaCy model for language {extracted.language!r}"
     else:
-        [entities] = tag(nlp, [f"{title or ''}\n\n{extracted.text}"],
-                         ctx.settings.entity_labels)
+        [entities] = tag(nlp, [f"{title or ''}\n\n{extracted.text}"], ctx.settings.entity_labels)
         skipped = None
     content = {
-        "title": title, "author": extracted.author, "authors": extracted.authors,
-        "published_at": extracted.published_at, "modified_at": extracted.modified_at,
+        "title": title,
+        "author": extracted.author,
+        "authors": extracted.authors,
+        "published_at": extracted.published_at,
+        "modified_at": extracted.modified_at,
         "published_at_source": extracted.published_at_source,
-        "section": extracted.section, "keywords": extracted.keywords,
-        "publisher": extracted.publisher, "is_paywalled": extracted.is_paywalled,
-        "language": extracted.language, "text": extracted.text,
-        "site_name": extracted.site_name, "description": extracted.description,
-        "image_url": extracted.image_url, "tags": extracted.tags,
-        "fetched_at": raw["fetched_at"], "extractor": EXTRACTOR,
-        "content_hash": keys.content_hash, "minhash": keys.minhash, "lsh_bands": keys.lsh_bands,
-        "entities_skipped": skipped, "page_url_id": raw["url_id"],
+        "section": extracted.section,
+        "keywords": extracted.keywords,
+        "publisher": extracted.publisher,
+        "is_paywalled": extracted.is_paywalled,
+        "language": extracted.language,
+        "text": extracted.text,
+        "site_name": extracted.site_name,
+        "description": extracted.description,
+        "image_url": extracted.image_url,
+        "tags": extracted.tags,
+        "fetched_at": raw["fetched_at"],
+        "extractor": EXTRACTOR,
+        "content_hash": keys.content_hash,
+        "minhash": keys.minhash,
+        "lsh_bands": keys.lsh_bands,
+        "entities_skipped": skipped,
+        "page_url_id": raw["url_id"],
     }
     return keys, content, entities
 
@@ -179,7 +203,8 @@ def check_import_filters(filters: dict, language: str | None, date: datetime) ->
         raise Permanent("filtered_language", str(language))
     since, until = filters.get("since"), filters.get("until")
     if (since and date < datetime.fromisoformat(since)) or (
-            until and date >= datetime.fromisoformat(until)):
+        until and date >= datetime.fromisoformat(until)
+    ):
         raise Permanent("filtered_date", date.isoformat())
 
 
@@ -209,30 +234,59 @@ def process_step(ctx: Context, url_id: int) -> UrlState | None:
         bind_contextvars(url=row["url"], feed=row["feed_url"])
         if row["deliveries"] > ctx.settings.max_attempts:
             raise Poisoned(f"processing started {row['deliveries']} times without finishing")
-        keys, content, entities = analyse(ctx, row, row["entry_published_at"],
-                                          row["import_filters"])
-        outcome, _ = store(conn, url_id=url_id, url=row["url"], feed_id=row["feed_id"],
-                           keys=keys, content=content, entities=entities, source=row["source"])
+        keys, content, entities = analyse(
+            ctx, row, row["entry_published_at"], row["import_filters"]
+        )
+        outcome, _ = store(
+            conn,
+            url_id=url_id,
+            url=row["url"],
+            feed_id=row["feed_id"],
+            keys=keys,
+            content=content,
+            entities=entities,
+            source=row["source"],
+        )
     metrics.URL_OUTCOMES.labels(outcome, "").inc()
     (metrics.ARTICLES_STORED if outcome == UrlState.STORED else metrics.DUPLICATES).inc()
     return outcome
 
 
-def store(conn, *, url_id: int, url: str, feed_id: int | None, keys: ArticleKeys,
-          content: dict, entities: list, source: str = "feed") -> tuple[UrlState, int]:
+def store(
+    conn,
+    *,
+    url_id: int,
+    url: str,
+    feed_id: int | None,
+    keys: ArticleKeys,
+    content: dict,
+    entities: list,
+    source: str = "feed",
+) -> tuple[UrlState, int]:
     """Dedupe against the stored articles and store: one transaction. Returns the URL's
     outcome and its article's id."""
     with conn.transaction():
         candidates = db.find_article_candidates(
-            conn, canonical_url=keys.canonical_url, content_hash=keys.content_hash,
-            minhash=keys.minhash, lsh_bands=keys.lsh_bands,
-            min_agreement=CANDIDATE_MIN_AGREEMENT)
+            conn,
+            canonical_url=keys.canonical_url,
+            content_hash=keys.content_hash,
+            minhash=keys.minhash,
+            lsh_bands=keys.lsh_bands,
+            min_agreement=CANDIDATE_MIN_AGREEMENT,
+        )
         match = find_match(keys, candidates)
         result = db.store_article(
-            conn, url_id=url_id, url=url, feed_id=feed_id, canonical_url=keys.canonical_url,
-            content=content, entities=entities, existing=match.article if match else None,
+            conn,
+            url_id=url_id,
+            url=url,
+            feed_id=feed_id,
+            canonical_url=keys.canonical_url,
+            content=content,
+            entities=entities,
+            existing=match.article if match else None,
             replace_content=match is not None and match.replaces(keys, content["fetched_at"]),
-            source=source)
+            source=source,
+        )
     if match is not None and match.kind != "same_url":
         logger.info("duplicate", of=match.article["url"], match=match.kind)
     return result
@@ -251,8 +305,9 @@ def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception) -> floa
     with ctx.pool.connection() as conn:
         if isinstance(exc, Permanent):  # classify's Verdict.PERMANENT
             logger.info("skipped", reason=exc.reason, detail=exc.detail)
-            db.finish_url(conn, url_id, UrlState.SKIPPED, reason=exc.reason,
-                          detail=exc.detail[:500])
+            db.finish_url(
+                conn, url_id, UrlState.SKIPPED, reason=exc.reason, detail=exc.detail[:500]
+            )
             metrics.URL_OUTCOMES.labels(UrlState.SKIPPED, exc.reason).inc()
             return None
         attempts = db.count_attempt(conn, url_id)
@@ -262,9 +317,16 @@ def settle_failure(ctx: Context, task: str, url_id: int, exc: Exception) -> floa
             metrics.RETRIES.labels(task).inc()
             return delay
         logger.error("dead-lettered", error=error, attempts=attempts, verdict=verdict.value)
-        db.add_dead_letter(conn, task=task, payload={"url_id": url_id}, url_id=url_id,
-                           error_class=type(exc).__name__, error=error,
-                           traceback="".join(traceback.format_exception(exc)), attempts=attempts)
+        db.add_dead_letter(
+            conn,
+            task=task,
+            payload={"url_id": url_id},
+            url_id=url_id,
+            error_class=type(exc).__name__,
+            error=error,
+            traceback="".join(traceback.format_exception(exc)),
+            attempts=attempts,
+        )
     metrics.URL_OUTCOMES.labels(UrlState.DEAD, type(exc).__name__).inc()
     metrics.DEAD_LETTERS.labels(type(exc).__name__).inc()
     return None

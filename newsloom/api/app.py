@@ -47,11 +47,19 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("newsloom_api_requests_total", "HTTP requests answered.",
-                                ["route", "status"], registry=self.registry)
-        self.seconds = Histogram("newsloom_api_request_seconds", "Time to answer a request.",
-                                 ["route"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.requests = Counter(
+            "newsloom_api_requests_total",
+            "HTTP requests answered.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.seconds = Histogram(
+            "newsloom_api_request_seconds",
+            "Time to answer a request.",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
 
 
 def is_json_path(path: str) -> bool:
@@ -95,9 +103,11 @@ class AccessAndMetrics:
         if is_json_path(path):
             if self.keys.bearer_ok(request.headers.get("authorization")):
                 return None
-            return Json({"status": 401, "message": "send a valid API key as "
-                         "`Authorization: Bearer KEY`"}, status_code=401,
-                        headers={"WWW-Authenticate": 'Bearer realm="newsloom"'})
+            return Json(
+                {"status": 401, "message": "send a valid API key as `Authorization: Bearer KEY`"},
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="newsloom"'},
+            )
         if self.keys.digest_known(str(request.session.get("key", ""))):
             return None
         return RedirectResponse(f"/login?{_next_param(request)}", status_code=303)
@@ -112,7 +122,8 @@ def error_response(request: Request, status: int, message: str) -> Response:
     if is_json_path(request.url.path):
         return Json({"status": status, "message": message}, status_code=status)
     return context_of(request).templates.TemplateResponse(
-        request, "error.html", {"status": status, "message": message}, status_code=status)
+        request, "error.html", {"status": status, "message": message}, status_code=status
+    )
 
 
 async def on_api_error(request: Request, exc: Exception) -> Response:
@@ -122,15 +133,20 @@ async def on_api_error(request: Request, exc: Exception) -> Response:
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = {404: f"nothing at {request.url.path}",
-               405: f"{request.method} is not allowed here: the API only reads (GET)"}
+    message = {
+        404: f"nothing at {request.url.path}",
+        405: f"{request.method} is not allowed here: the API only reads (GET)",
+    }
     return error_response(request, exc.status_code, message.get(exc.status_code, exc.detail))
 
 
 async def on_database_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, psycopg.errors.QueryCanceled):
-        return error_response(request, 503, "the query took too long and was stopped: "
-                                            "narrow it (a shorter period, more filters)")
+        return error_response(
+            request,
+            503,
+            "the query took too long and was stopped: narrow it (a shorter period, more filters)",
+        )
     log.warning("database unavailable: %s", exc)
     return error_response(request, 503, "the database is not available; try again shortly")
 
@@ -147,8 +163,9 @@ def healthz(request: Request) -> Response:
 
 
 def metrics_page(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry),
-                    media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+    )
 
 
 def openapi_json(request: Request) -> Response:
@@ -157,7 +174,8 @@ def openapi_json(request: Request) -> Response:
 
 def docs_page(request: Request) -> Response:
     return context_of(request).templates.TemplateResponse(
-        request, "docs.html", {"doc": openapi.document()})
+        request, "docs.html", {"doc": openapi.document()}
+    )
 
 
 def favicon(request: Request) -> Response:
@@ -173,11 +191,13 @@ def from_environment() -> Starlette:
 def create_app(settings: Settings, pool: db.Pool | None = None) -> Starlette:
     """The application; it opens a read-only pool on DATABASE_URL unless given one."""
     if pool is None:
-        pool = db.make_read_pool(str(settings.database_url), settings.api_pool_size,
-                                 settings.api_query_timeout)
+        pool = db.make_read_pool(
+            str(settings.database_url), settings.api_pool_size, settings.api_query_timeout
+        )
     keys, secret = Keys(settings.api_keys), session_secret(settings)
-    templates = Jinja2Templates(env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True))
+    templates = Jinja2Templates(
+        env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    )
     pages.setup_templates(templates, keys)
     metrics = Metrics()
 
@@ -188,23 +208,40 @@ def create_app(settings: Settings, pool: db.Pool | None = None) -> Starlette:
 
     app = Starlette(
         lifespan=lifespan,
-        routes=[*api_routes(),
-                Route("/api/v1/openapi.json", openapi_json),
-                Route("/api/v1/docs", docs_page),
-                Route("/healthz", healthz),
-                Route("/metrics", metrics_page),
-                Route("/favicon.ico", favicon),
-                *pages.page_routes()],
-        middleware=[Middleware(SessionMiddleware, secret_key=secret,
-                               session_cookie="newsloom_session", same_site="strict",
-                               max_age=7 * 24 * 3600),
-                    Middleware(AccessAndMetrics, keys=keys, metrics=metrics)],
-        exception_handlers={ApiError: on_api_error, HTTPException: on_http_error,
-                            psycopg.OperationalError: on_database_error,
-                            PoolTimeout: on_database_error, Exception: on_unexpected},
+        routes=[
+            *api_routes(),
+            Route("/api/v1/openapi.json", openapi_json),
+            Route("/api/v1/docs", docs_page),
+            Route("/healthz", healthz),
+            Route("/metrics", metrics_page),
+            Route("/favicon.ico", favicon),
+            *pages.page_routes(),
+        ],
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=secret,
+                session_cookie="newsloom_session",
+                same_site="strict",
+                max_age=7 * 24 * 3600,
+            ),
+            Middleware(AccessAndMetrics, keys=keys, metrics=metrics),
+        ],
+        exception_handlers={
+            ApiError: on_api_error,
+            HTTPException: on_http_error,
+            psycopg.OperationalError: on_database_error,
+            PoolTimeout: on_database_error,
+            Exception: on_unexpected,
+        },
     )
-    app.state.context = ServerContext(settings=settings, pool=pool, keys=keys,
-                                      cursors=Cursors(secret),
-                                      templates=templates, recent=Recent(60.0))
+    app.state.context = ServerContext(
+        settings=settings,
+        pool=pool,
+        keys=keys,
+        cursors=Cursors(secret),
+        templates=templates,
+        recent=Recent(60.0),
+    )
     app.state.metrics = metrics
     return app

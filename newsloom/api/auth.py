@@ -48,8 +48,9 @@ def session_secret(settings: Settings) -> str:
     if settings.session_secret:
         return settings.session_secret
     if settings.api_keys:
-        return hashlib.sha256(("newsloom-session\n" + "\n".join(sorted(settings.api_keys)))
-                              .encode()).hexdigest()
+        return hashlib.sha256(
+            ("newsloom-session\n" + "\n".join(sorted(settings.api_keys))).encode()
+        ).hexdigest()
     return secrets.token_hex(32)
 
 
@@ -57,9 +58,11 @@ def check_listen_address(settings: Settings) -> None:
     """Without keys, only loopback may reach the server."""
     if settings.api_keys or is_loopback(settings.http_host):
         return
-    raise SettingsError(f"NEWSLOOM_HTTP_HOST={settings.http_host} is not a loopback address: "
-                        "set NEWSLOOM_API_KEYS (or NEWSLOOM_API_KEYS_FILE) to serve beyond "
-                        "this machine")
+    raise SettingsError(
+        f"NEWSLOOM_HTTP_HOST={settings.http_host} is not a loopback address: "
+        "set NEWSLOOM_API_KEYS (or NEWSLOOM_API_KEYS_FILE) to serve beyond "
+        "this machine"
+    )
 
 
 def is_loopback(host: str) -> bool:

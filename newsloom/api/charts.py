@@ -34,10 +34,21 @@ def bar_chart(title: str, points: list[tuple[str, int]]) -> Chart:
     highest = max((v for _, v in points), default=0)
     step = WIDTH / max(len(points), 1)
     plot = HEIGHT - TOP - BOTTOM
-    bars = [Bar(x=i * step + step * 0.1, width=max(step * 0.8, 1.0),
-                height=(v / highest * plot) if highest else 0.0,
-                y=TOP + plot - ((v / highest * plot) if highest else 0.0), label=label, value=v)
-            for i, (label, v) in enumerate(points)]
-    return Chart(title=title, bars=bars, highest=highest,
-                 first_label=points[0][0] if points else "",
-                 last_label=points[-1][0] if points else "")
+    bars = [
+        Bar(
+            x=i * step + step * 0.1,
+            width=max(step * 0.8, 1.0),
+            height=(v / highest * plot) if highest else 0.0,
+            y=TOP + plot - ((v / highest * plot) if highest else 0.0),
+            label=label,
+            value=v,
+        )
+        for i, (label, v) in enumerate(points)
+    ]
+    return Chart(
+        title=title,
+        bars=bars,
+        highest=highest,
+        first_label=points[0][0] if points else "",
+        last_label=points[-1][0] if points else "",
+    )

@@ -26,11 +26,13 @@ class Cursors:
         try:
             moment, article_id, fingerprint = self.serializer.loads(token, max_age=MAX_AGE_SECONDS)
         except SignatureExpired:
-            raise ApiError(400, "cursor expired (cursors last 24 hours): start again from the "
-                                "first page") from None
+            raise ApiError(
+                400, "cursor expired (cursors last 24 hours): start again from the first page"
+            ) from None
         except (BadSignature, ValueError, TypeError):
-            raise ApiError(400, "cursor is not valid: use the `next` link of a previous "
-                                "page as it is") from None
+            raise ApiError(
+                400, "cursor is not valid: use the `next` link of a previous page as it is"
+            ) from None
         if fingerprint != _fingerprint(filters):
             raise ApiError(400, "cursor belongs to a query with other filters")
         return datetime.fromisoformat(moment), int(article_id)

@@ -46,14 +46,19 @@ def query_values(request: Request, params: tuple[Param, ...]) -> dict[str, Any]:
 def home(request: Request) -> Response:
     values = query_values(request, ARTICLE_PARAMS)
     with context_of(request).connection() as conn:
-        rows, cursor = queries.articles(conn, values, context_of(request).cursors,
-                                        limit=PAGE_SIZE)
+        rows, cursor = queries.articles(conn, values, context_of(request).cursors, limit=PAGE_SIZE)
     older = None
     if cursor:
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]
         older = "/?" + urlencode([*kept, ("cursor", cursor)])
-    return render(request, "home.html", articles=rows, q=values.get("q", ""), older=older,
-                  filtered=bool(values))
+    return render(
+        request,
+        "home.html",
+        articles=rows,
+        q=values.get("q", ""),
+        older=older,
+        filtered=bool(values),
+    )
 
 
 def article(request: Request) -> Response:
@@ -70,10 +75,12 @@ def entities(request: Request) -> Response:
     values = query_values(request, ENTITY_PARAMS)
     context = context_of(request)
     with context.connection() as conn:
-        rows, since, until = queries.entities(conn, values, context.settings.api_max_range,
-                                              100, context.recent)
-    return render(request, "entities.html", entities=rows, q=values.get("q", ""),
-                  since=since, until=until)
+        rows, since, until = queries.entities(
+            conn, values, context.settings.api_max_range, 100, context.recent
+        )
+    return render(
+        request, "entities.html", entities=rows, q=values.get("q", ""), since=since, until=until
+    )
 
 
 def entity(request: Request) -> Response:
@@ -81,13 +88,22 @@ def entity(request: Request) -> Response:
     context = context_of(request)
     entity_id = path_id(request, "entity")
     with context.connection() as conn:
-        found, days, _, _ = queries.timeline(conn, entity_id, values,
-                                             context.settings.api_max_range)
+        found, days, _, _ = queries.timeline(
+            conn, entity_id, values, context.settings.api_max_range
+        )
         latest = db.list_articles(conn, entity_id=entity_id, limit=20)
-    chart = charts.bar_chart(f"Mentions of {found['name']} per day",
-                             [(d["day"].isoformat(), d["mentions"]) for d in days])
-    return render(request, "entity.html", entity=found, chart=chart, articles=latest,
-                  total=sum(d["mentions"] for d in days))
+    chart = charts.bar_chart(
+        f"Mentions of {found['name']} per day",
+        [(d["day"].isoformat(), d["mentions"]) for d in days],
+    )
+    return render(
+        request,
+        "entity.html",
+        entity=found,
+        chart=chart,
+        articles=latest,
+        total=sum(d["mentions"] for d in days),
+    )
 
 
 def feeds(request: Request) -> Response:
@@ -95,8 +111,10 @@ def feeds(request: Request) -> Response:
     with context_of(request).connection() as conn:
         rows = queries.feeds(conn)
         hourly = db.articles_per_hour(conn, FEED_CHART_HOURS)
-    chart = charts.bar_chart(f"Articles fetched per hour, last {FEED_CHART_HOURS} hours",
-                             [(h["hour"].strftime("%m-%d %H:00"), h["articles"]) for h in hourly])
+    chart = charts.bar_chart(
+        f"Articles fetched per hour, last {FEED_CHART_HOURS} hours",
+        [(h["hour"].strftime("%m-%d %H:00"), h["articles"]) for h in hourly],
+    )
     return render(request, "feeds.html", feeds=rows, chart=chart)
 
 

@@ -19,7 +19,7 @@ BIGINT_MAX = 2**63 - 1
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: str              # OpenAPI type: string, integer, boolean
+    kind: str  # OpenAPI type: string, integer, boolean
     description: str
     parse: Callable[[str, str], Any]
     format: str | None = None
@@ -33,6 +33,7 @@ def parse_int(low: int, high: int) -> Callable[[str, str], int]:
         if not low <= value <= high:
             raise ApiError(400, f"{name} must be a whole number from {low} to {high}")
         return value
+
     return parse
 
 
@@ -44,6 +45,7 @@ def parse_text(max_chars: int) -> Callable[[str, str], str]:
         if len(text) > max_chars or "\x00" in text:
             raise ApiError(400, f"{name} must be at most {max_chars} characters of text")
         return text
+
     return parse
 
 
@@ -55,8 +57,11 @@ def parse_moment(name: str, text: str) -> datetime:
             return datetime.combine(date.fromisoformat(text), time(), UTC)
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, f"{name} must be an ISO 8601 date or date-time, like 2024-05-01 "
-                            f"or 2024-05-01T12:00:00Z") from None
+        raise ApiError(
+            400,
+            f"{name} must be an ISO 8601 date or date-time, like 2024-05-01 "
+            f"or 2024-05-01T12:00:00Z",
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -82,25 +87,40 @@ def parse_fields(choices: tuple[str, ...]) -> Callable[[str, str], tuple[str, ..
         fields = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
         unknown = [f for f in fields if f not in choices]
         if unknown or not fields:
-            raise ApiError(400, f"{name}: unknown field(s) {', '.join(unknown) or '(none)'}; "
-                                f"choose from {', '.join(choices)}")
+            raise ApiError(
+                400,
+                f"{name}: unknown field(s) {', '.join(unknown) or '(none)'}; "
+                f"choose from {', '.join(choices)}",
+            )
         return fields
+
     return parse
 
 
 def limit(default: int) -> Param:
-    return Param("limit", "integer", f"Rows per page, 1 to {MAX_PAGE} (default {default}).",
-                 parse_int(1, MAX_PAGE))
+    return Param(
+        "limit",
+        "integer",
+        f"Rows per page, 1 to {MAX_PAGE} (default {default}).",
+        parse_int(1, MAX_PAGE),
+    )
 
 
-SINCE = Param("since", "string", "From this date or date-time (inclusive, UTC unless an "
-              "offset is given).", parse_moment, "date-time")
-UNTIL = Param("until", "string", "Up to this date or date-time (exclusive).", parse_moment,
-              "date-time")
+SINCE = Param(
+    "since",
+    "string",
+    "From this date or date-time (inclusive, UTC unless an offset is given).",
+    parse_moment,
+    "date-time",
+)
+UNTIL = Param(
+    "until", "string", "Up to this date or date-time (exclusive).", parse_moment, "date-time"
+)
 
 
-def parse_query(params: tuple[Param, ...], query: Mapping[str, str],
-                multi: Callable[[str], list[str]]) -> dict[str, Any]:
+def parse_query(
+    params: tuple[Param, ...], query: Mapping[str, str], multi: Callable[[str], list[str]]
+) -> dict[str, Any]:
     """The values of the declared parameters present in `query`; 400 for an unknown,
     repeated or malformed one."""
     known = {p.name: p for p in params}
@@ -120,5 +140,6 @@ def check_range(since: datetime, until: datetime, widest: float) -> None:
     if since >= until:
         raise ApiError(400, "since must be before until")
     if until - since > timedelta(seconds=widest):
-        raise ApiError(400, f"the range from since to until may span at most "
-                            f"{widest / 86400:g} days")
+        raise ApiError(
+            400, f"the range from since to until may span at most {widest / 86400:g} days"
+        )

@@ -9,7 +9,6 @@ from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-
 from newsloom import db
 from newsloom.api.cursors import Cursors
 from newsloom.api.errors import ApiError
@@ -21,8 +20,14 @@ TIMELINE_PERIOD = timedelta(days=90)
 ARTICLE_FILTERS = ("q", "feed", "language", "entity", "since", "until")
 
 
-def articles(conn: db.Connection, values: dict[str, Any], cursors: Cursors, *,
-             limit: int, with_text: bool = False) -> tuple[list[dict], str | None]:
+def articles(
+    conn: db.Connection,
+    values: dict[str, Any],
+    cursors: Cursors,
+    *,
+    limit: int,
+    with_text: bool = False,
+) -> tuple[list[dict], str | None]:
     """A page of articles and the cursor of the next one (None on the last page)."""
     filters = {k: values[k] for k in ARTICLE_FILTERS if k in values}
     if "since" in values and "until" in values and values["since"] >= values["until"]:
@@ -30,13 +35,19 @@ def articles(conn: db.Connection, values: dict[str, Any], cursors: Cursors, *,
     before = cursors.read(values["cursor"], filters) if "cursor" in values else None
     feed, entity = values.get("feed"), values.get("entity")
     rows = db.list_articles(
-        conn, q=values.get("q"), language=values.get("language"),
+        conn,
+        q=values.get("q"),
+        language=values.get("language"),
         feed_id=feed if isinstance(feed, int) else None,
         feed_name=feed if isinstance(feed, str) else None,
         entity_id=entity if isinstance(entity, int) else None,
         entity_name=entity if isinstance(entity, str) else None,
-        since=values.get("since"), until=values.get("until"), before=before,
-        with_text=with_text, limit=limit + 1)
+        since=values.get("since"),
+        until=values.get("until"),
+        before=before,
+        with_text=with_text,
+        limit=limit + 1,
+    )
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
@@ -70,15 +81,22 @@ class Recent:
         return answer
 
 
-def entities(conn: db.Connection, values: dict[str, Any], widest: float, limit: int,
-             recent: Recent) -> tuple[list[dict], datetime, datetime]:
+def entities(
+    conn: db.Connection, values: dict[str, Any], widest: float, limit: int, recent: Recent
+) -> tuple[list[dict], datetime, datetime]:
     """The top entities; those of the default period (every mention of the last 30 days,
     hundreds of ms over 100,000 articles) are kept in `recent` for a while."""
     since, until = _period(values, ENTITY_PERIOD, widest)
 
     def compute() -> tuple[list[dict], datetime, datetime]:
-        rows = db.top_entities(conn, since=since, until=until, name=values.get("q"),
-                               label=values.get("label"), limit=limit)
+        rows = db.top_entities(
+            conn,
+            since=since,
+            until=until,
+            name=values.get("q"),
+            label=values.get("label"),
+            limit=limit,
+        )
         return rows, since, until
 
     if "since" in values or "until" in values:
@@ -93,13 +111,14 @@ def entity(conn: db.Connection, entity_id: int) -> dict:
     return row
 
 
-def timeline(conn: db.Connection, entity_id: int, values: dict[str, Any],
-             widest: float) -> tuple[dict, list[dict], datetime, datetime]:
+def timeline(
+    conn: db.Connection, entity_id: int, values: dict[str, Any], widest: float
+) -> tuple[dict, list[dict], datetime, datetime]:
     """An entity and its mentions per UTC day, in whole days: by default the last 90
     (today's included)."""
     found = entity(conn, entity_id)
     until = _next_midnight(values.get("until") or datetime.now(UTC))
-    since = (_midnight(values["since"]) if "since" in values else until - TIMELINE_PERIOD)
+    since = _midnight(values["since"]) if "since" in values else until - TIMELINE_PERIOD
     check_range(since, until, widest)
     return found, db.entity_timeline(conn, entity_id, since=since, until=until), since, until
 
@@ -115,8 +134,7 @@ def _next_midnight(moment: datetime) -> datetime:
     return midnight if midnight == moment else midnight + timedelta(days=1)
 
 
-def _period(values: dict[str, Any], default: timedelta,
-            widest: float) -> tuple[datetime, datetime]:
+def _period(values: dict[str, Any], default: timedelta, widest: float) -> tuple[datetime, datetime]:
     until = values.get("until") or datetime.now(UTC)
     since = values.get("since") or until - default
     check_range(since, until, widest)
@@ -138,6 +156,10 @@ def feeds(conn: db.Connection) -> list[dict]:
 
 def dead_letters(conn: db.Connection, values: dict[str, Any], limit: int) -> list[dict]:
     feed = values.get("feed")
-    return db.list_dead_letters(conn, error=values.get("error"),
-                                feed=None if feed is None else str(feed),
-                                include_resolved=values.get("all", False), limit=limit)
+    return db.list_dead_letters(
+        conn,
+        error=values.get("error"),
+        feed=None if feed is None else str(feed),
+        include_resolved=values.get("all", False),
+        limit=limit,
+    )

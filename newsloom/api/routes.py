@@ -37,13 +37,35 @@ from newsloom.api.params import (
     parse_text,
 )
 
-ARTICLE_FIELDS = ("id", "title", "url", "canonical_url", "author", "published_at", "language",
-                  "feed_id", "feed_name", "feed_url", "fetched_at", "updated_at", "site_name",
-                  "description", "image_url", "tags", "authors", "modified_at",
-                  "published_at_source", "section", "keywords", "publisher", "is_paywalled",
-                  "entities", "text")
+ARTICLE_FIELDS = (
+    "id",
+    "title",
+    "url",
+    "canonical_url",
+    "author",
+    "published_at",
+    "language",
+    "feed_id",
+    "feed_name",
+    "feed_url",
+    "fetched_at",
+    "updated_at",
+    "site_name",
+    "description",
+    "image_url",
+    "tags",
+    "authors",
+    "modified_at",
+    "published_at_source",
+    "section",
+    "keywords",
+    "publisher",
+    "is_paywalled",
+    "entities",
+    "text",
+)
 DEFAULT_ARTICLE_FIELDS = tuple(f for f in ARTICLE_FIELDS if f != "text")
-LONGEST_WAIT = 25        # seconds an events request may hold on (below common proxy timeouts)
+LONGEST_WAIT = 25  # seconds an events request may hold on (below common proxy timeouts)
 EVENTS_POLL_SECONDS = 0.5
 
 
@@ -57,8 +79,9 @@ def _json_value(value: Any) -> Any:
 
 class Json(JSONResponse):
     def render(self, content: Any) -> bytes:
-        return json.dumps(content, ensure_ascii=False, default=_json_value,
-                          separators=(",", ":")).encode()
+        return json.dumps(
+            content, ensure_ascii=False, default=_json_value, separators=(",", ":")
+        ).encode()
 
 
 @dataclass(frozen=True)
@@ -73,28 +96,37 @@ class Endpoint:
 ENDPOINTS: list[Endpoint] = []
 # The article filters, also the web page's.
 ARTICLE_PARAMS = (
-    Param("q", "string", "Full-text query, web-search style: words, \"a phrase\", -excluded, "
-          "or.", parse_text(MAX_QUERY_CHARS)),
+    Param(
+        "q",
+        "string",
+        'Full-text query, web-search style: words, "a phrase", -excluded, or.',
+        parse_text(MAX_QUERY_CHARS),
+    ),
     Param("feed", "string", "Feed id, name or URL.", parse_id_or_name),
     Param("language", "string", "Language code, e.g. en.", parse_text(16)),
     Param("entity", "string", "Entity id, or exact name.", parse_id_or_name),
-    SINCE, UNTIL,
+    SINCE,
+    UNTIL,
     Param("cursor", "string", "From the `next` link of the previous page.", parse_text(1000)),
 )
 ID = Param("id", "integer", "The numeric id.", parse_int(1, BIGINT_MAX))
 
 
-def endpoint(path: str, summary: str, *params: Param, path_params: tuple[Param, ...] = ()
-             ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def endpoint(
+    path: str, summary: str, *params: Param, path_params: tuple[Param, ...] = ()
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare an API endpoint: its query parameters are checked before `handler` runs, in
     a worker thread unless it is a coroutine."""
+
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
         async def checked(request: Request, values: dict[str, Any]) -> Response:
             if asyncio.iscoroutinefunction(handler):
                 return await handler(request, values)
             return await run_in_threadpool(handler, request, values)
+
         ENDPOINTS.append(Endpoint(path, summary, params, checked, path_params))
         return handler
+
     return register
 
 
@@ -112,49 +144,76 @@ def next_link(request: Request, cursor: str | None) -> str | None:
     return f"{request.url.path}?{urlencode([*query, ('cursor', cursor)])}"
 
 
-@endpoint("/api/v1/articles", "Articles, newest first, filtered; keyset pages (`next`).",
-          *ARTICLE_PARAMS, limit(50),
-          Param("fields", "string", "Comma-separated fields to return: "
-                + ", ".join(ARTICLE_FIELDS) + " (default: all but text).",
-                parse_fields(ARTICLE_FIELDS)))
+@endpoint(
+    "/api/v1/articles",
+    "Articles, newest first, filtered; keyset pages (`next`).",
+    *ARTICLE_PARAMS,
+    limit(50),
+    Param(
+        "fields",
+        "string",
+        "Comma-separated fields to return: "
+        + ", ".join(ARTICLE_FIELDS)
+        + " (default: all but text).",
+        parse_fields(ARTICLE_FIELDS),
+    ),
+)
 def articles(request: Request, values: dict[str, Any]) -> Response:
     context = context_of(request)
     fields = values.get("fields", DEFAULT_ARTICLE_FIELDS)
     with context.connection() as conn:
-        rows, cursor = queries.articles(conn, values, context.cursors,
-                                        limit=values.get("limit", 50),
-                                        with_text="text" in fields)
-    return Json({"articles": [{f: row[f] for f in fields} for row in rows],
-                 "next": next_link(request, cursor)})
+        rows, cursor = queries.articles(
+            conn, values, context.cursors, limit=values.get("limit", 50), with_text="text" in fields
+        )
+    return Json(
+        {
+            "articles": [{f: row[f] for f in fields} for row in rows],
+            "next": next_link(request, cursor),
+        }
+    )
 
 
-@endpoint("/api/v1/articles/{id:int}", "One article: text, entities, every URL it was seen at.",
-          path_params=(ID,))
+@endpoint(
+    "/api/v1/articles/{id:int}",
+    "One article: text, entities, every URL it was seen at.",
+    path_params=(ID,),
+)
 def article(request: Request, values: dict[str, Any]) -> Response:
     with context_of(request).connection() as conn:
         return Json(queries.article(conn, path_id(request, "article")))
 
 
-@endpoint("/api/v1/entities", "Entities by mentions over a period (default: the last 30 days).",
-          Param("q", "string", "Part of the name (case-insensitive).", parse_text(100)),
-          Param("label", "string", "spaCy label, e.g. PERSON, ORG, GPE.", parse_text(32)),
-          SINCE, UNTIL, limit(50))
+@endpoint(
+    "/api/v1/entities",
+    "Entities by mentions over a period (default: the last 30 days).",
+    Param("q", "string", "Part of the name (case-insensitive).", parse_text(100)),
+    Param("label", "string", "spaCy label, e.g. PERSON, ORG, GPE.", parse_text(32)),
+    SINCE,
+    UNTIL,
+    limit(50),
+)
 def entities(request: Request, values: dict[str, Any]) -> Response:
     context = context_of(request)
     with context.connection() as conn:
-        rows, since, until = queries.entities(conn, values, context.settings.api_max_range,
-                                              values.get("limit", 50), context.recent)
+        rows, since, until = queries.entities(
+            conn, values, context.settings.api_max_range, values.get("limit", 50), context.recent
+        )
     return Json({"since": since, "until": until, "entities": rows})
 
 
-@endpoint("/api/v1/entities/{id:int}/timeline",
-          "An entity's mentions and articles per UTC day (default: the last 90 days).",
-          SINCE, UNTIL, path_params=(ID,))
+@endpoint(
+    "/api/v1/entities/{id:int}/timeline",
+    "An entity's mentions and articles per UTC day (default: the last 90 days).",
+    SINCE,
+    UNTIL,
+    path_params=(ID,),
+)
 def entity_timeline(request: Request, values: dict[str, Any]) -> Response:
     context = context_of(request)
     with context.connection() as conn:
         found, days, since, until = queries.timeline(
-            conn, path_id(request, "entity"), values, context.settings.api_max_range)
+            conn, path_id(request, "entity"), values, context.settings.api_max_range
+        )
     return Json({"entity": found, "since": since, "until": until, "days": days})
 
 
@@ -164,24 +223,35 @@ def feeds(request: Request, values: dict[str, Any]) -> Response:
         return Json({"feeds": queries.feeds(conn)})
 
 
-@endpoint("/api/v1/dead-letters", "Open dead letters, newest first, as `newsloom dlq list`.",
-          Param("error", "string", "Error class, or text in the message.", parse_text(200)),
-          Param("feed", "string", "Feed id, name or URL.", parse_id_or_name),
-          Param("all", "boolean", "Resolved ones too.", parse_bool),
-          limit(100))
+@endpoint(
+    "/api/v1/dead-letters",
+    "Open dead letters, newest first, as `newsloom dlq list`.",
+    Param("error", "string", "Error class, or text in the message.", parse_text(200)),
+    Param("feed", "string", "Feed id, name or URL.", parse_id_or_name),
+    Param("all", "boolean", "Resolved ones too.", parse_bool),
+    limit(100),
+)
 def dead_letters(request: Request, values: dict[str, Any]) -> Response:
     with context_of(request).connection() as conn:
         rows = queries.dead_letters(conn, values, values.get("limit", 100))
     return Json({"dead_letters": rows})
 
 
-@endpoint("/api/v1/events", "Events (stored, updated, duplicate) after an id, oldest first; "
-          "with `wait`, holds the request until one comes (long poll).",
-          Param("after", "integer", "Return events with a greater id (default 0).",
-                parse_int(0, BIGINT_MAX)),
-          Param("wait", "integer", f"Seconds to wait for an event, 0 to {LONGEST_WAIT} "
-                "(default 0).", parse_int(0, LONGEST_WAIT)),
-          limit(100))
+@endpoint(
+    "/api/v1/events",
+    "Events (stored, updated, duplicate) after an id, oldest first; "
+    "with `wait`, holds the request until one comes (long poll).",
+    Param(
+        "after", "integer", "Return events with a greater id (default 0).", parse_int(0, BIGINT_MAX)
+    ),
+    Param(
+        "wait",
+        "integer",
+        f"Seconds to wait for an event, 0 to {LONGEST_WAIT} (default 0).",
+        parse_int(0, LONGEST_WAIT),
+    ),
+    limit(100),
+)
 async def events(request: Request, values: dict[str, Any]) -> Response:
     context = context_of(request)
     after, count = values.get("after", 0), values.get("limit", 100)
@@ -197,8 +267,13 @@ async def events(request: Request, values: dict[str, Any]) -> Response:
             break
         await asyncio.sleep(min(EVENTS_POLL_SECONDS, max(deadline - time.monotonic(), 0)))
     last = rows[-1]["id"] if rows else after
-    return Json({"events": rows, "last_id": last,
-                 "next": f"{request.url.path}?{urlencode({'after': last})}"})
+    return Json(
+        {
+            "events": rows,
+            "last_id": last,
+            "next": f"{request.url.path}?{urlencode({'after': last})}",
+        }
+    )
 
 
 def api_routes() -> list[Route]:
@@ -209,4 +284,5 @@ def _adapt(spec: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
         values = parse_query(spec.params, request.query_params, request.query_params.getlist)
         return await spec.handler(request, values)
+
     return handle

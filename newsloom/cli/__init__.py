@@ -41,10 +41,14 @@ def _server_unreachable(exc: Exception) -> bool:
     """A connection error of Postgres, of the broker or of Redis. Their libraries are
     imported by the commands that use them (start-up time): one not imported cannot have
     raised."""
-    errors = [getattr(sys.modules.get(module), name, None)
-              for module, name in (("psycopg", "OperationalError"),
-                                   ("kombu.exceptions", "OperationalError"),
-                                   ("redis.exceptions", "ConnectionError"))]
+    errors = [
+        getattr(sys.modules.get(module), name, None)
+        for module, name in (
+            ("psycopg", "OperationalError"),
+            ("kombu.exceptions", "OperationalError"),
+            ("redis.exceptions", "ConnectionError"),
+        )
+    ]
     return any(isinstance(exc, error) for error in errors if error is not None)
 
 

@@ -13,8 +13,12 @@ if TYPE_CHECKING:
     from newsloom.settings import Settings
 
 # No Rich tracebacks: expected errors are one line (newsloom.cli.main), others plain.
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Collect news articles from feeds, sitemaps and pages into Postgres.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Collect news articles from feeds, sitemaps and pages into Postgres.",
+)
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
@@ -27,9 +31,14 @@ def _print_version(wanted: bool) -> None:
 
 
 @app.callback()
-def _options(version: Annotated[bool, typer.Option(
-        "--version", callback=_print_version, is_eager=True,
-        help="Print the version and exit.")] = False) -> None:
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Options before any command."""
 
 
@@ -48,18 +57,26 @@ def settings_for_command(find_embedded: bool = True) -> Settings:
 
         found = running_servers(settings.data_dir)
         if found is not None:
-            settings = settings.model_copy(update={"database_url": found.database_url,
-                                                   "redis_url": found.redis_url})
+            settings = settings.model_copy(
+                update={"database_url": found.database_url, "redis_url": found.redis_url}
+            )
     return settings
 
 
 def _not_set(settings: Settings) -> str:
-    missing = " and ".join(name for name, value in (("DATABASE_URL", settings.database_url),
-                                                    ("REDIS_URL", settings.redis_url))
-                           if value is None)
-    return (f"{missing} not set, and no `newsloom up` runs embedded servers for "
-            f"NEWSLOOM_DATA_DIR={settings.data_dir}: start `make run` (or `newsloom up`) "
-            f"in this directory, or set {missing}")
+    missing = " and ".join(
+        name
+        for name, value in (
+            ("DATABASE_URL", settings.database_url),
+            ("REDIS_URL", settings.redis_url),
+        )
+        if value is None
+    )
+    return (
+        f"{missing} not set, and no `newsloom up` runs embedded servers for "
+        f"NEWSLOOM_DATA_DIR={settings.data_dir}: start `make run` (or `newsloom up`) "
+        f"in this directory, or set {missing}"
+    )
 
 
 def database_url(settings: Settings) -> str:

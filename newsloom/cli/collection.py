@@ -54,8 +54,12 @@ def _status_report(settings: Settings, celery: Celery) -> dict[str, Any]:
 
 @app.command()
 def reprocess(
-    every: Annotated[bool, typer.Option("--all", help="Every article, not only those extracted "
-                                                      "by another extractor version.")] = False,
+    every: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Every article, not only those extracted by another extractor version."
+        ),
+    ] = False,
 ) -> None:
     """Extract and tag stored articles again from their kept pages, without fetching."""
     from newsloom import db
@@ -68,20 +72,26 @@ def reprocess(
         ids = db.articles_to_reprocess(conn, None if every else EXTRACTOR)
         without_page = db.articles_without_kept_page(conn, None if every else EXTRACTOR)
     try:
-        updated = sum(reprocess_article(ctx, article_id)
-                      for article_id in output.progress(ids, len(ids), "reprocessing"))
+        updated = sum(
+            reprocess_article(ctx, article_id)
+            for article_id in output.progress(ids, len(ids), "reprocessing")
+        )
     finally:
         ctx.pool.close()
     typer.echo(f"reprocessed {updated} of {len(ids)} article(s) with {EXTRACTOR}")
     if without_page:
-        typer.echo(f"{without_page} article(s) cannot be reprocessed: their kept page was "
-                   "pruned (NEWSLOOM_RAW_PAGES_KEEP)")
+        typer.echo(
+            f"{without_page} article(s) cannot be reprocessed: their kept page was "
+            "pruned (NEWSLOOM_RAW_PAGES_KEEP)"
+        )
 
 
 @app.command()
-def search(words: Annotated[str, typer.Argument(help='Words, "a phrase", -excluded, or.')],
-           limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
-           as_json: JsonOption = False) -> None:
+def search(
+    words: Annotated[str, typer.Argument(help='Words, "a phrase", -excluded, or.')],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    as_json: JsonOption = False,
+) -> None:
     """Full-text search over the collected articles, best matches first."""
     from newsloom import db
 
@@ -94,5 +104,7 @@ def search(words: Annotated[str, typer.Argument(help='Words, "a phrase", -exclud
     if not rows:
         typer.echo("no match")
     for r in rows:
-        typer.echo(f"{r['published_at']:%Y-%m-%d}  {r['title'] or '(no title)'}\n"
-                   f"    {r['url']}\n    {' '.join(r['snippet'].split())}\n")
+        typer.echo(
+            f"{r['published_at']:%Y-%m-%d}  {r['title'] or '(no title)'}\n"
+            f"    {r['url']}\n    {' '.join(r['snippet'].split())}\n"
+        )

@@ -27,19 +27,35 @@ def dlq_list(
 
     _, conn = base.connect()
     with conn:
-        rows = db.list_dead_letters(conn, error=error, feed=feed,
-                                    include_resolved=include_resolved, limit=limit)
+        rows = db.list_dead_letters(
+            conn, error=error, feed=feed, include_resolved=include_resolved, limit=limit
+        )
     if as_json:
         output.print_json(rows)
         return
-    output.print_table(f"{len(rows)} dead letter(s)",
-                 ["id", "last failed", "task", "error", "attempts", "replays", "feed", "url"],
-                 [[r["id"], r["last_failed_at"], r["task"], r["error"][:80], r["attempts"],
-                   r["replays"], r["feed_name"] or r["feed_url"], r["url"]] for r in rows])
+    output.print_table(
+        f"{len(rows)} dead letter(s)",
+        ["id", "last failed", "task", "error", "attempts", "replays", "feed", "url"],
+        [
+            [
+                r["id"],
+                r["last_failed_at"],
+                r["task"],
+                r["error"][:80],
+                r["attempts"],
+                r["replays"],
+                r["feed_name"] or r["feed_url"],
+                r["url"],
+            ]
+            for r in rows
+        ],
+    )
 
 
 @dlq_app.command("show")
-def dlq_show(letter_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOption = False) -> None:
+def dlq_show(
+    letter_id: Annotated[int, typer.Argument(metavar="ID")], as_json: JsonOption = False
+) -> None:
     """One dead letter in full, traceback included."""
     from newsloom import db
 
@@ -51,8 +67,21 @@ def dlq_show(letter_id: Annotated[int, typer.Argument(metavar="ID")], as_json: J
     if as_json:
         output.print_json(row)
         return
-    for key in ("id", "task", "url", "url_state", "feed_url", "payload", "error", "attempts",
-                "replays", "first_failed_at", "last_failed_at", "resolved_at", "resolution"):
+    for key in (
+        "id",
+        "task",
+        "url",
+        "url_state",
+        "feed_url",
+        "payload",
+        "error",
+        "attempts",
+        "replays",
+        "first_failed_at",
+        "last_failed_at",
+        "resolved_at",
+        "resolution",
+    ):
         typer.echo(f"{key + ':':17}{output.short(row[key]) if row[key] is not None else '-'}")
     typer.echo(f"traceback:\n{row['traceback'] or '-'}")
 
@@ -72,8 +101,9 @@ def dlq_replay(
     settings, conn = base.connect()
     with conn:
         if replay_all:
-            letter_ids = [r["id"] for r in db.list_dead_letters(conn, error=error, feed=feed,
-                                                                 limit=1_000_000)]
+            letter_ids = [
+                r["id"] for r in db.list_dead_letters(conn, error=error, feed=feed, limit=1_000_000)
+            ]
         replayed = db.replay_dead_letters(conn, letter_ids or [])
     celery = queue.make_app(settings)
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -97,20 +96,41 @@ def status_screen(report: dict[str, Any]) -> Group:
 
     articles, feeds = report["articles"], report["feeds"]
     return Group(
-        table(f"newsloom status at {datetime.now():%Y-%m-%d %H:%M:%S}: "
-               f"{len(report['workers'])} worker(s) alive",
-               ["queue", "waiting"], [[q, n] for q, n in report["queues"].items()]),
-        table(f"articles: {articles['total']} stored, {articles['last_hour']} in the last hour",
-               ["hour", "stored"], [[r["hour"].strftime("%H:00"), r["stored"]]
-                                    for r in articles["per_hour"]]),
-        table("URLs by outcome", ["outcome", "reason", "total", "last hour"],
-               [[r["state"], r["reason"], r["total"], r["last_hour"]] for r in report["outcomes"]]),
-        table("open dead letters", ["error", "count"],
-               [[r["error_class"], r["n"]] for r in report["dead_letters"]]),
-        table(f"feeds: {feeds['active']} active, {feeds['failing']} failing",
-               ["feed", "errors in a row", "last error", "last success", "next check"],
-               [[f["name"] or f["url"], f["consecutive_errors"], (f["last_error"] or "")[:60],
-                 f["last_success_at"], f["next_check_at"]] for f in feeds["failing_feeds"]]),
+        table(
+            f"newsloom status at {datetime.now():%Y-%m-%d %H:%M:%S}: "
+            f"{len(report['workers'])} worker(s) alive",
+            ["queue", "waiting"],
+            [[q, n] for q, n in report["queues"].items()],
+        ),
+        table(
+            f"articles: {articles['total']} stored, {articles['last_hour']} in the last hour",
+            ["hour", "stored"],
+            [[r["hour"].strftime("%H:00"), r["stored"]] for r in articles["per_hour"]],
+        ),
+        table(
+            "URLs by outcome",
+            ["outcome", "reason", "total", "last hour"],
+            [[r["state"], r["reason"], r["total"], r["last_hour"]] for r in report["outcomes"]],
+        ),
+        table(
+            "open dead letters",
+            ["error", "count"],
+            [[r["error_class"], r["n"]] for r in report["dead_letters"]],
+        ),
+        table(
+            f"feeds: {feeds['active']} active, {feeds['failing']} failing",
+            ["feed", "errors in a row", "last error", "last success", "next check"],
+            [
+                [
+                    f["name"] or f["url"],
+                    f["consecutive_errors"],
+                    (f["last_error"] or "")[:60],
+                    f["last_success_at"],
+                    f["next_check_at"],
+                ]
+                for f in feeds["failing_feeds"]
+            ],
+        ),
         webhooks_table(report["webhooks"]),
         "workers: " + (", ".join(report["workers"]) or "none answered"),
     )
@@ -118,31 +138,48 @@ def status_screen(report: dict[str, Any]) -> Group:
 
 def webhooks_table(webhooks: list[dict[str, Any]]) -> Group:
     disabled = sum(1 for w in webhooks if w["disabled_at"])
-    return table(f"webhooks: {len(webhooks)} listed, {disabled} disabled",
-                 ["endpoint", "state", "delivered", "events behind", "dead letters",
-                  "last error"],
-                 [[w["url"], _webhook_state(w), w["delivered"], w["behind"], w["dead_letters"],
-                   (w["last_error"] or "")[:60]] for w in webhooks])
+    return table(
+        f"webhooks: {len(webhooks)} listed, {disabled} disabled",
+        ["endpoint", "state", "delivered", "events behind", "dead letters", "last error"],
+        [
+            [
+                w["url"],
+                _webhook_state(w),
+                w["delivered"],
+                w["behind"],
+                w["dead_letters"],
+                (w["last_error"] or "")[:60],
+            ]
+            for w in webhooks
+        ],
+    )
 
 
 def _webhook_state(webhook: dict) -> str:
     if webhook["disabled_at"]:
         return f"DISABLED: {webhook['disabled_reason']}"
     if webhook["attempts"]:
-        return (f"retrying (attempt {webhook['attempts'] + 1} "
-                f"at {short(webhook['next_attempt_at'])})")
+        return (
+            f"retrying (attempt {webhook['attempts'] + 1} at {short(webhook['next_attempt_at'])})"
+        )
     return "ok"
 
 
 @contextmanager
-def read_progress(label: str, total_bytes: int | None,
-                  every: float = 10.0) -> Iterator[Callable[[int, int, int], None]]:
+def read_progress(
+    label: str, total_bytes: int | None, every: float = 10.0
+) -> Iterator[Callable[[int, int, int], None]]:
     """Progress of a long read (`newsloom import`): a bar with records/s and the time left
     on a terminal, a plain line every `every` seconds elsewhere. Yields
     update(bytes_done, records, sent): totals so far, bytes over all files."""
     from rich.console import Console
-    from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     started = time.monotonic()
@@ -151,15 +188,23 @@ def read_progress(label: str, total_bytes: int | None,
         return records / max(time.monotonic() - started, 1e-6)
 
     if console.is_terminal:
-        columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                   TextColumn("{task.fields[records]} records, {task.fields[rate]}/s, "
-                              "{task.fields[sent]} sent"), TimeRemainingColumn())
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn(
+                "{task.fields[records]} records, {task.fields[rate]}/s, {task.fields[sent]} sent"
+            ),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(label, total=total_bytes, records=0, rate="0", sent=0)
 
             def redraw(done: int, records: int, sent: int) -> None:
-                bar.update(task, completed=done, records=records, rate=f"{rate(records):.0f}",
-                           sent=sent)
+                bar.update(
+                    task, completed=done, records=records, rate=f"{rate(records):.0f}", sent=sent
+                )
+
             yield redraw
         return
     shown_at, shown, latest = time.monotonic(), (0, 0, 0), (0, 0, 0)
@@ -171,14 +216,16 @@ def read_progress(label: str, total_bytes: int | None,
         eta = ""
         if total_bytes and 0 < done < total_bytes:
             eta = f", about {(time.monotonic() - started) * (total_bytes - done) / done:.0f}s left"
-        typer.echo(f"{label}: {records} records ({rate(records):.0f}/s), {sent} sent"
-                   f"{share}{eta}", err=True)
+        typer.echo(
+            f"{label}: {records} records ({rate(records):.0f}/s), {sent} sent{share}{eta}", err=True
+        )
 
     def log_line(done: int, records: int, sent: int) -> None:
         nonlocal latest
         latest = (done, records, sent)
         if time.monotonic() - shown_at >= every:
             show(done, records, sent)
+
     yield log_line
     if latest != shown:
         show(*latest)  # the totals at the end

@@ -45,8 +45,9 @@ def _serve_metrics(settings: Settings) -> None:
     try:
         metrics.serve(settings.metrics_port, lambda: queue.queue_depths(celery))
     except OSError as exc:  # a busy port costs the metrics, not the pipeline
-        log.get_logger(__name__).error("metrics not served", port=settings.metrics_port,
-                                       error=str(exc))
+        log.get_logger(__name__).error(
+            "metrics not served", port=settings.metrics_port, error=str(exc)
+        )
 
 
 def _children_env(env: dict[str, str]) -> dict[str, str]:
@@ -72,10 +73,14 @@ def _give_back_work(settings: Settings) -> Callable[[str], None]:
         finally:
             celery.close()
         if restored is None:
-            logger.warning("work of a dead worker not given back now: a worker did not "
-                           "answer; the scheduler gives it back later", process=name)
+            logger.warning(
+                "work of a dead worker not given back now: a worker did not "
+                "answer; the scheduler gives it back later",
+                process=name,
+            )
         else:
             logger.info("work of a dead worker given back", process=name, messages=restored)
+
     return on_death
 
 
@@ -142,11 +147,18 @@ def _check_queues(value: str) -> str:
 
 
 @app.command()
-def worker(queues: Annotated[str, typer.Option(
-        "--queues", "-Q", callback=_check_queues,
-        help="Comma-separated: fetch (I/O, threads), process (CPU, processes), "
-             "deliver (webhooks, threads).")]
-        = ",".join(QUEUES)) -> None:
+def worker(
+    queues: Annotated[
+        str,
+        typer.Option(
+            "--queues",
+            "-Q",
+            callback=_check_queues,
+            help="Comma-separated: fetch (I/O, threads), process (CPU, processes), "
+            "deliver (webhooks, threads).",
+        ),
+    ] = ",".join(QUEUES),
+) -> None:
     """Run Celery workers for the given queues."""
     _prepare_metrics()
     from newsloom import preflight
@@ -160,10 +172,16 @@ def worker(queues: Annotated[str, typer.Option(
     if len(chosen) == 1:
         from newsloom import queue
         from newsloom.worker import tasks  # noqa: F401 - registers the task bodies on queue.app
+
         queue.app.worker_main(worker_argv(chosen[0], settings))
         return
-    raise typer.Exit(supervise(child_commands(settings, scheduler=False, queues=chosen),
-                               _children_env(dict(os.environ)), _give_back_work(settings)))
+    raise typer.Exit(
+        supervise(
+            child_commands(settings, scheduler=False, queues=chosen),
+            _children_env(dict(os.environ)),
+            _give_back_work(settings),
+        )
+    )
 
 
 @app.command()
@@ -181,25 +199,36 @@ def up() -> None:
     preflight.check_feeds(settings)
     preflight.check_models(settings)
     if settings.embedded and running_servers(settings.data_dir) is not None:
-        raise SettingsError(f"another `newsloom up` runs the embedded servers of "
-                            f"NEWSLOOM_DATA_DIR={settings.data_dir}: stop it, or choose another "
-                            "NEWSLOOM_DATA_DIR (its other commands find it by themselves)")
+        raise SettingsError(
+            f"another `newsloom up` runs the embedded servers of "
+            f"NEWSLOOM_DATA_DIR={settings.data_dir}: stop it, or choose another "
+            "NEWSLOOM_DATA_DIR (its other commands find it by themselves)"
+        )
     with ExitStack() as stack:
         if settings.embedded:
             urls = stack.enter_context(embedded_servers(settings.data_dir))
-            settings = settings.model_copy(update={
-                "database_url": settings.database_url or urls.database_url,
-                "redis_url": settings.redis_url or urls.redis_url})
-            typer.echo(f"embedded servers under {settings.data_dir.resolve()}\n"
-                       f"  query with: psql '{settings.database_url}'", err=True)
+            settings = settings.model_copy(
+                update={
+                    "database_url": settings.database_url or urls.database_url,
+                    "redis_url": settings.redis_url or urls.redis_url,
+                }
+            )
+            typer.echo(
+                f"embedded servers under {settings.data_dir.resolve()}\n"
+                f"  query with: psql '{settings.database_url}'",
+                err=True,
+            )
         preflight.check_database(settings, migrate=True)
         preflight.check_broker(settings)
-        assert settings.database_url and settings.redis_url
-        env = {**os.environ, "DATABASE_URL": settings.database_url,
-               "REDIS_URL": settings.redis_url}
+        assert settings.database_url
+        assert settings.redis_url
+        env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
         _serve_metrics(settings)
-        code = supervise(child_commands(settings, scheduler=True, queues=QUEUES),
-                         _children_env(env), _give_back_work(settings))
+        code = supervise(
+            child_commands(settings, scheduler=True, queues=QUEUES),
+            _children_env(env),
+            _give_back_work(settings),
+        )
     raise typer.Exit(code)
 
 
@@ -217,11 +246,15 @@ def health() -> None:
         with db.connect(settings.require_database_url()) as conn:
             applied, expected = migrate.applied_version(conn), migrate.latest_version()
             if applied is not None and applied > expected:
-                problems.append(f"schema version {applied} is newer than this newsloom's "
-                                f"({expected}): upgrade newsloom")
+                problems.append(
+                    f"schema version {applied} is newer than this newsloom's "
+                    f"({expected}): upgrade newsloom"
+                )
             elif applied != expected:
-                problems.append(f"schema version {applied or 'none'}, expected {expected}: "
-                                "run `newsloom migrate`")
+                problems.append(
+                    f"schema version {applied or 'none'}, expected {expected}: "
+                    "run `newsloom migrate`"
+                )
     except psycopg.OperationalError as exc:
         problems.append(f"database unreachable: {str(exc).strip()}")
     celery = queue.make_app(settings)

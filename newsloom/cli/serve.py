@@ -13,8 +13,9 @@ from newsloom.cli.base import app
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Overrides NEWSLOOM_HTTP_HOST.")] = None,
-    port: Annotated[int | None, typer.Option(min=1, max=65535,
-                                             help="Overrides NEWSLOOM_HTTP_PORT.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Overrides NEWSLOOM_HTTP_PORT.")
+    ] = None,
 ) -> None:
     """The read API under /api/v1 and the web page at /, on NEWSLOOM_HTTP_HOST:PORT."""
     import uvicorn
@@ -29,9 +30,17 @@ def serve(
     check_listen_address(settings)
     base.database_url(settings)
     # Several processes each build the app from the environment; one runs it here.
-    application = ("newsloom.api.app:from_environment" if settings.http_workers > 1
-                   else create_app(settings))
-    uvicorn.run(application, factory=settings.http_workers > 1, workers=settings.http_workers,
-                host=settings.http_host, port=settings.http_port, log_level=settings.log_level,
-                access_log=settings.log_level == "debug", server_header=False,
-                proxy_headers=False)
+    application = (
+        "newsloom.api.app:from_environment" if settings.http_workers > 1 else create_app(settings)
+    )
+    uvicorn.run(
+        application,
+        factory=settings.http_workers > 1,
+        workers=settings.http_workers,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        server_header=False,
+        proxy_headers=False,
+    )
