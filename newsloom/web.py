@@ -142,17 +142,9 @@ def get(
     too many redirects, or a body over `max_bytes`.
     """
     deadline = time.monotonic() + settings.fetch_timeout * 3
-    for _ in range(settings.max_redirects + 1):
-        check_url(url, settings.allow_private_networks)
-        with client.stream("GET", url, headers=headers) as resp:
-            location = resp.headers.get("location")
-            if resp.status_code in REDIRECTS and location:
-                url = urljoin(url, location)
-                continue
-            _raise_for_status(resp)
-            body = _read_capped(resp, max_bytes, deadline)
-            return Response(str(resp.url), resp.status_code, resp.headers, body)
-    raise Permanent("too_many_redirects", f"more than {settings.max_redirects} redirects")
+    with open_stream(client, url, settings, headers=headers) as resp:
+        body = _read_capped(resp, max_bytes, deadline)
+        return Response(str(resp.url), resp.status_code, resp.headers, body)
 
 
 def _raise_for_status(resp: httpx.Response) -> None:
@@ -213,8 +205,9 @@ def post(
 def open_stream(
     client: httpx.Client, url: str, settings: Settings, *, headers: dict[str, str] | None = None
 ) -> Iterator[httpx.Response]:
-    """GET `url` following redirects with the same checks and statuses as `get`, for a
-    body too large to hold (an archive file): yields the response, its body unread."""
+    """GET `url` following redirects, each checked (only http(s), no private address
+    unless allowed); yields the final response, its body unread (`get` reads it capped,
+    an import streams an archive)."""
     for _ in range(settings.max_redirects + 1):
         check_url(url, settings.allow_private_networks)
         with client.stream("GET", url, headers=headers) as resp:
