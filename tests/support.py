@@ -38,20 +38,26 @@ def run_url(ctx: Context, url: str, feed_id: int | None = None) -> dict:
     return run_steps(ctx, url_id)
 
 
+def run_step(ctx: Context, step: Callable[..., object], task: str, url_id: int) -> None:
+    """One step for a URL as its task runs it: waiting for the host's turn when deferred
+    (as the broker would), a failure settled by the retry policy."""
+    not_before = None
+    while True:
+        try:
+            step(ctx, url_id, not_before) if not_before else step(ctx, url_id)
+            return
+        except Deferred as deferred:
+            not_before = deferred.not_before
+            time.sleep(max(0.0, not_before - time.time()))
+        except Exception as exc:  # noqa: BLE001 - what the task adapter does
+            if settle_failure(ctx, task, url_id, exc) is None:
+                return
+
+
 def run_steps(ctx: Context, url_id: int) -> dict:
     """A recorded URL through fetch and process, as run_url does."""
-    for step, task in ((fetch_step, "newsloom.fetch"), (process_step, "newsloom.process")):
-        not_before = None
-        while True:
-            try:
-                step(ctx, url_id, not_before) if not_before else step(ctx, url_id)
-                break
-            except Deferred as deferred:  # the host's turn: wait for it, as the broker would
-                not_before = deferred.not_before
-                time.sleep(max(0.0, not_before - time.time()))
-            except Exception as exc:  # noqa: BLE001 - what the task adapter does
-                if settle_failure(ctx, task, url_id, exc) is None:
-                    break
+    run_step(ctx, fetch_step, "newsloom.fetch", url_id)
+    run_step(ctx, process_step, "newsloom.process", url_id)
     with ctx.pool.connection() as conn:
         return db.get_url(conn, url_id)
 

@@ -53,14 +53,14 @@ def test_status_and_search_reach_the_embedded_servers(app_env, site, settings, t
         )
         assert up.poll() is None, (tmp_path / "up.log").read_text()[-3000:]
         wait_until(
-            lambda: (tmp_path / "up.log").read_text().count("worker ready") == 2,
+            lambda: (tmp_path / "up.log").read_text().count("worker ready") == 3,
             120,
-            "both workers to be ready",
+            "the three workers to be ready",
         )
         status = newsloom("status", "--json", env=env)
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
-        assert set(report["queues"]) == {"fetch", "process"}
+        assert set(report["queues"]) == {"fetch", "process", "deliver"}
         search = newsloom("search", "anything", env=env)
         assert search.returncode == 0, search.stderr
         assert search.stdout.strip() == "no match"
@@ -75,7 +75,7 @@ def test_status_and_search_reach_the_embedded_servers(app_env, site, settings, t
     assert not announced_after_exit  # gone with the servers
     console = (tmp_path / "up.log").read_text()
     # A readable console: one line per process when ready, no banners, root said once.
-    assert console.count("scheduler ready") == 1 and console.count("worker ready") == 2
+    assert console.count("scheduler ready") == 1 and console.count("worker ready") == 3
     assert "-------------- " not in console and "[queues]" not in console  # Celery's banner
     assert "superuser privileges" not in console and console.count("running as root") <= 1
     assert "Connected to" not in console

@@ -41,7 +41,7 @@ def test_feeds_list_shows_the_first_feeds(conn, app_env):
     )
     result = subprocess.run(
         [sys.executable, "-m", "newsloom", "feeds", "list", "--limit", "3"],
-        env=app_env,
+        env={**app_env, "COLUMNS": "250"},  # wide enough that no name is folded
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 from site_fixture import article_html, seed_article
-from support import run_url
+from support import run_step, run_url
 
 from newsloom import db
 from newsloom.worker.pipeline import fetch_step, process_step, settle_failure
@@ -189,7 +189,8 @@ def test_a_page_that_kills_its_worker_ends_dead_lettered(ctx, site, conn):
     title, paragraphs = seed_article()
     site.add("/a", article_html(title, paragraphs))
     [url_id] = db.record_new_urls(conn, None, [(site.url("/a"), None, None)])
-    assert fetch_step(ctx, url_id)
+    run_step(ctx, fetch_step, "newsloom.fetch", url_id)
+    assert db.get_url(conn, url_id)["state"] == "fetched"
     conn.execute(
         "UPDATE urls SET deliveries = %s WHERE id = %s", (ctx.settings.max_attempts, url_id)
     )
