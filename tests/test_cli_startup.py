@@ -35,7 +35,8 @@ print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})), file=sys
 """
 
 
-def test_commands_without_celery_or_spacy_import_neither(tmp_path):
+def _imported_by(commands: list[list[str]], tmp_path) -> set[str]:
+    """Top-level modules imported once `commands` have run in one process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLOOM_")}
     env.update(
         {
@@ -45,13 +46,25 @@ def test_commands_without_celery_or_spacy_import_neither(tmp_path):
         }
     )
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(COMMANDS)],
+        [sys.executable, "-c", PROBE, json.dumps(commands)],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert "cannot reach a server" in done.stderr  # the database commands got that far
-    imported = set(json.loads(done.stderr.strip().splitlines()[-1]))
+    if len(commands) > 2:
+        assert "cannot reach a server" in done.stderr  # the database commands got that far
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_commands_without_celery_or_spacy_import_neither(tmp_path):
+    imported = _imported_by(COMMANDS, tmp_path)
     assert {"typer", "psycopg"} <= imported
     assert imported.isdisjoint(HEAVY), sorted(imported & HEAVY)
+
+
+def test_help_and_version_import_no_database_or_settings(tmp_path):
+    imported = _imported_by([["--help"], ["--version"]], tmp_path)
+    assert imported.isdisjoint({"psycopg", "pydantic_settings", "structlog", *HEAVY}), sorted(
+        imported & {"psycopg", "pydantic_settings", "structlog", *HEAVY}
+    )

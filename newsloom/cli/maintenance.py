@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from newsloom import db, retention
 from newsloom.cli import base, output
 from newsloom.cli.base import JsonOption, app
 
@@ -20,6 +19,8 @@ def prune(
 ) -> None:
     """Remove kept pages and finished ledger rows older than NEWSLOOM_RAW_PAGES_KEEP /
     NEWSLOOM_URLS_KEEP, in small batches; the scheduler does it once a day."""
+    from newsloom import db, retention
+
     settings, conn = base.connect()
     keeps = {"raw_pages_keep": settings.raw_pages_keep, "urls_keep": settings.urls_keep}
     with conn:
