@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import secrets
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from newsloom import db, migrate
 from newsloom.errors import Deferred
@@ -16,6 +18,20 @@ from newsloom.worker.dedupe import article_keys
 from newsloom.worker.pipeline import Context, fetch_step, process_step, settle_failure, store
 
 T = TypeVar("T")
+
+
+def run_newsloom(
+    env: dict[str, str], *args: str, timeout: float = 120, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    """`newsloom ARGS...` in a process of its own with `env`, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "newsloom", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )
 
 
 def wait_until(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:

@@ -12,19 +12,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from support import wait_until
+from support import run_newsloom, wait_until
 
 from newsloom.embedded import SERVERS_FILE
-
-
-def newsloom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "newsloom", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
 
 
 @pytest.mark.timeout(400)
@@ -57,14 +47,14 @@ def test_status_and_search_reach_the_embedded_servers(app_env, site, settings, t
             120,
             "the three workers to be ready",
         )
-        status = newsloom("status", "--json", env=env)
+        status = run_newsloom(env, "status", "--json")
         assert status.returncode == 0, status.stderr
         report = json.loads(status.stdout)
         assert set(report["queues"]) == {"fetch", "process", "deliver"}
-        search = newsloom("search", "anything", env=env)
+        search = run_newsloom(env, "search", "anything")
         assert search.returncode == 0, search.stderr
         assert search.stdout.strip() == "no match"
-        second = newsloom("up", env=env)  # would start a second Postgres on the same files
+        second = run_newsloom(env, "up")  # would start a second Postgres on the same files
         assert second.returncode == 2 and "another `newsloom up`" in second.stderr
     finally:
         up.send_signal(signal.SIGTERM)
@@ -79,5 +69,5 @@ def test_status_and_search_reach_the_embedded_servers(app_env, site, settings, t
     assert "-------------- " not in console and "[queues]" not in console  # Celery's banner
     assert "superuser privileges" not in console and console.count("running as root") <= 1
     assert "Connected to" not in console
-    after = newsloom("status", "--json", env=env)
+    after = run_newsloom(env, "status", "--json")
     assert after.returncode == 2 and "make run" in after.stderr

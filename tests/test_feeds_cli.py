@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from site_fixture import FeedItem, atom, rss2
+from support import run_newsloom as newsloom
 
 from newsloom.scheduler.feedsfile import load_feeds
-
-
-def newsloom(env, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "newsloom", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def home_page(link: str = "") -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import threading
 import zlib
+from functools import partial
 
 import pytest
-from support import store_text
+from support import run_newsloom, store_text
 
 from newsloom import db, retention
 from newsloom.errors import SettingsError
@@ -300,15 +299,7 @@ def test_prune_command(conn, app_env, feed_id):
     age(conn, old, 10)
     env = {**app_env, "NEWSLOOM_RAW_PAGES_KEEP": "7d"}
 
-    def newsloom(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "newsloom", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
+    newsloom = partial(run_newsloom, env)
     dry = newsloom("prune", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would remove 1 kept page(s) and 0 ledger row(s)" in dry.stdout

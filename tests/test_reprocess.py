@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from functools import partial
 
 from site_fixture import article_html, seed_article
-from support import run_url
+from support import run_newsloom, run_url
 
 from newsloom.worker.extract import EXTRACTOR
 
-
-def newsloom(env, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "newsloom", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+# Re-extraction and tagging of every article take a while on a loaded machine.
+newsloom = partial(run_newsloom, timeout=300)
 
 
 def test_reprocess_restores_from_the_kept_page(ctx, site, conn, app_env):

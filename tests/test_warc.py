@@ -10,12 +10,13 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 
 import pytest
 from site_fixture import article_html, seed_article, synthetic_article
-from support import run_url, scratch_database, start_workers, stop_workers, wait_until
+from support import run_newsloom, run_url, scratch_database, start_workers, stop_workers, wait_until
 from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -72,15 +73,8 @@ def entries(path: Path, start: int = 0) -> list[warc.Entry]:
     return list(warc.read_entries(file_opener(path), start, 10_000_000))
 
 
-def newsloom(env, *args, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "newsloom", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        **kwargs,
-    )
+# Imports through a real worker take a while on a loaded machine.
+newsloom = partial(run_newsloom, timeout=300)
 
 
 def test_reads_archives_written_by_other_tools():
