@@ -11,27 +11,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import py3langid
 import trafilatura
+from htmldate import find_date
 from lxml.html import HtmlElement
+from trafilatura import metadata as tmeta
+from trafilatura.external import SANITIZED_XPATH
 from trafilatura.settings import Document
 from trafilatura.utils import load_html
 
+from newsloom import log
 from newsloom.errors import Permanent
 from newsloom.worker import metadata
+
+logger = log.get_logger(__name__)
 
 # The metadata stage's version is part of it, so `newsloom reprocess` fills what it adds.
 METADATA_VERSION = 1
 EXTRACTOR = f"trafilatura {trafilatura.__version__}; metadata {METADATA_VERSION}"
 # Keep the time of day and the zone when the page gives them (the default keeps the day only).
-_DATE_PARAMS = {
-    "original_date": True,
-    "extensive_search": True,
-    "outputformat": "%Y-%m-%dT%H:%M:%S%z",
-}
-# When the structured data dates the article, htmldate's search of the whole page is skipped.
-_QUICK_DATE_PARAMS = {**_DATE_PARAMS, "extensive_search": False}
+_DATE_PARAMS = {"original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
+# trafilatura compares its text with readability's and jusText's (its `fast` switch off):
+# they can replace a text this long, in paragraphs and not flagged as unclean, only when
+# readability finds twice as much. On the evaluation pages that never changed such a text
+# but by a line or two of boilerplate, and the comparison costs as much as the extraction.
+COMPARISON_SKIP_CHARS = 1000
+# py3langid's cost grows with the text: it reads this many characters, in four pieces
+# spread over a longer text. On 1,168 evaluation texts (README) that found the language of
+# the whole text but once, on a page mixing German and Greek.
+LANGUAGE_SAMPLE_CHARS = 2000
 
 
 @dataclass(frozen=True)
@@ -71,12 +81,9 @@ def extract(
     fetched_at = fetched_at or datetime.now(UTC)
     declared_url = _declared_url(tree)
     found = metadata.from_structured_data(tree, url, fetched_at)
-    date_params = _QUICK_DATE_PARAMS if found.has_time else _DATE_PARAMS
-    doc, text = _extract_text(tree, url, date_params, favor_precision=True)
-    if len(text) < min_chars:  # empty or implausibly short: the fallback
-        # trafilatura copies the tree it is given, so the parsed tree serves again.
-        doc, text = _extract_text(tree, url, date_params, favor_recall=True)
-    if doc is None or len(text) < min_chars:
+    doc = _trafilatura_metadata(tree, url, found)
+    text = _article_text(tree, url, doc.title, min_chars)
+    if not text or len(text) < min_chars:
         raise Permanent("no_text", f"{len(text)} characters of article text")
     meta = metadata.reconcile(
         found,
@@ -94,7 +101,7 @@ def extract(
         published_at=meta.published_at,
         published_at_source=meta.published_at_source,
         modified_at=meta.modified_at,
-        language=py3langid.classify(text)[0],
+        language=_language(text),
         text=_without_headline(text, meta.title, doc.title),
         site_name=doc.sitename,
         description=doc.description,
@@ -108,29 +115,78 @@ def extract(
     )
 
 
-def _extract_text(
-    tree: HtmlElement,
-    url: str,
-    date_params: dict[str, object],
-    *,
-    favor_precision: bool = False,
-    favor_recall: bool = False,
-) -> tuple[Document | None, str]:
-    """(trafilatura's document, its text)."""
+def _trafilatura_metadata(tree: HtmlElement, url: str, found: metadata.Metadata) -> Document:
+    """trafilatura's metadata (its extract_metadata, step for step) without the searches
+    whose answer would go unused: htmldate's search of the page when the structured data
+    gives a time of day, the byline search when it names the authors, the licence. Those
+    searches cost more than the text extraction on heavy pages."""
+    doc = tmeta.examine_meta(tree)
+    if doc.author and " " not in doc.author:
+        doc.author = None
+    try:
+        doc = tmeta.extract_meta_json(tree, doc)
+    except Exception:  # trafilatura guards its JSON-LD reading the same way
+        logger.debug("trafilatura's JSON-LD reading failed", exc_info=True)
+    doc.title = doc.title or tmeta.extract_title(tree)
+    if not doc.author and not found.authors:
+        doc.author = tmeta.extract_author(tree)
+    doc.url = doc.url or tmeta.extract_url(tree, url)
+    if not found.has_time:
+        # A day in the structured data: only a time of day is looked for, in the markup.
+        extensive = found.published_at is None
+        doc.date = find_date(tree, url=doc.url, extensive_search=extensive, **_DATE_PARAMS)
+    doc.sitename = doc.sitename or tmeta.extract_sitename(tree)
+    if doc.sitename:
+        doc.sitename = doc.sitename.lstrip("@")
+        if doc.sitename and "." not in doc.sitename and not doc.sitename[0].isupper():
+            doc.sitename = doc.sitename.title()
+    elif doc.url and (host := tmeta.META_URL.match(doc.url)):
+        doc.sitename = host[1]
+    doc.categories = doc.categories or tmeta.extract_catstags("category", tree)
+    doc.tags = doc.tags or tmeta.extract_catstags("tag", tree)
+    doc.clean_and_trim()
+    return doc
+
+
+def _article_text(tree: HtmlElement, url: str, title: str | None, min_chars: int) -> str:
+    """The article's text without a first line repeating `title`: precision mode, first
+    without the comparison when that cannot matter; recall mode when precision mode finds
+    less than `min_chars` (it drops link-heavy paragraphs)."""
+    text, body = _trafilatura_text(tree, url, fast=True, favor_precision=True)
+    if body is None or not _comparison_cannot_matter(text, body):
+        text, _ = _trafilatura_text(tree, url, favor_precision=True)
+        if len(_without_headline(text, title)) < min_chars:
+            text, _ = _trafilatura_text(tree, url, favor_recall=True)
+    return _without_headline(text, title)
+
+
+def _trafilatura_text(tree: HtmlElement, url: str, **options: bool) -> tuple[str, Any]:
+    """trafilatura's text of the page without comments, and its body element (None when
+    it found nothing). It works on a copy of the tree: the parsed tree serves again."""
     doc = trafilatura.bare_extraction(
-        tree,
-        url=url,
-        with_metadata=True,
-        include_comments=False,
-        include_tables=True,
-        date_extraction_params=date_params,
-        favor_precision=favor_precision,
-        favor_recall=favor_recall,
+        tree, url=url, include_comments=False, include_tables=True, **options
     )
     assert not isinstance(doc, dict)  # as_dict=False
-    if doc is None or not doc.text:
-        return doc, ""
-    return doc, _without_headline(doc.text, doc.title)
+    return (doc.text or "", doc.body) if doc is not None else ("", None)
+
+
+def _comparison_cannot_matter(text: str, body: Any) -> bool:
+    """trafilatura's own conditions for keeping its text against readability's and
+    jusText's, bar their length (see COMPARISON_SKIP_CHARS)."""
+    return (
+        len(text) >= COMPARISON_SKIP_CHARS
+        and bool(body.xpath(".//p//text()"))
+        and len(body.findall(".//table")) <= len(body.findall(".//p"))
+        and not body.xpath(SANITIZED_XPATH)
+    )
+
+
+def _language(text: str) -> str:
+    if len(text) > LANGUAGE_SAMPLE_CHARS:
+        piece = LANGUAGE_SAMPLE_CHARS // 4
+        step = (len(text) - piece) // 3
+        text = "\n".join(text[i * step : i * step + piece] for i in range(4))
+    return py3langid.classify(text)[0]
 
 
 def _without_headline(text: str, *titles: str | None) -> str:
