@@ -4,7 +4,8 @@ The settings were chosen on the evaluation set in tests/fixtures/extraction (fig
 the README): comments left out and trafilatura's precision mode, which drops more of the
 page around the article; a headline repeated as the text's first line is removed. When
 precision mode finds too little (it drops link-heavy paragraphs), recall mode is tried.
-The page is parsed once; the metadata stage (worker/metadata.py) reads the same tree.
+The page is parsed once; the metadata stage (worker/metadata.py) and trafilatura read the
+same tree, and each costly search runs only when its answer can be used.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ logger = log.get_logger(__name__)
 METADATA_VERSION = 1
 EXTRACTOR = f"trafilatura {trafilatura.__version__}; metadata {METADATA_VERSION}"
 # Keep the time of day and the zone when the page gives them (the default keeps the day only).
-_DATE_PARAMS = {"original_date": True, "outputformat": "%Y-%m-%dT%H:%M:%S%z"}
-# trafilatura compares its text with readability's and jusText's (its `fast` switch off):
-# they can replace a text this long, in paragraphs and not flagged as unclean, only when
-# readability finds twice as much. On the evaluation pages that never changed such a text
-# but by a line or two of boilerplate, and the comparison costs as much as the extraction.
+_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+# trafilatura compares its text with readability's and jusText's (unless `fast`), which
+# costs as much as the extraction. They can replace a text this long, in paragraphs and
+# not flagged as unclean, only when readability finds twice as much: then the comparison
+# is skipped. That changed the text of 2 of the 120 pages of our evaluation sets and of 10
+# of trafilatura's 990, as often for the better as for the worse (README, Quality).
 COMPARISON_SKIP_CHARS = 1000
 # py3langid's cost grows with the text: it reads this many characters, in four pieces
 # spread over a longer text. On 1,168 evaluation texts (README) that found the language of
@@ -134,7 +136,13 @@ def _trafilatura_metadata(tree: HtmlElement, url: str, found: metadata.Metadata)
     if not found.has_time:
         # A day in the structured data: only a time of day is looked for, in the markup.
         extensive = found.published_at is None
-        doc.date = find_date(tree, url=doc.url, extensive_search=extensive, **_DATE_PARAMS)
+        doc.date = find_date(
+            tree,
+            url=doc.url,
+            extensive_search=extensive,
+            original_date=True,
+            outputformat=_DATE_FORMAT,
+        )
     doc.sitename = doc.sitename or tmeta.extract_sitename(tree)
     if doc.sitename:
         doc.sitename = doc.sitename.lstrip("@")
@@ -160,19 +168,32 @@ def _article_text(tree: HtmlElement, url: str, title: str | None, min_chars: int
     return _without_headline(text, title)
 
 
-def _trafilatura_text(tree: HtmlElement, url: str, **options: bool) -> tuple[str, Any]:
+def _trafilatura_text(
+    tree: HtmlElement,
+    url: str,
+    *,
+    fast: bool = False,
+    favor_precision: bool = False,
+    favor_recall: bool = False,
+) -> tuple[str, Any]:
     """trafilatura's text of the page without comments, and its body element (None when
     it found nothing). It works on a copy of the tree: the parsed tree serves again."""
     doc = trafilatura.bare_extraction(
-        tree, url=url, include_comments=False, include_tables=True, **options
+        tree,
+        url=url,
+        fast=fast,
+        favor_precision=favor_precision,
+        favor_recall=favor_recall,
+        include_comments=False,
+        include_tables=True,
     )
     assert not isinstance(doc, dict)  # as_dict=False
     return (doc.text or "", doc.body) if doc is not None else ("", None)
 
 
 def _comparison_cannot_matter(text: str, body: Any) -> bool:
-    """trafilatura's own conditions for keeping its text against readability's and
-    jusText's, bar their length (see COMPARISON_SKIP_CHARS)."""
+    """True when trafilatura keeps this text against readability's and jusText's unless
+    readability's is twice as long (its own conditions; see COMPARISON_SKIP_CHARS)."""
     return (
         len(text) >= COMPARISON_SKIP_CHARS
         and bool(body.xpath(".//p//text()"))
