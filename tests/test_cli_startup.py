@@ -16,6 +16,8 @@ DATABASE_COMMANDS = [
     ["dlq", "discard", "1"],
     ["search", "words"],
     ["feeds", "list"],
+    ["imports"],
+    ["export", "--format", "jsonl"],
     ["migrate"],
 ]
 COMMANDS = [["--help"], ["--version"], *DATABASE_COMMANDS]
