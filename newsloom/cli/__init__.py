@@ -29,7 +29,7 @@ def main() -> None:
     # httpx imports its own command-line client (click, rich and pygments: a fifth of the
     # start-up of `feeds check`) whenever they are installed, as Celery and typer install
     # them; newsloom never runs it. None in sys.modules fails that import, which httpx allows.
-    sys.modules.setdefault("httpx._main", None)
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         app()
     except NewsloomError as exc:

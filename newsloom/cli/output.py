@@ -56,8 +56,9 @@ def print_table(title: str, columns: list[str], rows: list[list[object]]) -> Non
         Console().print(table(title, columns, rows))
         return
     typer.echo(title)
-    for line in [columns, *rows]:
-        typer.echo("\t".join(" ".join(short(v).split()) if v is not None else "" for v in line))
+    typer.echo("\t".join(columns))
+    for row in rows:
+        typer.echo("\t".join(" ".join(short(v).split()) if v is not None else "" for v in row))
 
 
 def short(value: object) -> str:
