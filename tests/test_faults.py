@@ -122,12 +122,21 @@ def progress(database_url: str) -> dict[str, int]:
         return dict(conn.execute("SELECT state, count(*) FROM urls GROUP BY state").fetchall())
 
 
-def settled(settings, expected_urls: int) -> bool:
-    """Every expected URL is in the ledger and none is still in flight."""
-    counts = progress(settings.database_url)
-    return sum(counts.values()) == expected_urls and not (
-        counts.get("queued") or counts.get("fetched")
-    )
+def wait_settled(settings, expected_urls: int, timeout: float, what: str) -> None:
+    """Wait until every expected URL is in the ledger and none is still in flight; if
+    that does not come, say where the URLs stand."""
+
+    def settled() -> bool:
+        counts = progress(settings.database_url)
+        return sum(counts.values()) == expected_urls and not (
+            counts.get("queued") or counts.get("fetched")
+        )
+
+    try:
+        wait_until(settled, timeout, what, interval=0.5)
+    except AssertionError as exc:
+        counts = progress(settings.database_url)
+        raise AssertionError(f"{exc}; of {expected_urls} URLs, by state: {counts}") from None
 
 
 def fetch_worker(up: subprocess.Popen) -> psutil.Process:
@@ -234,11 +243,11 @@ def test_nothing_lost_under_faults(site, settings, tmp_path, app_env, capsys):
         faults.append(f"{killed} Postgres connections terminated")
         last_fault = time.monotonic()
 
-        wait_until(
-            lambda: settled(settings, expected_urls),
+        wait_settled(
+            settings,
+            expected_urls,
             120,
             "every URL to reach an outcome within 2 min of the last fault",
-            interval=0.5,
         )
         settled_after = time.monotonic() - last_fault
         assert up.poll() is None, f"newsloom up died:\n{log_path.read_text()[-4000:]}"
@@ -310,11 +319,8 @@ def test_a_long_broker_outage_ends_no_process(site, settings, tmp_path, app_env,
             time.sleep(min(1.0, left))
         broker.start()
         back = time.monotonic()
-        wait_until(
-            lambda: settled(settings, first + late),
-            180,
-            "every URL to reach an outcome within 3 min of the broker's return",
-            interval=0.5,
+        wait_settled(
+            settings, first + late, 180, "every URL to reach an outcome within 3 min of the return"
         )
         settled_after = time.monotonic() - back
         assert up.poll() is None and children() == before
