@@ -183,6 +183,7 @@ def test_odd_structured_data_is_survived():
         ("Jane Doe - Staff Writer", ["Jane Doe"]),
         ("Alexandra Tremayne-Pengelly", ["Alexandra Tremayne-Pengelly"]),
         ("Jane Doe (AFP)", ["Jane Doe"]),
+        ("Jane Doe (www.harbour.example)", ["Jane Doe"]),  # no stray "("
         ("Finian Cunningham. Sputnik International", ["Finian Cunningham"]),
         ("Analysis by Chris Cillizza", ["Chris Cillizza"]),
         ("Posted by", []),

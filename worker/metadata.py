@@ -646,7 +646,7 @@ def person_names(bylines: Iterable[str], not_names: Iterable[list[str]] = ()) ->
     sites = list(not_names)
     names: dict[str, str] = {}
     for byline in bylines:
-        cleaned = _ASIDE.sub(" ", _HANDLE_OR_URL.sub(" ", _EMAIL.sub(" ", byline)))
+        cleaned = _HANDLE_OR_URL.sub(" ", _EMAIL.sub(" ", _ASIDE.sub(" ", byline)))
         for part in _SPLIT_NAMES.split(cleaned):
             name = _AFFILIATION.sub("", _BY.sub("", " ".join(part.split()))).strip(" :-–—|")
             if not _is_person_name(name) or _is_site_name(_words(name), sites):
@@ -680,10 +680,15 @@ def _is_person_name(name: str) -> bool:
         return False
     if words[0].casefold() in _ARTICLES:  # "The Economist", "Der Spiegel"
         return False
-    # Names are capitalised (where the script has case) and made of letters; particles
-    # ("de", "von", "della") in lower case, never last ("Posted by").
+    # Names are capitalised (where the script has case) and made of letters, each word
+    # some; particles ("de", "von", "della") in lower case, never last ("Posted by").
     return not words[-1][0].islower() and all(
-        w[0].isupper() or not w[0].isalpha() or (w.islower() and (len(w) <= 3 or w in _PARTICLES))
+        any(c.isalpha() for c in w)
+        and (
+            w[0].isupper()
+            or not w[0].isalpha()
+            or (w.islower() and (len(w) <= 3 or w in _PARTICLES))
+        )
         for w in words
     )
 
