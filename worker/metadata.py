@@ -142,8 +142,9 @@ _NOT_A_PERSON = re.compile(
     r"apa|dpa|epa|ansa|efe|kna|epd|sda|ap|upi|pti|ians|xinhua|kyodo|yonhap|tass|bloomberg|"
     r"wire|service|media|team|redaktion|redacción|redação|rédaction|redazione|online|digital|"
     r"sport|business|magazine|times|post|daily|journal|tribune|herald|zeitung|nachrichten|"
-    r"noticias|international|gmbh|inc|ltd|llc|verlag|group|admin|administrator|guest|opinion|photo|video|"
-    r"updated|published|follow|share|subscribe|profile|no author|anonymous|unknown)s?\b|\d",
+    r"noticias|international|gmbh|inc|ltd|llc|verlag|group|admin|administrator|guest|"
+    r"opinion|photo|video|updated|published|follow|share|subscribe|profile|no author|"
+    r"anonymous|unknown)s?\b|\d",
     re.IGNORECASE,
 )
 # Not the first word of a person's name: "The Economist", "Der Spiegel", "Die Zeit".
@@ -168,35 +169,9 @@ _BYLINE_ELEMENTS = XPath(
 )
 # Path segments before an author page's slug: /author/jane-doe, /autoren/j/jane-doe.
 _AUTHOR_PAGE_SEGMENTS = frozenset(
-    {
-        "author",
-        "authors",
-        "autor",
-        "autores",
-        "autoren",
-        "auteur",
-        "auteurs",
-        "autore",
-        "autori",
-        "by",
-        "staff",
-        "people",
-        "profile",
-        "profiles",
-        "journalist",
-        "journalists",
-        "journaliste",
-        "contributor",
-        "contributors",
-        "writer",
-        "writers",
-        "columnist",
-        "columnists",
-        "redaktion",
-        "reporter",
-        "reporters",
-        "perfil",
-    }
+    "author authors autor autores autoren auteur auteurs autore autori by staff people "
+    "profile profiles journalist journalists journaliste contributor contributors writer "
+    "writers columnist columnists redaktion reporter reporters perfil".split()
 )
 
 
