@@ -168,10 +168,10 @@ _BYLINE_ELEMENTS = XPath(
           or contains(@class, "promo")])]"""
 )
 # Path segments before an author page's slug: /author/jane-doe, /autoren/j/jane-doe.
-_AUTHOR_PAGE_SEGMENTS = frozenset(
-    "author authors autor autores autoren auteur auteurs autore autori by staff people "
-    "profile profiles journalist journalists journaliste contributor contributors writer "
-    "writers columnist columnists redaktion reporter reporters perfil".split()
+_AUTHOR_PAGE_SEGMENT = re.compile(
+    r"(?:author|autor|autore|auteur|journalist|journaliste|contributor|writer|columnist|"
+    r"reporter|profile|perfil|staff|people|redaktion|by)(?:s|es|en|i)?",
+    re.IGNORECASE,
 )
 
 
@@ -603,7 +603,7 @@ def _name_from_author_page(url: str) -> str | None:
     """ "https://news.example/author/jane-doe-1234/" is Jane Doe's page."""
     segments = [unquote(s) for s in (_path(url) or "").split("/") if s]
     for i, segment in enumerate(segments):
-        if segment.casefold() in _AUTHOR_PAGE_SEGMENTS:
+        if _AUTHOR_PAGE_SEGMENT.fullmatch(segment):
             slug = next((s for s in segments[i + 1 :] if len(s) > 2), "")  # past "/b/"
             words = re.split(r"[-_+\s]+", slug.split(".")[0])
             while words and words[-1].isdigit():
