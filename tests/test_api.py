@@ -219,6 +219,9 @@ def test_health_metrics_openapi_and_docs(api):
     assert "/api/v1/entities/{id}/timeline" in document["paths"]
     docs = api.get("/api/v1/docs")
     assert docs.status_code == 200 and "GET /api/v1/events" in docs.text
+    # Each operation's summary and parameters (`item.get` is the GET operation, not dict.get).
+    assert "Articles, newest first, filtered" in docs.text
+    assert "<td><code>fields</code></td>" in docs.text
 
 
 @pytest.mark.parametrize(
