@@ -439,6 +439,12 @@ def test_serve_with_two_processes(app_env, conn, tmp_path):
             60,
             "both processes to start",
         )
+        # A cursor made by one process is good in the other (they share one secret): each
+        # request on a connection of its own, so both processes answer some of them.
+        for _ in range(30):
+            first = httpx.get(f"{base}/api/v1/articles", params={"limit": 1}).json()
+            older = httpx.get(base + first["next"])
+            assert older.status_code == 200, older.text
     finally:
         process.terminate()
         assert process.wait(30) == 0
