@@ -450,6 +450,25 @@ def test_serve_with_two_processes(app_env, conn, tmp_path):
         assert process.wait(30) == 0
 
 
+def test_home_page_is_rendered_at_most_once_a_second(conn, settings):
+    import time
+
+    from support import store_text, wait_until
+
+    fill(conn)
+    with running_api(settings) as base, httpx.Client(base_url=base) as client:
+        started = time.monotonic()
+        first = client.get("/")
+        assert first.status_code == 200 and "Harbour strike ends" in first.text
+        assert first.headers["content-type"] == "text/html; charset=utf-8"
+        store_text(conn, "https://example.org/fresh", "Fresh news " * 40, title="Fresh story")
+        # Within the second, the kept page (a filtered one is rendered anew); then the new one.
+        if time.monotonic() - started < 0.8:
+            assert "Fresh story" not in client.get("/").text
+        assert "Fresh story" in client.get("/", params={"language": "en"}).text
+        wait_until(lambda: "Fresh story" in client.get("/").text, 5, "the page to be renewed")
+
+
 def test_home_page_pages_older(api, monkeypatch):
     from newsloom.api import pages
 

@@ -239,6 +239,7 @@ def create_app(settings: Settings, pool: db.Pool | None = None) -> Starlette:
         cursors=Cursors(secret),
         templates=templates,
         recent=Recent(60.0),
+        latest_page=Recent(1.0),
     )
     app.state.metrics = metrics
     return app

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode
 
 import jinja2
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -63,6 +63,15 @@ def query_values(request: Request, params: tuple[Param, ...]) -> dict[str, Any]:
 
 
 def home(request: Request) -> Response:
+    if not request.query_params:
+        # The latest articles, the page nearly every visit starts at, is the same for every
+        # visitor: rendered at most once a second (context.latest_page) by each process.
+        latest = context_of(request).latest_page
+        return HTMLResponse(latest.get("home", lambda: articles_page(request).body))
+    return articles_page(request)
+
+
+def articles_page(request: Request) -> Response:
     values = query_values(request, ARTICLE_PARAMS)
     with context_of(request).connection() as conn:
         rows, cursor = queries.articles(conn, values, context_of(request).cursors, limit=PAGE_SIZE)
