@@ -75,7 +75,8 @@ bench-scheduler: $(STAMP)
 bench-sources: $(STAMP)
 	$(BIN)/python bench/sources.py --sitemaps $${SITEMAPS:-200} --urls $${URLS:-1000}
 
-# `newsloom serve` over 100,000 articles, 50 concurrent clients: requests/s and latency.
+# `newsloom serve` over 100,000 articles, 50 concurrent clients: requests/s, latency and
+# CPU per request (serve, Postgres, clients).
 bench-api: $(STAMP)
 	$(BIN)/python bench/api.py --articles 100000 --clients 50 --seconds 20
 
