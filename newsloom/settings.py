@@ -185,8 +185,10 @@ class Settings(BaseModel):
     api_max_range: Duration = 366 * 86400.0
     # Database connections of one `serve` process.
     api_pool_size: int = Field(8, gt=0, le=100)
-    # `serve` processes answering on the one port (each with its own pool).
-    http_workers: int = Field(1, gt=0, le=64)
+    # `serve` processes answering on the one port (each with its own pool): one per CPU, as
+    # one process (one interpreter) uses one CPU at most; at most 4 by default, as each
+    # holds NEWSLOOM_API_POOL_SIZE database connections.
+    http_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), gt=0, le=64)
 
     # Data out (issue 14): webhook deliveries.
     # Threads of the deliver worker: endpoints served at once (each has one delivery in flight).

