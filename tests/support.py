@@ -141,6 +141,29 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def newsloom_env(
+    database_url: str, redis_url: str, key_prefix: str, feeds, **settings: object
+) -> dict[str, str]:
+    """The environment for a newsloom process against these servers: this process's own
+    without its NEWSLOOM_ variables, loopback sources allowed, no metrics port, and each
+    of `settings` as NEWSLOOM_<NAME>."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLOOM_")}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "NEWSLOOM_REDIS_KEY_PREFIX": key_prefix,
+            "NEWSLOOM_FEEDS": str(feeds),
+            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
+            "NEWSLOOM_METRICS_PORT": "0",
+        }
+    )
+    env.update({f"NEWSLOOM_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
 class PrivateRedis:
     """A redis-server of the test's own on a loopback port. Without persistence a restart
     comes back empty (as a Redis without persistence after a crash does); `with_aof()`
