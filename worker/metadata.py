@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dateutil import parser as dateparser
+from lxml.etree import XPath
 from lxml.html import HtmlElement
 
 # A page may be fetched a little before the clock of the server that dated it.
@@ -114,22 +116,61 @@ _ZONES = {
 _TITLE_SEPARATORS = re.compile(r"(\s+[|\-–—:·•»]+\s+)")
 _EMAIL = re.compile(r"\S+@\S+\.\w+")
 _HANDLE_OR_URL = re.compile(r"(?:https?://|www\.)\S+|@\w+")
+# "By", "Text:", also after a word or two ("Analysis by", "Reporting by", "Posted by").
 _BY = re.compile(
-    r"^(?:by|von|por|par|di|da|de|door|av|af|ved|text|texte|texto|текст|"
-    r"autor|autore|auteur|author|written by|reporting by)\s*:?\s+",
+    r"^(?:(?:\w+\s+){0,2}by|von|por|par|di|da|de|door|av|af|ved|text|texte|texto|текст|"
+    r"autor|autore|auteur|author|geschrieben von)\s*:?\s+",
     re.IGNORECASE,
 )
-# Conjunctions in lower case only: "Bruce Y. Lee" is one name.
-_SPLIT_NAMES = re.compile(r"\s*(?:[,;&|/\n]|\b(?:and|And|AND|und|et|y|e|i|og)\b)\s*")
+# Conjunctions in lower case only ("Bruce Y. Lee" is one name); a dash between spaces
+# ("Jane Doe - Staff Writer"), not in "Tremayne-Pengelly"; a full stop after a word, not
+# after an initial or "Jr." ("Finian Cunningham. Sputnik International").
+_SPLIT_NAMES = re.compile(
+    r"\s*(?:[,;&|/\n]|\s[-–—]\s|(?<=[a-zà-ÿ]{3})\.\s|"
+    r"\b(?:and|And|AND|und|et|y|e|i|og|och|ja|en|и|with|mit|avec|con|com)\b)\s*"
+)
+# "Jane Doe (Reuters)", "Jane Doe [Bureau]"
+_ASIDE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 # "Jane Doe for The Mail on Sunday", "Jane Doe, Staff Writer": the affiliation goes.
 _AFFILIATION = re.compile(r"\s+(?:for|For|für|pour|para|per)\s+.*$")
-# Words that mark a byline part as a role, a desk or an organisation, not a person.
+# Words that mark a byline part as a role, a desk or an organisation, not a person: whole
+# words ("Staffan Lindberg", "Judd Apatow" are people), in the singular or plural.
 _NOT_A_PERSON = re.compile(
-    r"\b(?:staff|writer|reporter|editor|editors|editorial|correspondent|contributor|columnist|"
-    r"news|newsroom|desk|press|agency|associated|reuters|afp|apa|dpa|epa|ansa|efe|"
-    r"wire|service|services|media|team|redaktion|redacción|redação|rédaction|online|digital|"
-    r"sport|sports|business|magazine|times|post|daily|journal|tribune|herald|admin|"
-    r"guest|opinion|photo|photos|video|updated|published|no author|anonymous|unknown|\d)",
+    r"\b(?:staff|writer|reporter|editor|editorial|correspondent|contributor|columnist|"
+    r"journalist|journaliste|periodista|redakteur|redakteurin|korrespondent|redactor|"
+    r"news|newsroom|desk|press|presse|agency|agencia|agence|agenzia|associated|reuters|afp|"
+    r"apa|dpa|epa|ansa|efe|kna|epd|sda|ap|upi|pti|ians|xinhua|kyodo|yonhap|tass|bloomberg|"
+    r"wire|service|media|team|redaktion|redacción|redação|rédaction|redazione|online|digital|"
+    r"sport|business|magazine|times|post|daily|journal|tribune|herald|zeitung|nachrichten|"
+    r"noticias|international|gmbh|inc|ltd|llc|verlag|group|admin|administrator|guest|"
+    r"opinion|photo|video|updated|published|follow|share|subscribe|profile|no author|"
+    r"anonymous|unknown)s?\b|\d",
+    re.IGNORECASE,
+)
+# Not the first word of a person's name: "The Economist", "Der Spiegel", "Die Zeit".
+_ARTICLES = frozenset({"the", "der", "die", "das"})
+# Lower-case particles of names longer than three letters ("Anna della Valle").
+_PARTICLES = frozenset({"della", "dello", "degli", "delle", "dela", "dalla"})
+# Byline elements in the page: rel=author, itemprop=author, class "byline" or "author"
+# in any case, data-testid or id "byline"; not in a link (a teaser of another article), an
+# aside, navigation, a footer (the byline block may be one, with the article's topics in
+# it), a sidebar, comments or related stories. The <body>'s classes describe the page.
+_BYLINE_ELEMENTS = XPath(
+    """//*[@rel="author" or contains(@itemprop, "author")
+        or contains(translate(@class, "ABY", "aby"), "byline")
+        or contains(translate(@class, "A", "a"), "author")
+        or contains(@data-testid, "byline") or contains(@id, "byline")]
+      [not(ancestor::a or ancestor-or-self::aside or ancestor-or-self::nav
+        or ancestor-or-self::footer
+        or ancestor::*[not(self::body)][contains(@class, "teaser")
+          or contains(@class, "related") or contains(@class, "sidebar")
+          or contains(@class, "comment") or contains(@class, "recommend")
+          or contains(@class, "promo")])]"""
+)
+# Path segments before an author page's slug: /author/jane-doe, /autoren/j/jane-doe.
+_AUTHOR_PAGE_SEGMENT = re.compile(
+    r"(?:author|autor|autore|auteur|journalist|journaliste|contributor|writer|columnist|"
+    r"reporter|profile|perfil|staff|people|redaktion|by)(?:s|es|en|i)?",
     re.IGNORECASE,
 )
 
@@ -141,6 +182,11 @@ class Metadata:
     published_at_source: str | None = None  # e.g. "json-ld", "meta:article:published_time"
     modified_at: datetime | None = None
     authors: list[str] = field(default_factory=list)
+    # Names read from author pages' addresses (".../author/jane-doe"): the last resort.
+    author_page_names: list[str] = field(default_factory=list)
+    # The structured data declares organisations as the authors, no person: a byline found
+    # elsewhere in the page (trafilatura's) belongs to a teaser, not to this article.
+    authors_are_organisations: bool = False
     section: str | None = None
     keywords: list[str] = field(default_factory=list)
     publisher: str | None = None
@@ -155,7 +201,8 @@ class Metadata:
 
 def from_structured_data(tree: HtmlElement, url: str, fetched_at: datetime) -> Metadata:
     """What the page declares about its article, before any text extraction."""
-    article = _article_object(_json_ld_objects(tree), url)
+    objects = list(_json_ld_objects(tree))
+    article = _article_object(objects, url)
     meta = _meta_tags(tree)
     published, source = _first_date(
         _date_candidates(tree, article, meta, ("datePublished", "dateCreated"), _PUBLISHED_META),
@@ -164,6 +211,7 @@ def from_structured_data(tree: HtmlElement, url: str, fetched_at: datetime) -> M
     modified, _ = _first_date(
         _date_candidates(tree, article, meta, ("dateModified",), _MODIFIED_META), fetched_at
     )
+    authors = _authors(tree, objects, article, meta, url)
     declared_modified = parse_date(article.get("dateModified"))
     if source == "json-ld" and published and declared_modified and declared_modified < published:
         # The article "modified" before it was published: the publication time is a later
@@ -174,7 +222,9 @@ def from_structured_data(tree: HtmlElement, url: str, fetched_at: datetime) -> M
         published_at=published,
         published_at_source=source if published else None,
         modified_at=modified,
-        authors=_authors(article, meta),
+        authors=authors.names,
+        author_page_names=authors.page_names,
+        authors_are_organisations=authors.organisations,
         section=_first_text(
             article.get("articleSection"), *(meta.get(name) for name in _SECTION_META)
         ),
@@ -206,7 +256,15 @@ def reconcile(
         published_at=published,
         published_at_source=source if published else None,
         modified_at=found.modified_at,
-        authors=found.authors or person_names([author] if author else []),
+        authors=found.authors
+        or (
+            []
+            if found.authors_are_organisations
+            else person_names(
+                [author] if author else [], not_names=_site_names(found.publisher, sitename)
+            )
+        )
+        or found.author_page_names,
         section=found.section,
         keywords=found.keywords,
         publisher=found.publisher or sitename,
@@ -241,7 +299,7 @@ def _flatten(data: object) -> Iterator[dict]:
 
 
 def _types(obj: dict) -> set[str]:
-    kinds = obj.get("@type", ())
+    kinds = obj.get("@type", [])
     return {
         str(k).rsplit("/", 1)[-1].casefold()
         for k in (kinds if isinstance(kinds, list) else [kinds])
@@ -459,41 +517,155 @@ def _strip_site_name(title: str | None, site: str | None) -> str | None:
 # --- authors ---------------------------------------------------------------------------
 
 
-def _authors(article: dict, meta: dict[str, str]) -> list[str]:
-    """The article's Person authors in its JSON-LD, else the meta tags' bylines."""
-    declared = article.get("author") or article.get("creator")
-    people = [
-        _name_of(a)
-        for a in (declared if isinstance(declared, list) else [declared])
-        if a and not (isinstance(a, dict) and _types(a) - _PERSON_TYPES)
-    ]
-    bylines = [
-        v
-        for v in (meta.get(n) for n in _AUTHOR_META)
-        if v and not v.startswith(("http://", "https://"))
-    ]  # article:author as a URL
-    return person_names(p for p in people if p) or person_names(bylines)
+@dataclass(frozen=True)
+class _Authors:
+    names: list[str]
+    page_names: list[str]  # read from author pages' addresses
+    organisations: bool  # organisations declared and no person found
 
 
-def person_names(bylines: Iterable[str]) -> list[str]:
-    """Person names from bylines: split, without "By", roles, e-mail addresses, handles and
-    agency or desk names; once each, in order."""
+def _authors(
+    tree: HtmlElement, objects: list[dict], article: dict, meta: dict[str, str], url: str
+) -> _Authors:
+    """The article's Person authors in its JSON-LD (`author`, else `creator`), else the
+    meta tags' bylines, else the byline shown in the page; never the site's own name."""
+    publisher = article.get("publisher")
+    not_names = _site_names(
+        # A publisher that is a Person (a personal blog) is the author too.
+        None if isinstance(publisher, dict) and "person" in _types(publisher) else publisher,
+        meta.get("og:site_name"),
+        meta.get("application-name"),
+        (urlsplit(url).hostname or "").removeprefix("www."),
+    )
+    by_id = {o["@id"]: o for o in objects if isinstance(o.get("@id"), str) and _types(o)}
+    pages: list[str] = []
+    organisations = False
+    for key in ("author", "creator"):
+        declared = article.get(key)
+        people = []
+        for given in declared if isinstance(declared, list) else [declared]:
+            entry = given  # a reference to a graph node is looked up
+            if isinstance(given, dict) and "@type" not in given:
+                entry = by_id.get(str(given.get("@id")), given)
+            if isinstance(entry, dict) and _types(entry) - _PERSON_TYPES:
+                organisations |= key == "author"  # a `creator` is often the publisher
+            elif isinstance(entry, str) and entry.startswith(("http://", "https://")):
+                pages.append(entry)
+            elif name := _name_of(entry):
+                people.append(name)
+            elif isinstance(entry, dict):
+                pages += [v for k in ("url", "@id") if isinstance(v := entry.get(k), str)]
+        if names := person_names(people, not_names=not_names):
+            return _Authors(names, [], False)
+    bylines = [v for v in (meta.get(n) for n in _AUTHOR_META) if v]
+    pages += [v for v in bylines if v.startswith(("http://", "https://"))]  # article:author
+    names = person_names(bylines, not_names=not_names)
+    if not names and not organisations:
+        names = _page_byline(tree, not_names)
+    return _Authors(
+        names,
+        person_names(filter(None, map(_name_from_author_page, pages))),
+        organisations and not names,
+    )
+
+
+def _site_names(*names: object) -> list[list[str]]:
+    """The names a site gives itself, which CMSs also fill in as an article's author: as
+    folded words, without a leading "the"."""
+    words = [_words(name) for name in map(_name_of, names) if name]
+    return [w[1:] if w[:1] == ["the"] and w[1:] else w for w in words]
+
+
+def _page_byline(tree: HtmlElement, not_names: list[list[str]]) -> list[str]:
+    """Names in the page's first byline element that has any: in the byline elements
+    within it when there are ("By <span class=author>…</span>, Sioux Falls Argus Leader"),
+    else in it and its siblings (several authors each in their own). Each piece of text is
+    read apart: "By", the name and the date are often elements without spaces between."""
+    # A byline is short: longer ones are containers ("author-admin" on an <article>).
+    elements = [e for e in _BYLINE_ELEMENTS(tree) if len(e.text_content()) <= 300]
+    for element in elements:
+        inner = [e for e in elements if any(a is element for a in e.iterancestors())]
+        parent = element.getparent()
+        siblings = [e for e in elements if e is not element and e.getparent() is parent]
+        for group in (inner, [element, *siblings]):
+            pieces = [
+                text
+                for e in group
+                for text in (*e.itertext(), *(m.get("content", "") for m in e.iter("meta")))
+                if len(text) <= 200
+            ]
+            if names := person_names(pieces, not_names=not_names):
+                return names
+    return []
+
+
+def _name_from_author_page(url: str) -> str | None:
+    """ "https://news.example/author/jane-doe-1234/" is Jane Doe's page."""
+    segments = [unquote(s) for s in (_path(url) or "").split("/") if s]
+    for i, segment in enumerate(segments):
+        if _AUTHOR_PAGE_SEGMENT.fullmatch(segment):
+            slug = next((s for s in segments[i + 1 :] if len(s) > 2), "")  # past "/b/"
+            words = re.split(r"[-_+\s]+", slug.split(".")[0])
+            while words and words[-1].isdigit():
+                words.pop()
+            if 2 <= len(words) <= 4 and all(w.isalpha() for w in words):
+                return " ".join(w.capitalize() for w in words)
+            return None
+    return None
+
+
+def person_names(bylines: Iterable[str], not_names: Iterable[list[str]] = ()) -> list[str]:
+    """Person names from bylines: split, without "By", roles, e-mail addresses, handles,
+    agency or desk names and the site's own names (`not_names`, from _site_names); once
+    each, in order, the spelling with accents and full stops kept."""
+    sites = list(not_names)
     names: dict[str, str] = {}
     for byline in bylines:
-        cleaned = _HANDLE_OR_URL.sub(" ", _EMAIL.sub(" ", byline))
+        cleaned = _HANDLE_OR_URL.sub(" ", _EMAIL.sub(" ", _ASIDE.sub(" ", byline)))
         for part in _SPLIT_NAMES.split(cleaned):
             name = _AFFILIATION.sub("", _BY.sub("", " ".join(part.split()))).strip(" :-–—|")
-            if _is_person_name(name):
-                names.setdefault(name.casefold(), name.title() if name.isupper() else name)
-    return list(names.values())
+            if not _is_person_name(name) or _is_site_name(_words(name), sites):
+                continue
+            key = "".join(_words(name))
+            if key not in names or _spelling(name) > _spelling(names[key]):
+                names[key] = name
+    return [name.title() if name.isupper() else name for name in names.values()]
+
+
+def _words(text: str) -> list[str]:
+    """Words folded for comparing names: case, accents and punctuation left out."""
+    plain = unicodedata.normalize("NFKD", text.casefold())
+    return re.findall(r"\w+", "".join(c for c in plain if not unicodedata.combining(c)))
+
+
+def _is_site_name(words: list[str], sites: list[list[str]]) -> bool:
+    """ "The Kyiv Independent", "ElPais", "Telegraph Sport" on their sites."""
+    return any(words[: len(s)] == s or "".join(words) == "".join(s) for s in sites)
+
+
+def _spelling(name: str) -> tuple[int, int, bool]:
+    """Which of two spellings of a name to keep: accents, then full stops, then not in
+    capitals."""
+    return sum(not c.isascii() for c in name), name.count("."), not name.isupper()
 
 
 def _is_person_name(name: str) -> bool:
     words = name.split()
     if not 2 <= len(words) <= 5 or _NOT_A_PERSON.search(name):
         return False
-    # Names are capitalised (where the script has case) and made of letters.
-    return all(w[0].isupper() or not w[0].isalpha() or (w.islower() and len(w) <= 3) for w in words)
+    if words[0].casefold() in _ARTICLES:  # "The Economist", "Der Spiegel"
+        return False
+    # Names are capitalised (where the script has case) and made of letters, each word
+    # some; particles ("de", "von", "della") in lower case, never last ("Posted by").
+    return not words[-1][0].islower() and all(
+        any(c.isalpha() for c in w)
+        and (
+            w[0].isupper()
+            or not w[0].isalpha()
+            or (w.islower() and (len(w) <= 3 or w in _PARTICLES))
+        )
+        for w in words
+    )
 
 
 # --- the rest --------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 import psycopg
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,7 +25,6 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsloom import db
@@ -97,8 +95,10 @@ class AccessAndMetrics:
             self.metrics.seconds.labels(route).observe(time.perf_counter() - started)
 
     def refusal(self, request: Request) -> Response | None:
+        if not self.keys.required:
+            return None
         path = request.url.path
-        if not self.keys.required or path.startswith(PUBLIC_PATHS):
+        if path.startswith(PUBLIC_PATHS):
             return None
         if is_json_path(path):
             if self.keys.bearer_ok(request.headers.get("authorization")):
@@ -195,10 +195,7 @@ def create_app(settings: Settings, pool: db.Pool | None = None) -> Starlette:
             str(settings.database_url), settings.api_pool_size, settings.api_query_timeout
         )
     keys, secret = Keys(settings.api_keys), session_secret(settings)
-    templates = Jinja2Templates(
-        env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
-    )
-    pages.setup_templates(templates, keys)
+    templates = pages.make_templates(TEMPLATES, keys)
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -242,6 +239,7 @@ def create_app(settings: Settings, pool: db.Pool | None = None) -> Starlette:
         cursors=Cursors(secret),
         templates=templates,
         recent=Recent(60.0),
+        latest_page=Recent(1.0),
     )
     app.state.metrics = metrics
     return app

@@ -28,6 +28,8 @@ class ServerContext:
     templates: Jinja2Templates
     # Aggregations of the default period, computed at most once a minute.
     recent: Recent
+    # The home page without parameters, rendered at most once a second.
+    latest_page: Recent
 
     @contextmanager
     def connection(self) -> Iterator[db.Connection]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+import jinja2
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -24,13 +26,30 @@ FEED_CHART_HOURS = 48
 MAX_FORM_BYTES = 4096
 
 
+class RowEnvironment(jinja2.Environment):
+    """Templates over rows (dicts): `row.field` reads the key first. Jinja's own order, the
+    attribute first, raises and catches an AttributeError for every field shown (a fifth
+    of the home page's time), and finds a dict's method where a key has its name (the
+    API page's `item.get`: the GET operation, not `dict.get`)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
+def make_templates(directory: Path, keys: Keys) -> Jinja2Templates:
+    # The templates ship with the package: no file check (a stat) on every render.
+    env = RowEnvironment(
+        loader=jinja2.FileSystemLoader(directory), autoescape=True, auto_reload=False
+    )
+    env.filters["when"] = _when
+    env.globals["keys_required"] = keys.required
+    return Jinja2Templates(env=env)
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def setup_templates(templates: Jinja2Templates, keys: Keys) -> None:
-    templates.env.filters["when"] = _when
-    templates.env.globals["keys_required"] = keys.required
 
 
 def render(request: Request, name: str, **values: Any) -> Response:
@@ -44,6 +63,15 @@ def query_values(request: Request, params: tuple[Param, ...]) -> dict[str, Any]:
 
 
 def home(request: Request) -> Response:
+    if not request.query_params:
+        # The latest articles, the page nearly every visit starts at, is the same for every
+        # visitor: rendered at most once a second (context.latest_page) by each process.
+        latest = context_of(request).latest_page
+        return HTMLResponse(latest.get("home", lambda: articles_page(request).body))
+    return articles_page(request)
+
+
+def articles_page(request: Request) -> Response:
     values = query_values(request, ARTICLE_PARAMS)
     with context_of(request).connection() as conn:
         rows, cursor = queries.articles(conn, values, context_of(request).cursors, limit=PAGE_SIZE)

@@ -26,6 +26,10 @@ __all__ = ["app", "main"]
 def main() -> None:
     """Expected errors end in one line (exit 2, or 3 for a server that cannot be reached);
     the traceback too only with NEWSLOOM_LOG_LEVEL=debug."""
+    # httpx imports its own command-line client (click, rich and pygments: a fifth of the
+    # start-up of `feeds check`) whenever they are installed, as Celery and typer install
+    # them; newsloom never runs it. None in sys.modules fails that import, which httpx allows.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
         app()
     except NewsloomError as exc:

@@ -1,16 +1,19 @@
 """Drawing: tables, JSON, progress bars and redrawn screens. No logic of its own.
 
-rich is imported where it draws, so commands that print plain text start without it.
+rich is imported where it draws for a terminal, so commands whose output goes to a pipe or
+a file, or that print plain text, start without it (its import is a tenth of a start-up).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import typer
 
@@ -45,9 +48,17 @@ def table(title: str, columns: list[str], rows: list[list[object]]) -> Group:
 
 
 def print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
-    from rich.console import Console
+    """A table on a terminal; elsewhere the title, then tab-separated lines (the header, a
+    line per row) that cut and awk read, a row never folded over lines."""
+    if _terminal(sys.stdout):
+        from rich.console import Console
 
-    Console().print(table(title, columns, rows))
+        Console().print(table(title, columns, rows))
+        return
+    typer.echo(title)
+    typer.echo("\t".join(columns))
+    for row in rows:
+        typer.echo("\t".join(" ".join(short(v).split()) if v is not None else "" for v in row))
 
 
 def short(value: object) -> str:
@@ -56,13 +67,23 @@ def short(value: object) -> str:
     return str(value)
 
 
+def _terminal(stream: TextIO) -> bool:
+    """Whether rich draws for a terminal on `stream`. rich is asked (and imported) only for
+    a terminal, or when TTY_COMPATIBLE or FORCE_COLOR may make it draw for one anyway."""
+    if not (stream.isatty() or "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ):
+        return False
+    from rich.console import Console
+
+    return Console(file=stream).is_terminal
+
+
 def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
     """Yield items with a progress bar on a terminal, plain lines every 10% elsewhere."""
-    from rich.console import Console
-    from rich.progress import track
+    if _terminal(sys.stderr):
+        from rich.console import Console
+        from rich.progress import track
 
-    console = Console(stderr=True)
-    if console.is_terminal:
+        console = Console(stderr=True)
         yield from track(items, total=total, description=label, console=console, transient=True)
         return
     step = max(1, total // 10)

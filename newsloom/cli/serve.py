@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -21,15 +22,20 @@ def serve(
     import uvicorn
 
     from newsloom.api import create_app
-    from newsloom.api.auth import check_listen_address
+    from newsloom.api.auth import check_listen_address, session_secret
 
     settings = base.settings_for_command()
     overrides = {k: v for k, v in (("http_host", host), ("http_port", port)) if v is not None}
     if overrides:
         settings = settings.model_copy(update=overrides)
     check_listen_address(settings)
-    base.database_url(settings)
-    # Several processes each build the app from the environment; one runs it here.
+    url = base.database_url(settings)
+    if settings.http_workers > 1:
+        # Several processes each build the app from the environment: give them the database
+        # found here (the embedded one when DATABASE_URL is unset) and one session secret,
+        # so that a cursor or a session cookie made by one is good in the others.
+        os.environ["DATABASE_URL"] = url
+        os.environ["NEWSLOOM_SESSION_SECRET"] = session_secret(settings)
     application = (
         "newsloom.api.app:from_environment" if settings.http_workers > 1 else create_app(settings)
     )
