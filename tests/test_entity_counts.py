@@ -5,7 +5,7 @@ and the API read."""
 from __future__ import annotations
 
 import random
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -35,8 +35,9 @@ def counted(conn) -> tuple[list, list]:
 def recounted(conn) -> tuple[list, list]:
     return (
         conn.execute(
-            """SELECT ae.entity_id, (coalesce(a.published_at, a.fetched_at) AT TIME ZONE 'UTC')::date
-                      AS day, count(*) AS articles, sum(ae.mentions) AS mentions
+            """SELECT ae.entity_id,
+                      (coalesce(a.published_at, a.fetched_at) AT TIME ZONE 'UTC')::date AS day,
+                      count(*) AS articles, sum(ae.mentions) AS mentions
                FROM article_entities ae JOIN articles a ON a.id = ae.article_id
                GROUP BY 1, 2 ORDER BY 1, 2"""
         ).fetchall(),
@@ -56,7 +57,10 @@ def check_counters(conn) -> None:
 
 def store(conn, n: int, when: datetime, entities) -> int:
     _, article_id = store_text(
-        conn, f"https://a.example/{n}", f"Story {n} " * 30 + str(n) * 40, when=when,
+        conn,
+        f"https://a.example/{n}",
+        f"Story {n} " * 30 + str(n) * 40,
+        when=when,
         entities=entities,
     )
     return article_id
@@ -150,7 +154,9 @@ def test_the_views_and_the_api_read_the_counters(conn):
     # Whole days from the counters, the parts of days at either end from the articles:
     # from 13:00 on day 1 (article 1 in, article 0 at 12:00 out) to 15:00 on day 3
     # (article 4 at 16:00 out): articles 1 to 3.
-    top = db.top_entities(conn, since=DAY1 + timedelta(hours=1), until=DAY1 + timedelta(days=2, hours=3))
+    top = db.top_entities(
+        conn, since=DAY1 + timedelta(hours=1), until=DAY1 + timedelta(days=2, hours=3)
+    )
     assert [(r["name"], r["articles"], r["mentions"]) for r in top] == [
         ("Iran", 3, 5),
         ("Turkey", 2, 2),
@@ -165,25 +171,17 @@ def test_concurrent_store_steps_keep_the_counts(conn, database_url):
     """Store steps on many connections at once, their entities overlapping in random
     orders: none waits on another in a circle, and the counts equal a recount."""
     names = [(f"Entity {k}", "ORG") for k in range(12)]
-    errors: list[BaseException] = []
 
     def worker(w: int) -> None:
         rng = random.Random(w)
-        try:
-            with db.connect(database_url) as own:
-                own.autocommit = True
-                for n in range(15):
-                    picked = rng.sample(names, 6)
-                    store(own, w * 100 + n, DAY1 + timedelta(hours=n % 3 * 20),
-                          [(name, label, 1 + n % 3) for name, label in picked])
-        except BaseException as error:  # reported by the assertion below
-            errors.append(error)
+        with db.connect(database_url) as own:
+            own.autocommit = True
+            for n in range(15):
+                picked = rng.sample(names, 6)
+                entities = [(name, label, 1 + n % 3) for name, label in picked]
+                store(own, w * 100 + n, DAY1 + timedelta(hours=n % 3 * 20), entities)
 
-    threads = [threading.Thread(target=worker, args=(w,)) for w in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    with ThreadPoolExecutor(6) as executor:
+        list(executor.map(worker, range(6)))  # re-raises a worker's error
     assert conn.execute("SELECT count(*) AS n FROM articles").fetchone()["n"] == 90
     check_counters(conn)
