@@ -1764,3 +1764,27 @@ def counted_urls(conn: Connection) -> dict[tuple[str, str | None], int]:
            GROUP BY 1, 2 HAVING sum(n) <> 0"""
     ).fetchall()
     return {(r["state"], r["reason"]): r["n"] for r in rows}
+
+
+def entity_counts_off(conn: Connection) -> int:
+    """Rows of entity_daily_counts and entity_pair_counts missing, extra or wrong against a
+    recount from article_entities: the check of those counters."""
+    return conn.execute(
+        """WITH days AS (
+                SELECT ae.entity_id, article_day(a.published_at, a.fetched_at) AS day,
+                       count(*) AS articles, sum(ae.mentions)::bigint AS mentions
+                FROM article_entities ae JOIN articles a ON a.id = ae.article_id GROUP BY 1, 2),
+            pairs AS (
+                SELECT a1.entity_id, a2.entity_id AS other_id, count(*) AS articles
+                FROM article_entities a1
+                JOIN article_entities a2
+                  ON a2.article_id = a1.article_id AND a2.entity_id > a1.entity_id
+                GROUP BY 1, 2)
+           SELECT (SELECT count(*) FROM ((TABLE days EXCEPT TABLE entity_daily_counts)
+                                         UNION ALL
+                                         (TABLE entity_daily_counts EXCEPT TABLE days)) d)
+                  + (SELECT count(*) FROM ((TABLE pairs EXCEPT TABLE entity_pair_counts)
+                                           UNION ALL
+                                           (TABLE entity_pair_counts EXCEPT TABLE pairs)) p)
+                  AS n"""
+    ).fetchone()["n"]
