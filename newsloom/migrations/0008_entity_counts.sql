@@ -134,7 +134,9 @@ END $$;
 
 -- An article whose day changed (reprocess found another publication time) or that is
 -- being deleted: its entities move from the old day (to the new one). Before a delete,
--- while its article_entities rows are still there to be read.
+-- while its article_entities rows are still there to be read. One article at a time, so
+-- an operator's bulk change may deadlock with a store step: Postgres ends one of them,
+-- and the pipeline retries its step like any OperationalError.
 CREATE OR REPLACE FUNCTION count_article_day_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
