@@ -1769,8 +1769,7 @@ def counted_urls(conn: Connection) -> dict[tuple[str, str | None], int]:
 def entity_counts_off(conn: Connection) -> int:
     """Rows of entity_daily_counts and entity_pair_counts missing, extra or wrong against a
     recount from article_entities: the check of those counters."""
-    return conn.execute(
-        """WITH days AS (
+    query = """WITH days AS (
                 SELECT ae.entity_id, article_day(a.published_at, a.fetched_at) AS day,
                        count(*) AS articles, sum(ae.mentions)::bigint AS mentions
                 FROM article_entities ae JOIN articles a ON a.id = ae.article_id GROUP BY 1, 2),
@@ -1787,4 +1786,4 @@ def entity_counts_off(conn: Connection) -> int:
                                            UNION ALL
                                            (TABLE entity_pair_counts EXCEPT TABLE pairs)) p)
                   AS n"""
-    ).fetchone()["n"]
+    return int(_one(conn.execute(query))["n"])
