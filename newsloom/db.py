@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -1005,19 +1005,40 @@ def top_entities(
     limit: int = 50,
 ) -> list[dict]:
     """Entities by mentions in the articles dated in [since, until); `name` is a
-    case-insensitive substring of the entity's name."""
+    case-insensitive substring of the entity's name. The whole UTC days of the period are
+    read from their counters (entity_daily_counts), the parts of a day at either end from
+    the articles."""
     pattern = None if name is None else "%" + _like_escape(name) + "%"
+    first_midnight = datetime.combine(since.astimezone(UTC).date(), time(), UTC)
+    if first_midnight < since:
+        first_midnight += timedelta(days=1)
+    last_midnight = datetime.combine(until.astimezone(UTC).date(), time(), UTC)
     return conn.execute(
-        f"""SELECT e.id, e.name, e.label, sum(ae.mentions) AS mentions,
-                   count(*) AS articles
-            FROM articles a
-            JOIN article_entities ae ON ae.article_id = a.id
-            JOIN entities e ON e.id = ae.entity_id
-            WHERE {_ARTICLE_DATE} >= %(since)s AND {_ARTICLE_DATE} < %(until)s
-              AND (%(name)s::text IS NULL OR e.name ILIKE %(name)s)
+        f"""WITH counted AS (
+                SELECT entity_id, articles, mentions FROM entity_daily_counts
+                WHERE day >= %(first_day)s AND day < %(last_day)s
+                UNION ALL
+                SELECT ae.entity_id, 1, ae.mentions
+                FROM articles a JOIN article_entities ae ON ae.article_id = a.id
+                WHERE ({_ARTICLE_DATE} >= %(since)s AND {_ARTICLE_DATE} < %(head_end)s)
+                   OR ({_ARTICLE_DATE} >= %(tail_start)s AND {_ARTICLE_DATE} < %(until)s))
+            SELECT e.id, e.name, e.label, sum(c.mentions)::bigint AS mentions,
+                   sum(c.articles)::bigint AS articles
+            FROM counted c JOIN entities e ON e.id = c.entity_id
+            WHERE (%(name)s::text IS NULL OR e.name ILIKE %(name)s)
               AND (%(label)s::text IS NULL OR e.label = %(label)s)
             GROUP BY e.id ORDER BY mentions DESC, e.name LIMIT %(limit)s""",
-        {"since": since, "until": until, "name": pattern, "label": label, "limit": limit},
+        {
+            "first_day": first_midnight.date(),
+            "last_day": last_midnight.date(),
+            "since": since,
+            "head_end": min(first_midnight, until),
+            "tail_start": max(last_midnight, first_midnight),
+            "until": until,
+            "name": pattern,
+            "label": label,
+            "limit": limit,
+        },
     ).fetchall()
 
 
@@ -1035,22 +1056,21 @@ def entity_timeline(
     conn: Connection, entity_id: int, *, since: datetime, until: datetime
 ) -> list[dict]:
     """An entity's mentions and articles per UTC day in [since, until), days without any
-    included; `since` and `until` are midnights UTC."""
+    included; `since` and `until` are midnights UTC. From its counters (entity_daily_counts)."""
     return conn.execute(
-        f"""WITH daily AS (
-                SELECT date_trunc('day', {_ARTICLE_DATE}, 'UTC') AS day,
-                       sum(ae.mentions) AS mentions, count(*) AS articles
-                FROM article_entities ae JOIN articles a ON a.id = ae.article_id
-                WHERE ae.entity_id = %(id)s
-                  AND {_ARTICLE_DATE} >= %(since)s AND {_ARTICLE_DATE} < %(until)s
-                GROUP BY 1)
-            SELECT (d AT TIME ZONE 'UTC')::date AS day, coalesce(daily.mentions, 0) AS mentions,
+        """WITH daily AS (
+                SELECT day, mentions, articles FROM entity_daily_counts
+                WHERE entity_id = %(id)s AND day >= %(first_day)s AND day < %(end_day)s)
+            SELECT d::date AS day, coalesce(daily.mentions, 0) AS mentions,
                    coalesce(daily.articles, 0) AS articles
-            FROM generate_series(%(since)s::timestamptz,
-                                 %(until)s::timestamptz - interval '1 day',
+            FROM generate_series(%(first_day)s::date, %(end_day)s::date - 1,
                                  interval '1 day') AS d
-            LEFT JOIN daily ON daily.day = d ORDER BY d""",
-        {"id": entity_id, "since": since, "until": until},
+            LEFT JOIN daily ON daily.day = d::date ORDER BY d""",
+        {
+            "id": entity_id,
+            "first_day": since.astimezone(UTC).date(),
+            "end_day": until.astimezone(UTC).date(),
+        },
     ).fetchall()
 
 
@@ -1755,3 +1775,26 @@ def counted_urls(conn: Connection) -> dict[tuple[str, str | None], int]:
            GROUP BY 1, 2 HAVING sum(n) <> 0"""
     ).fetchall()
     return {(r["state"], r["reason"]): r["n"] for r in rows}
+
+
+def entity_counts_off(conn: Connection) -> int:
+    """Rows of entity_daily_counts and entity_pair_counts missing, extra or wrong against a
+    recount from article_entities: the check of those counters."""
+    query = """WITH days AS (
+                SELECT ae.entity_id, article_day(a.published_at, a.fetched_at) AS day,
+                       count(*) AS articles, sum(ae.mentions)::bigint AS mentions
+                FROM article_entities ae JOIN articles a ON a.id = ae.article_id GROUP BY 1, 2),
+            pairs AS (
+                SELECT a1.entity_id, a2.entity_id AS other_id, count(*) AS articles
+                FROM article_entities a1
+                JOIN article_entities a2
+                  ON a2.article_id = a1.article_id AND a2.entity_id > a1.entity_id
+                GROUP BY 1, 2)
+           SELECT (SELECT count(*) FROM ((TABLE days EXCEPT TABLE entity_daily_counts)
+                                         UNION ALL
+                                         (TABLE entity_daily_counts EXCEPT TABLE days)) d)
+                  + (SELECT count(*) FROM ((TABLE pairs EXCEPT TABLE entity_pair_counts)
+                                           UNION ALL
+                                           (TABLE entity_pair_counts EXCEPT TABLE pairs)) p)
+                  AS n"""
+    return int(_one(conn.execute(query))["n"])
