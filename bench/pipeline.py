@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the loopback site of the test suite
 
 from site_fixture import FeedItem, FixtureSite, article_html, rss2, synthetic_article  # noqa: E402
-from support import scratch_database, scratch_redis_prefix  # noqa: E402
+from support import newsloom_env, scratch_database, scratch_redis_prefix  # noqa: E402
 
 from newsloom.settings import DEFAULT_ENTITY_LABELS, load_settings  # noqa: E402
 
@@ -274,20 +274,17 @@ def run_pipeline(
         feeds_file.write_text(
             "".join(f'[[feed]]\nurl = "{u}"\ninterval = "1h"\n' for u in feed_urls)
         )
-        env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "NEWSLOOM_REDIS_KEY_PREFIX": prefix,
-            "NEWSLOOM_FEEDS": str(feeds_file),
-            "NEWSLOOM_ALLOW_PRIVATE_NETWORKS": "true",
-            "NEWSLOOM_LOG_LEVEL": "warning",
-            "NEWSLOOM_HOST_DELAY": "0s",
-            "NEWSLOOM_METRICS_PORT": "0",
-            "NEWSLOOM_SPACY_MODEL": MODEL,
-            "NEWSLOOM_PROCESS_CONCURRENCY": str(process_concurrency),
-            "NEWSLOOM_FETCH_CONCURRENCY": str(fetch_concurrency),
-        }
+        env = newsloom_env(
+            database_url,
+            redis_url,
+            prefix,
+            feeds_file,
+            log_level="warning",
+            host_delay="0s",
+            spacy_model=MODEL,
+            process_concurrency=process_concurrency,
+            fetch_concurrency=fetch_concurrency,
+        )
         process = subprocess.Popen(
             [sys.executable, "-m", "newsloom", "up"],
             env=env,

@@ -36,7 +36,8 @@ logger = log.get_logger(__name__)
 
 @dataclass
 class Context:
-    """What a worker process keeps between tasks: created lazily, after any fork."""
+    """What a worker process keeps between tasks, created lazily: connections after any
+    fork; the models may be loaded before (see worker.tasks), to be shared."""
 
     settings: Settings
 

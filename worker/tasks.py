@@ -8,7 +8,7 @@ from functools import partial
 import redis
 from celery import Task
 from celery.exceptions import CPendingDeprecationWarning, SecurityWarning
-from celery.signals import setup_logging, worker_process_init, worker_ready
+from celery.signals import setup_logging, worker_init, worker_ready
 from kombu.transport import redis as kombu_redis
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
@@ -84,9 +84,11 @@ def _ready(sender: object, **_: object) -> None:
     logger.info("worker ready", node=getattr(sender, "hostname", None))
 
 
-@worker_process_init.connect
-def _warm_up(**_: object) -> None:
-    """Load the models in each process pool child before its first task."""
+@worker_init.connect
+def _load_models(**_: object) -> None:
+    """Load the models in the worker's main process, before its pool forks: the children
+    share them (copy on write) instead of each loading its own, and a child restarted
+    after a crash takes work at once. A model that cannot load stops the worker here."""
     if "process" in app.amqp.queues:
         context().models.load_all()
 
