@@ -94,16 +94,21 @@ class _LazyFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         if self._formatter is None:
             structlog = _structlog()
-            renderer = (
-                structlog.processors.JSONRenderer()
+            renderers: list[Processor] = (
+                # The traceback as text in "exception": JSONRenderer alone writes
+                # "exc_info": true and loses it.
+                [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
                 if self._log_format == "json"
                 # Plain tracebacks: Rich's boxed ones fill a terminal with one error.
-                else structlog.dev.ConsoleRenderer(
-                    colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
-                )
+                else [
+                    structlog.dev.ConsoleRenderer(
+                        colors=sys.stderr.isatty(),
+                        exception_formatter=structlog.dev.plain_traceback,
+                    )
+                ]
             )
             self._formatter = structlog.stdlib.ProcessorFormatter(
-                processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+                processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
                 foreign_pre_chain=[*_shared(), structlog.stdlib.add_logger_name],
             )
         return self._formatter.format(record)

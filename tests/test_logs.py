@@ -4,6 +4,8 @@ expected outcomes are info lines without a traceback."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from site_fixture import article_html, seed_article
 from support import start_workers, stop_workers, wait_until
@@ -42,3 +44,27 @@ def test_json_lines_name_the_url_feed_and_task(site, settings, conn, app_env, tm
     [skipped] = [line for line in about_urls if line["event"] == "skipped"]
     assert skipped["level"] == "info" and skipped["reason"] == "http_404"
     assert not any("Traceback" in json.dumps(line) for line in lines)
+
+
+# In a process of its own: configuring logging changes the root logger for good.
+LOG_AN_ERROR = """
+from newsloom import log, settings
+log.configure(settings.load_settings())
+try:
+    raise ZeroDivisionError("the cause")
+except ZeroDivisionError:
+    log.get_logger("newsloom.test").exception("cycle failed")
+"""
+
+
+def test_json_lines_keep_an_unexpected_errors_traceback(app_env):
+    done = subprocess.run(
+        [sys.executable, "-c", LOG_AN_ERROR],
+        env={**app_env, "NEWSLOOM_LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    [line] = [json.loads(x) for x in done.stderr.splitlines() if x.startswith("{")]
+    assert line["event"] == "cycle failed" and line["level"] == "error"
+    assert "Traceback" in line["exception"] and "ZeroDivisionError: the cause" in line["exception"]
