@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -94,22 +96,31 @@ def progress(items: Iterable[T], total: int, label: str) -> Iterator[T]:
 
 
 def watch(render: Callable[[], RenderableType], interval: float) -> None:
-    """Redraw in place in a terminal; elsewhere (a pipe, a log) print each screen."""
+    """Redraw in place in a terminal; elsewhere (a pipe, a log) print each screen. Until
+    Ctrl-C or SIGTERM, which only set a flag: a screen being drawn (a query, a worker ping
+    inside Celery) is finished rather than broken off in library code that may swallow
+    the KeyboardInterrupt and go on."""
     from rich.console import Console
     from rich.live import Live
 
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     console = Console()
     try:
         if console.is_terminal:
             with Live(console=console, auto_refresh=False) as live:
-                while True:
+                while not stop.is_set():
                     live.update(render(), refresh=True)
-                    time.sleep(interval)
-        while True:
+                    stop.wait(interval)
+        while not stop.is_set():
             console.print(render())
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        pass
+            stop.wait(interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def status_screen(report: dict[str, Any]) -> Group:
