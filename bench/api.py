@@ -18,20 +18,19 @@ import asyncio
 import contextlib
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
 import psutil
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from support import free_port, scratch_database  # noqa: E402
+from support import scratch_database, serve_process  # noqa: E402
 
 from newsloom.settings import Settings  # noqa: E402
 
@@ -206,64 +205,43 @@ def main() -> None:
             f"{args.seconds:g}s per scenario, "
             f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start"
         )
-        port = free_port()
-        log_path = Path(tmp) / "serve.log"
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "NEWSLOOM_HTTP_PORT": str(port),
             "NEWSLOOM_API_POOL_SIZE": "10",
             "NEWSLOOM_LOG_LEVEL": "warning",
             "NEWSLOOM_HTTP_WORKERS": str(args.workers),
         }
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(
-                [sys.executable, "-m", "newsloom", "serve"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            else:
-                sys.exit(f"serve did not start:\n{log_path.read_text()}")
-            scenarios = {
-                "GET /api/v1/articles?q=...": [f"/api/v1/articles?q={q}" for q in QUERIES],
-                "GET / (home page)": ["/"],
-                "GET /?language=en (not kept)": ["/?language=en"],
-                "GET /api/v1/articles/{id}": [
-                    f"/api/v1/articles/{1 + i * 97 % args.articles}" for i in range(100)
-                ],
-            }
+        base, server = stack.enter_context(serve_process(env, Path(tmp) / "serve.log"))
+        port = urlsplit(base).port
+        scenarios = {
+            "GET /api/v1/articles?q=...": [f"/api/v1/articles?q={q}" for q in QUERIES],
+            "GET / (home page)": ["/"],
+            "GET /?language=en (not kept)": ["/?language=en"],
+            "GET /api/v1/articles/{id}": [
+                f"/api/v1/articles/{1 + i * 97 % args.articles}" for i in range(100)
+            ],
+        }
+        print(
+            f"{'scenario':32} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+            f"{'CPU ms/request: serve':>22} {'postgres':>8} {'clients':>8} {'errors':>6}"
+        )
+        for name, paths in scenarios.items():
+            asyncio.run(
+                hammer("127.0.0.1", port, paths, args.clients, min(2.0, args.seconds))
+            )  # warm up
+            processes = cpu_processes(server.pid, database_url)
+            before = cpu_seconds(processes)
+            r = asyncio.run(hammer("127.0.0.1", port, paths, args.clients, args.seconds))
+            cpu = [
+                f"{1000 * (after - start) / r['requests']:.2f}" if start is not None else "-"
+                for start, after in zip(before, cpu_seconds(processes), strict=True)
+            ]
             print(
-                f"{'scenario':32} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
-                f"{'CPU ms/request: serve':>22} {'postgres':>8} {'clients':>8} {'errors':>6}"
+                f"{name:32} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} "
+                f"{r['max']:8.1f} {cpu[0]:>22} {cpu[1]:>8} {cpu[2]:>8} {r['errors']:6d}",
+                flush=True,
             )
-            for name, paths in scenarios.items():
-                asyncio.run(
-                    hammer("127.0.0.1", port, paths, args.clients, min(2.0, args.seconds))
-                )  # warm up
-                processes = cpu_processes(server.pid, database_url)
-                before = cpu_seconds(processes)
-                r = asyncio.run(hammer("127.0.0.1", port, paths, args.clients, args.seconds))
-                cpu = [
-                    f"{1000 * (after - start) / r['requests']:.2f}" if start is not None else "-"
-                    for start, after in zip(before, cpu_seconds(processes), strict=True)
-                ]
-                print(
-                    f"{name:32} {r['rps']:8.1f} {r['p50']:8.1f} {r['p95']:8.1f} "
-                    f"{r['max']:8.1f} {cpu[0]:>22} {cpu[1]:>8} {cpu[2]:>8} {r['errors']:6d}",
-                    flush=True,
-                )
-        finally:
-            server.terminate()
-            server.wait(30)
 
 
 if __name__ == "__main__":

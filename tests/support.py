@@ -141,6 +141,38 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@contextmanager
+def serve_process(env: dict[str, str], log_path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`newsloom serve` in a process of its own on a free port, its output in `log_path`;
+    yields its base URL and the process once /healthz answers, and stops it at the end."""
+    import httpx
+
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsloom", "serve"],
+            env={**env, "NEWSLOOM_HTTP_PORT": str(port)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert process.poll() is None, log_path.read_text()
+        try:
+            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        wait_until(healthy, 60, "newsloom serve to answer")
+        yield base, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        process.wait(30)
+
+
 def newsloom_env(
     database_url: str, redis_url: str, key_prefix: str, feeds, **settings: object
 ) -> dict[str, str]:

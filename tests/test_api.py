@@ -406,32 +406,11 @@ def test_serve_refuses_a_public_address_without_keys(app_env):
 
 
 def test_serve_with_two_processes(app_env, conn, tmp_path):
-    import subprocess
-    import sys
-
-    from support import free_port, wait_until
+    from support import serve_process, wait_until
 
     fill(conn)
-    port = free_port()
-    env = {**app_env, "NEWSLOOM_HTTP_PORT": str(port), "NEWSLOOM_HTTP_WORKERS": "2"}
-    with (tmp_path / "serve.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "newsloom", "serve"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        try:
-            return httpx.get(f"{base}/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(answers, 60, "two serve processes to answer")
+    env = {**app_env, "NEWSLOOM_HTTP_WORKERS": "2"}
+    with serve_process(env, tmp_path / "serve.log") as (base, process):
         titles = [a["title"] for a in httpx.get(f"{base}/api/v1/articles").json()["articles"]]
         assert "Harbour strike ends" in titles
         wait_until(
@@ -445,9 +424,7 @@ def test_serve_with_two_processes(app_env, conn, tmp_path):
             first = httpx.get(f"{base}/api/v1/articles", params={"limit": 1}).json()
             older = httpx.get(base + first["next"])
             assert older.status_code == 200, older.text
-    finally:
-        process.terminate()
-        assert process.wait(30) == 0
+    assert process.returncode == 0
 
 
 def test_home_page_is_rendered_at_most_once_a_second(conn, settings):

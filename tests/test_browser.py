@@ -7,12 +7,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 
 import httpx
 import pytest
 from api_server import fill
-from support import free_port, wait_until
+from support import serve_process
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -25,29 +24,8 @@ pytestmark = pytest.mark.skipif(
 def served(conn, app_env, tmp_path):
     """`newsloom serve` over the fixture articles; yields (base URL, article ids)."""
     ids = fill(conn)
-    port = free_port()
-    with (tmp_path / "serve.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "newsloom", "serve"],
-            env={**app_env, "NEWSLOOM_HTTP_PORT": str(port)},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        assert process.poll() is None, (tmp_path / "serve.log").read_text()
-        try:
-            return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_until(healthy, 60, "newsloom serve to answer")
+    with serve_process(app_env, tmp_path / "serve.log") as (base, _):
         yield base, ids
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def chromium(tmp_path, url: str, *args: str) -> str:
