@@ -868,11 +868,70 @@ def ping(conn: Connection) -> None:
     conn.execute("SELECT 1")
 
 
-# A full-text query the planner expects to match at least this many articles is "common":
-# its newest matches are found by walking articles_listing; a rarer one through its
-# matches (GIN), then sorted.
-SEARCH_COMMON = 2000
+# A full-text query the planner expects to match at least this share of all articles is
+# "common": its newest matches are found by walking articles_listing, reading a few times
+# `limit` rows. A rarer one is answered from a window of the newest articles expected to
+# hold SEARCH_WINDOW_MATCHES times `limit` of its matches: its matches (GIN) and the
+# window's rows (articles_listing) are intersected, then sorted. A window that holds too
+# few is widened SEARCH_WIDENING times, up to the whole collection.
+SEARCH_COMMON_SHARE = 1 / 8
+SEARCH_WINDOW_MATCHES = 2
+SEARCH_WIDENING = 8
 _SEARCH_QUERY = "(websearch_to_tsquery('english', %(q)s) || websearch_to_tsquery('simple', %(q)s))"
+
+
+@dataclass(frozen=True)
+class SearchFacts:
+    """What the planner's statistics say of a full-text query: how many articles it should
+    match, of how many, and the article dates (published, else fetched) that split the
+    collection into equal parts, oldest first. They change only when the table is analysed,
+    so a caller may keep them a while."""
+
+    matches: float
+    articles: float
+    date_quantiles: tuple[datetime, ...]
+
+    def windows(self, limit: int, before: datetime | None) -> Iterator[datetime | None]:
+        """The lower date bounds to search from in turn (None: no bound, all articles);
+        nothing at all for a common query."""
+        if self.matches >= SEARCH_COMMON_SHARE * self.articles:
+            return
+        parts = len(self.date_quantiles) - 1
+        if parts > 0:
+            # The share of the collection newer than the cursor, where the window starts.
+            newer = sum(bound > before for bound in self.date_quantiles) / parts if before else 0
+            # The share of the collection expected to hold enough matches.
+            share = SEARCH_WINDOW_MATCHES * limit / max(self.matches, 1.0)
+            while newer + share < 1.0:
+                yield self.date_quantiles[int((1.0 - newer - share) * parts)]
+                share *= SEARCH_WIDENING
+        yield None
+
+
+def search_facts(conn: Connection, q: str) -> SearchFacts:
+    """The planner's guess of how many articles match `q`: reliable for common words (the
+    statistics list the most frequent ones), low for the others; the articles counted at
+    the last analysis and the date quantiles of articles_listing."""
+    plan = _one(
+        conn.execute(
+            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ {_SEARCH_QUERY}",
+            {"q": q},
+        )
+    )
+    stats = _one(
+        conn.execute(
+            """SELECT (SELECT greatest(reltuples, 0) FROM pg_class
+                       WHERE oid = 'articles'::regclass) AS articles,
+                      (SELECT histogram_bounds::text::timestamptz[] FROM pg_stats
+                       WHERE schemaname = current_schema() AND tablename = 'articles_listing'
+                       LIMIT 1) AS quantiles"""
+        )
+    )
+    return SearchFacts(
+        matches=float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"]),
+        articles=float(stats["articles"]),
+        date_quantiles=tuple(stats["quantiles"] or ()),
+    )
 
 
 def list_articles(
@@ -889,13 +948,18 @@ def list_articles(
     before: tuple[datetime, int] | None = None,
     with_text: bool = False,
     limit: int = 50,
+    facts: SearchFacts | None = None,
+    json_fields: Sequence[str] | None = None,
 ) -> list[dict]:
     """Articles newest first (by `published_at`: publication, else fetch time), filtered.
 
     `q` is a web-search-style query; `feed_name` matches a feed's name or URL, `entity_name`
     an entity's name; `since` inclusive, `until` exclusive. `before` is the keyset cursor:
     the (published_at, id) of the last row of the previous page. Each row has its five most
-    mentioned entities.
+    mentioned entities. `facts` are `search_facts(conn, q)` when the caller keeps them.
+
+    With `json_fields` (names of the columns), a row is its `published_at`, `id` and `json`:
+    those columns as one JSON object, written by Postgres for a caller that passes it on.
     """
     before_at, before_id = before or (None, None)
     params = {
@@ -911,59 +975,68 @@ def list_articles(
         "bid": before_id,
         "text": with_text,
         "limit": limit,
+        "window": None,
     }
-    # A rare query (or one the statistics do not know) is answered from its few matches
-    # through the GIN index, then sorted: walking articles_listing would read the whole
-    # table for them.
-    rare = q is not None and _estimated_matches(conn, params) < SEARCH_COMMON
-    with conn.transaction() if rare else contextlib.nullcontext():
-        if rare:
+    if q is None:
+        return _listed_articles(conn, params, json_fields)
+    for window in (facts or search_facts(conn, q)).windows(limit, before_at):
+        if window is not None:
+            # The bound is a value the planner sees: it intersects the two indexes.
+            rows = _listed_articles(conn, {**params, "window": window}, json_fields)
+            if len(rows) == limit:
+                return rows
+            continue
+        # All of a rare query's matches (GIN), then sorted: walking articles_listing would
+        # read the whole table for them.
+        with conn.transaction():
             conn.execute("SELECT set_config('enable_indexscan', 'off', true)")
-        return conn.execute(
-            f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,
-                       {_ARTICLE_DATE} AS published_at, a.language, a.feed_id,
-                       f.name AS feed_name, f.url AS feed_url, a.fetched_at, a.updated_at,
-                       a.site_name, a.description, a.image_url, a.tags, a.authors,
-                       a.modified_at, a.published_at_source, a.section, a.keywords,
-                       a.publisher, a.is_paywalled,
-                       CASE WHEN %(text)s THEN a.text END AS text,
-                       (SELECT coalesce(jsonb_agg(jsonb_build_object(
-                                   'id', e.id, 'name', e.name, 'label', e.label,
-                                   'mentions', top.mentions)
-                                   ORDER BY top.mentions DESC, e.name), '[]')
-                        FROM (SELECT entity_id, mentions FROM article_entities
-                              WHERE article_id = a.id ORDER BY mentions DESC LIMIT 5) top
-                        JOIN entities e ON e.id = top.entity_id) AS entities
-                FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
-                WHERE (%(q)s::text IS NULL OR a.search @@ {_SEARCH_QUERY})
-                  AND (%(fid)s::bigint IS NULL OR a.feed_id = %(fid)s)
-                  AND (%(fname)s::text IS NULL OR a.feed_id IN (
-                           SELECT id FROM feeds WHERE name = %(fname)s OR url = %(fname)s))
-                  AND (%(lang)s::text IS NULL OR a.language = %(lang)s)
-                  AND (%(eid)s::bigint IS NULL OR a.id IN (
-                           SELECT article_id FROM article_entities WHERE entity_id = %(eid)s))
-                  AND (%(ename)s::text IS NULL OR a.id IN (
-                           SELECT ae.article_id FROM article_entities ae
-                           JOIN entities e ON e.id = ae.entity_id WHERE e.name = %(ename)s))
-                  AND (%(since)s::timestamptz IS NULL OR {_ARTICLE_DATE} >= %(since)s)
-                  AND (%(until)s::timestamptz IS NULL OR {_ARTICLE_DATE} < %(until)s)
-                  AND (%(bat)s::timestamptz IS NULL
-                       OR ({_ARTICLE_DATE}, a.id) < (%(bat)s::timestamptz, %(bid)s::bigint))
-                ORDER BY {_ARTICLE_DATE} DESC, a.id DESC
-                LIMIT %(limit)s""",
-            params,
-        ).fetchall()
+            return _listed_articles(conn, params, json_fields)
+    return _listed_articles(conn, params, json_fields)  # a common query: the walk
 
 
-def _estimated_matches(conn: Connection, params: dict) -> float:
-    """The planner's guess of how many articles match the query: reliable for common words
-    (the statistics list the most frequent ones), low for the others."""
-    plan = _one(
-        conn.execute(
-            f"EXPLAIN (FORMAT JSON) SELECT 1 FROM articles WHERE search @@ {_SEARCH_QUERY}", params
-        )
-    )
-    return float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"])
+def _listed_articles(
+    conn: Connection, params: dict, json_fields: Sequence[str] | None
+) -> list[dict]:
+    query = sql.SQL(_ARTICLE_LISTING)
+    if json_fields is not None:
+        query = sql.SQL(
+            """SELECT l.published_at, l.id, (SELECT row_to_json(f) FROM (SELECT {}) f)::text AS json
+               FROM ({}) l ORDER BY l.published_at DESC, l.id DESC"""
+        ).format(sql.SQL(", ").join(sql.Identifier("l", c) for c in json_fields), query)
+    return conn.execute(query, params).fetchall()
+
+
+_ARTICLE_LISTING = f"""SELECT a.id, a.title, a.url, a.canonical_url, a.author,
+                   {_ARTICLE_DATE} AS published_at, a.language, a.feed_id,
+                   f.name AS feed_name, f.url AS feed_url, a.fetched_at, a.updated_at,
+                   a.site_name, a.description, a.image_url, a.tags, a.authors,
+                   a.modified_at, a.published_at_source, a.section, a.keywords,
+                   a.publisher, a.is_paywalled,
+                   CASE WHEN %(text)s THEN a.text END AS text,
+                   -- json of rows: a third cheaper than jsonb built key by key.
+                   (SELECT coalesce(json_agg(top ORDER BY top.mentions DESC, top.name), '[]')
+                    FROM (SELECT e.id, e.name, e.label, ae.mentions
+                          FROM (SELECT entity_id, mentions FROM article_entities
+                                WHERE article_id = a.id ORDER BY mentions DESC LIMIT 5) ae
+                          JOIN entities e ON e.id = ae.entity_id) top) AS entities
+            FROM articles a LEFT JOIN feeds f ON f.id = a.feed_id
+            WHERE (%(q)s::text IS NULL OR a.search @@ {_SEARCH_QUERY})
+              AND (%(window)s::timestamptz IS NULL OR {_ARTICLE_DATE} >= %(window)s)
+              AND (%(fid)s::bigint IS NULL OR a.feed_id = %(fid)s)
+              AND (%(fname)s::text IS NULL OR a.feed_id IN (
+                       SELECT id FROM feeds WHERE name = %(fname)s OR url = %(fname)s))
+              AND (%(lang)s::text IS NULL OR a.language = %(lang)s)
+              AND (%(eid)s::bigint IS NULL OR a.id IN (
+                       SELECT article_id FROM article_entities WHERE entity_id = %(eid)s))
+              AND (%(ename)s::text IS NULL OR a.id IN (
+                       SELECT ae.article_id FROM article_entities ae
+                       JOIN entities e ON e.id = ae.entity_id WHERE e.name = %(ename)s))
+              AND (%(since)s::timestamptz IS NULL OR {_ARTICLE_DATE} >= %(since)s)
+              AND (%(until)s::timestamptz IS NULL OR {_ARTICLE_DATE} < %(until)s)
+              AND (%(bat)s::timestamptz IS NULL
+                   OR ({_ARTICLE_DATE}, a.id) < (%(bat)s::timestamptz, %(bid)s::bigint))
+            ORDER BY {_ARTICLE_DATE} DESC, a.id DESC
+            LIMIT %(limit)s"""
 
 
 def get_article(conn: Connection, article_id: int) -> dict | None:

@@ -73,8 +73,11 @@ def home(request: Request) -> Response:
 
 def articles_page(request: Request) -> Response:
     values = query_values(request, ARTICLE_PARAMS)
-    with context_of(request).connection() as conn:
-        rows, cursor = queries.articles(conn, values, context_of(request).cursors, limit=PAGE_SIZE)
+    context = context_of(request)
+    with context.connection() as conn:
+        rows, cursor = queries.articles(
+            conn, values, context.cursors, context.recent, limit=PAGE_SIZE
+        )
     older = None
     if cursor:
         kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor" and v]

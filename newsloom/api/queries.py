@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time as clock
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -24,19 +24,24 @@ def articles(
     conn: db.Connection,
     values: dict[str, Any],
     cursors: Cursors,
+    recent: Recent,
     *,
     limit: int,
-    with_text: bool = False,
+    json_fields: Sequence[str] | None = None,
 ) -> tuple[list[dict], str | None]:
-    """A page of articles and the cursor of the next one (None on the last page)."""
+    """A page of articles and the cursor of the next one (None on the last page); with
+    `json_fields`, each article as JSON (db.list_articles). What the statistics say of a
+    search's words is kept in `recent`: they change only when the table is analysed."""
     filters = {k: values[k] for k in ARTICLE_FILTERS if k in values}
     if "since" in values and "until" in values and values["since"] >= values["until"]:
         raise ApiError(400, "since must be before until")
     before = cursors.read(values["cursor"], filters) if "cursor" in values else None
-    feed, entity = values.get("feed"), values.get("entity")
+    feed, entity, q = values.get("feed"), values.get("entity"), values.get("q")
+    facts = recent.get(("search facts", q), lambda: db.search_facts(conn, q)) if q else None
     rows = db.list_articles(
         conn,
-        q=values.get("q"),
+        q=q,
+        facts=facts,
         language=values.get("language"),
         feed_id=feed if isinstance(feed, int) else None,
         feed_name=feed if isinstance(feed, str) else None,
@@ -45,7 +50,8 @@ def articles(
         since=values.get("since"),
         until=values.get("until"),
         before=before,
-        with_text=with_text,
+        with_text=json_fields is not None and "text" in json_fields,
+        json_fields=json_fields,
         limit=limit + 1,
     )
     if len(rows) <= limit:
