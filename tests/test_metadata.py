@@ -208,6 +208,16 @@ def test_odd_structured_data_is_survived():
         ("Trevor J Mitchell; Trevor J. Mitchell", ["Trevor J. Mitchell"]),
         ("Nuno Dominguez, NUÑO DOMÍNGUEZ, Nuño Domínguez", ["Nuño Domínguez"]),
         ("jane.doe@news.example, @janedoe", []),
+        # "By" in an element of its own; a role or an agency after the name
+        ("Posted By:", []),
+        ("Narayana Kocherlakota Bloomberg", ["Narayana Kocherlakota"]),
+        ("Jane Doe Staff Writer", ["Jane Doe"]),
+        ("New York Times", []),  # a publication, not "New York" and a role
+        # names without spaces (Chinese, Korean) only after a byline mark
+        ("By 류영상", ["류영상"]),
+        ("류영상 기자", ["류영상"]),
+        ("作者：温素霞", ["温素霞"]),
+        ("严玉洁", []),  # meta name=author on a Chinese site: its editor
     ],
 )
 def test_person_names_from_bylines(byline, names):
@@ -242,6 +252,47 @@ def test_the_sites_own_name_is_not_an_author():
         }
     )
     assert _found(_page(blog)).authors == ["Paul Graham"]
+
+
+def test_each_part_of_a_site_name_with_a_tagline_is_the_site():
+    site = '<meta property="og:site_name" content="Harbour Gazette - The daily of the coast">'
+    author = '<meta name="author" content="Harbour Gazette">'
+    assert _found(_page(site + author)).authors == []
+
+
+def test_a_byline_line_in_the_article_text():
+    text = "Taipei, Nov. 17 (CNA) The ministry said.\nIt will.\n(By Alison Hsiao)\nEnditem/"
+    assert metadata.text_byline(text) == ["Alison Hsiao"]
+    assert metadata.text_byline("By Boniface Mwangi\nI have known him for years.") == [
+        "Boniface Mwangi"
+    ]
+    # Only a line that is a byline, near either end: not a sentence, not the middle.
+    middle = "\n".join(["One.", "Two.", "By Jane Doe", "Four.", "Five.", "Six.", "Seven."])
+    assert metadata.text_byline(middle) == []
+    assert metadata.text_byline("By the harbour, ships waited for a week.") == []
+    # Read even when the structured data names an organisation as the author: the text is
+    # the article's own, unlike a byline elsewhere in the page.
+    agency = _found(
+        _page(
+            _json_ld(
+                {
+                    "@type": "NewsArticle",
+                    "author": {"@type": "Organization", "name": "Harbour Agency"},
+                }
+            )
+        )
+    )
+    done = metadata.reconcile(
+        agency,
+        title=None,
+        author="Steven Montero",
+        date=None,
+        sitename=None,
+        fetched_at=FETCHED,
+        entry_published_at=None,
+        text=text,
+    )
+    assert done.authors == ["Alison Hsiao"]
 
 
 def test_the_byline_in_the_page_when_structured_data_has_none():

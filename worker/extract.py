@@ -95,6 +95,7 @@ def extract(
         sitename=doc.sitename,
         fetched_at=fetched_at,
         entry_published_at=entry_published_at,
+        text=text,
     )
     return Extracted(
         title=meta.title,

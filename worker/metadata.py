@@ -116,12 +116,27 @@ _ZONES = {
 _TITLE_SEPARATORS = re.compile(r"(\s+[|\-–—:·•»]+\s+)")
 _EMAIL = re.compile(r"\S+@\S+\.\w+")
 _HANDLE_OR_URL = re.compile(r"(?:https?://|www\.)\S+|@\w+")
-# "By", "Text:", also after a word or two ("Analysis by", "Reporting by", "Posted by").
+# "By", "Text:", also after a word or two ("Analysis by", "Reporting by", "Posted by"), and
+# alone ("Posted By:" in an element of its own before the name's); the CJK marks "作者：",
+# "记者" before a name without a space.
 _BY = re.compile(
-    r"^(?:(?:\w+\s+){0,2}by|von|por|par|di|da|de|door|av|af|ved|text|texte|texto|текст|"
-    r"autor|autore|auteur|author|geschrieben von)\s*:?\s+",
+    r"^(?:(?:(?:\w+\s+){0,2}by|von|por|par|di|da|de|door|av|af|ved|text|texte|texto|текст|"
+    r"autor|autore|auteur|author|geschrieben von)\s*:?(?:\s+|$)|"
+    r"(?:作者|记者|記者|撰稿)\s*[:：]?\s*)",
     re.IGNORECASE,
 )
+# A role or an agency after a name, without punctuation between ("Narayana Kocherlakota
+# Bloomberg", "류영상 기자": reporter): it goes. Not a publication's name ("New York Times").
+_TRAILING_ROLE = re.compile(
+    r"(?:\s+(?:staff|writer|reporter|editor|correspondent|contributor|columnist|journalist|"
+    r"associated press|reuters|afp|ap|dpa|efe|ansa|upi|pti|ians|xinhua|kyodo|yonhap|tass|"
+    r"bloomberg)s?)+$|\s*(?:기자|특파원|记者|記者)$",
+    re.IGNORECASE,
+)
+# A name in a script without spaces between its words (Chinese, Japanese, Korean): one word
+# of two to four characters, read only after a byline mark ("By", "作者：", "기자"), since a
+# bare one is as often an editor's (meta name=author on Chinese sites).
+_CJK_NAME = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]{2,4}")
 # Conjunctions in lower case only ("Bruce Y. Lee" is one name); a dash between spaces
 # ("Jane Doe - Staff Writer"), not in "Tremayne-Pengelly"; a full stop after a word, not
 # after an initial or "Jr." ("Finian Cunningham. Sputnik International").
@@ -167,6 +182,8 @@ _BYLINE_ELEMENTS = XPath(
           or contains(@class, "comment") or contains(@class, "recommend")
           or contains(@class, "promo")])]"""
 )
+# A line of the article text that is only a byline, in brackets or not.
+_TEXT_BYLINE = re.compile(r"\(?\s*((?:By|BY|Por|POR|Par|PAR|Von|VON)\s+[^()]+?)\s*\)?")
 # Path segments before an author page's slug: /author/jane-doe, /autoren/j/jane-doe.
 _AUTHOR_PAGE_SEGMENT = re.compile(
     r"(?:author|autor|autore|auteur|journalist|journaliste|contributor|writer|columnist|"
@@ -243,14 +260,17 @@ def reconcile(
     sitename: str | None,
     fetched_at: datetime,
     entry_published_at: datetime | None,
+    text: str = "",
 ) -> Metadata:
     """Fill what the structured data left open with trafilatura's findings (title, author,
-    the date htmldate found in the page), then with the feed entry's date."""
+    the date htmldate found in the page), a byline line of the article's text, then with
+    the feed entry's date."""
     published, source = _first_date(
         [(found.published_at_source or "", found.published_at), ("htmldate", date)], fetched_at
     )
     if published is None and entry_published_at is not None:
         published, source = _sane(entry_published_at, fetched_at, EARLIEST_PLAUSIBLE), "feed"
+    not_names = _site_names(found.publisher, sitename)
     return Metadata(
         title=found.title or _strip_site_name(title, sitename),
         published_at=published,
@@ -260,10 +280,10 @@ def reconcile(
         or (
             []
             if found.authors_are_organisations
-            else person_names(
-                [author] if author else [], not_names=_site_names(found.publisher, sitename)
-            )
+            else person_names([author] if author else [], not_names=not_names)
         )
+        # The article's own text: an agency's "(By Jane Doe)" under an organisation author.
+        or text_byline(text, not_names=not_names)
         or found.author_page_names,
         section=found.section,
         keywords=found.keywords,
@@ -569,10 +589,24 @@ def _authors(
     )
 
 
+def text_byline(text: str, not_names: Iterable[list[str]] = ()) -> list[str]:
+    """Names in a line of the article text that is only a byline: "By Jane Doe" among its
+    first two lines, "(By Jane Doe)" among its last three (agencies' copy)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines[:2] + lines[-3:]:
+        match = _TEXT_BYLINE.fullmatch(line) if len(line) <= 80 else None
+        if match and (names := person_names([match[1]], not_names=not_names)):
+            return names
+    return []
+
+
 def _site_names(*names: object) -> list[list[str]]:
     """The names a site gives itself, which CMSs also fill in as an article's author: as
     folded words, without a leading "the"."""
-    words = [_words(name) for name in map(_name_of, names) if name]
+    whole = [name for name in map(_name_of, names) if name]
+    # Each part of a name with a tagline ("Graiul Maramureșului - Cotidian independent").
+    parts = [p for name in whole for p in _TITLE_SEPARATORS.split(name)[::2]]
+    words = [w for name in dict.fromkeys(whole + parts) if (w := _words(name))]
     return [w[1:] if w[:1] == ["the"] and w[1:] else w for w in words]
 
 
@@ -622,9 +656,14 @@ def person_names(bylines: Iterable[str], not_names: Iterable[list[str]] = ()) ->
     names: dict[str, str] = {}
     for byline in bylines:
         cleaned = _HANDLE_OR_URL.sub(" ", _EMAIL.sub(" ", _ASIDE.sub(" ", byline)))
-        for part in _SPLIT_NAMES.split(cleaned):
-            name = _AFFILIATION.sub("", _BY.sub("", " ".join(part.split()))).strip(" :-–—|")
-            if not _is_person_name(name) or _is_site_name(_words(name), sites):
+        for piece in _SPLIT_NAMES.split(cleaned):
+            part = " ".join(piece.split())
+            name = _AFFILIATION.sub("", _BY.sub("", part)).strip(" :-–—|")
+            bare = _TRAILING_ROLE.sub("", name)
+            marked = name != part.strip(" :-–—|") or bare != name
+            name = bare
+            person = _is_person_name(name) or bool(marked and _CJK_NAME.fullmatch(name))
+            if not person or _is_site_name(_words(name), sites):
                 continue
             key = "".join(_words(name))
             if key not in names or _spelling(name) > _spelling(names[key]):
