@@ -167,6 +167,19 @@ def test_odd_structured_data_is_survived():
     assert found.title == "Storm closes the harbour for a week"  # the <h1>
 
 
+def test_the_headline_against_a_declared_title():
+    og = '<meta property="og:title" content="Storm closes the harbour for a week">'
+    # A kicker before the declared title goes.
+    kicker = _page(og, "<h1>Weather: Storm closes the harbour for a week</h1>")
+    assert _found(kicker).title == "Storm closes the harbour for a week"
+    # A heading that goes on after it is the headline (the declared one was cut short).
+    longer = _page(og, "<h1>Storm closes the harbour for a week. PHOTOS</h1>")
+    assert _found(longer).title == "Storm closes the harbour for a week. PHOTOS"
+    # ...unless what follows is glued to its last word: the site's name in a span.
+    glued = _page(og, "<h1>Storm closes the harbour for a week<span>Gazette</span></h1>")
+    assert _found(glued).title == "Storm closes the harbour for a week"
+
+
 @pytest.mark.parametrize(
     "byline, names",
     [

@@ -492,13 +492,24 @@ def _title(tree: HtmlElement, article: dict, meta: dict[str, str]) -> str | None
     for heading in headings:
         for title in declared:
             if _similar(heading, title):
-                return title if fold(title) in fold(heading) else heading
+                # A kicker before the declared title goes; a heading that goes on after it
+                # (a title cut short for sharing, "… с Новым годом. ФОТО") is the headline,
+                # unless what follows is glued to its last word (the site's name in a span).
+                if fold(title) not in fold(heading) or _goes_on(fold(heading), fold(title)):
+                    return heading
+                return title
     # Parts of the <title> that are not its headline name the site or the section.
     site_parts = {fold(p) for p in _TITLE_SEPARATORS.split(page_title or "")[2::2]}
     site_parts |= {fold(site or "")}
     if len(headings) == 1 and len(headings[0].split()) >= 3 and fold(headings[0]) not in site_parts:
         return headings[0]
     return declared[0] if declared else None
+
+
+def _goes_on(heading: str, title: str) -> bool:
+    """The heading is the title and more, after a space or a punctuation mark."""
+    rest = heading.removeprefix(title)
+    return rest != heading and bool(rest) and not rest[0].isalnum()
 
 
 def fold(text: str) -> str:
