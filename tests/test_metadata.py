@@ -437,6 +437,21 @@ def test_date_sanity():
     assert old.published_at == datetime(1969, 7, 21, tzinfo=UTC)
 
 
+def test_an_earlier_modification_time_does_not_replace_the_publication_time():
+    # Two pages of the tuning part (2009 and 2021) were edited before their publication
+    # time; the publication time is the one they show.
+    page = _page(
+        _json_ld(
+            {
+                "@type": "NewsArticle",
+                "datePublished": "2021-01-03T17:40:00+02:00",
+                "dateModified": "2021-01-03T16:11:00+02:00",
+            }
+        )
+    )
+    assert _found(page).published_at == datetime(2021, 1, 3, 15, 40, tzinfo=UTC)
+
+
 def test_a_day_gives_way_to_a_time_on_that_day():
     page = _page(
         _json_ld({"@type": "NewsArticle", "datePublished": "2023-05-02"})

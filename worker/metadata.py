@@ -229,11 +229,6 @@ def from_structured_data(tree: HtmlElement, url: str, fetched_at: datetime) -> M
         _date_candidates(tree, article, meta, ("dateModified",), _MODIFIED_META), fetched_at
     )
     authors = _authors(tree, objects, article, meta, url)
-    declared_modified = parse_date(article.get("dateModified"))
-    if source == "json-ld" and published and declared_modified and declared_modified < published:
-        # The article "modified" before it was published: the publication time is a later
-        # re-publication in the CMS; the earlier one is what the page shows.
-        published = declared_modified
     return Metadata(
         title=_title(tree, article, meta),
         published_at=published,
