@@ -30,17 +30,17 @@ URL = "https://news.example/2023/05/story"
 # libraries' small changes; the targets of issue 13 where they are met.
 MINIMUM = {
     "tuning": {
-        "title": 0.85,
-        "time_60s": 0.90,
-        "authors_precision": 0.95,
+        "title": 0.88,
+        "time_60s": 0.80,
+        "authors_precision": 0.96,
         "authors_recall": 0.93,
         "body_f1": 0.96,
     },
     "heldout": {
-        "title": 0.85,
-        "time_60s": 0.85,
-        "authors_precision": 0.84,
-        "authors_recall": 0.74,
+        "title": 0.88,
+        "time_60s": 0.70,
+        "authors_precision": 0.87,
+        "authors_recall": 0.81,
         "body_f1": 0.96,
     },
 }
