@@ -24,7 +24,7 @@ from pathlib import Path
 from statistics import mean, median
 
 FIXTURES = Path(__file__).parent / "fixtures" / "metadata"
-# The pages are from 2010-2023: a fetch time after all of them.
+# The pages are from 2009-2023: a fetch time after all of them.
 FETCHED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 _WORD = re.compile(r"\w+")
 _QUOTES = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "\u00a0": " "})

@@ -4,6 +4,7 @@ them from kept pages."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -29,17 +30,17 @@ URL = "https://news.example/2023/05/story"
 # libraries' small changes; the targets of issue 13 where they are met.
 MINIMUM = {
     "tuning": {
-        "title": 0.85,
-        "time_60s": 0.90,
-        "authors_precision": 0.95,
+        "title": 0.88,
+        "time_60s": 0.80,
+        "authors_precision": 0.96,
         "authors_recall": 0.93,
         "body_f1": 0.96,
     },
     "heldout": {
-        "title": 0.85,
-        "time_60s": 0.85,
-        "authors_precision": 0.84,
-        "authors_recall": 0.74,
+        "title": 0.88,
+        "time_60s": 0.70,
+        "authors_precision": 0.87,
+        "authors_recall": 0.81,
         "body_f1": 0.96,
     },
 }
@@ -56,8 +57,13 @@ def test_figures_on_the_evaluation_set(part):
 
 def test_the_split_is_fixed_by_file():
     parts = {p.file: p.part for p in metadata_eval.pages()}
-    assert len(parts) >= 80 and sum(v == "heldout" for v in parts.values()) >= 25
-    assert all(f.startswith(("zyte-", "traf-")) for f in parts)
+    assert len(parts) >= 150 and sum(v == "heldout" for v in parts.values()) >= 45
+    assert all(f.startswith(("zyte-", "traf-", "n4k-", "mcm-")) for f in parts)
+    # The pages added later are split by a hash of the file name (fixtures/metadata/README).
+    for file, part in parts.items():
+        if file.startswith(("n4k-", "mcm-")):
+            digest = int(hashlib.sha256(file.encode()).hexdigest()[:8], 16)
+            assert part == ("heldout" if digest % 3 == 0 else "tuning"), file
 
 
 # --- the rules ---------------------------------------------------------------------------
@@ -161,6 +167,19 @@ def test_odd_structured_data_is_survived():
     assert found.title == "Storm closes the harbour for a week"  # the <h1>
 
 
+def test_the_headline_against_a_declared_title():
+    og = '<meta property="og:title" content="Storm closes the harbour for a week">'
+    # A kicker before the declared title goes.
+    kicker = _page(og, "<h1>Weather: Storm closes the harbour for a week</h1>")
+    assert _found(kicker).title == "Storm closes the harbour for a week"
+    # A heading that goes on after it is the headline (the declared one was cut short).
+    longer = _page(og, "<h1>Storm closes the harbour for a week. PHOTOS</h1>")
+    assert _found(longer).title == "Storm closes the harbour for a week. PHOTOS"
+    # ...unless what follows is glued to its last word: the site's name in a span.
+    glued = _page(og, "<h1>Storm closes the harbour for a week<span>Gazette</span></h1>")
+    assert _found(glued).title == "Storm closes the harbour for a week"
+
+
 @pytest.mark.parametrize(
     "byline, names",
     [
@@ -202,6 +221,16 @@ def test_odd_structured_data_is_survived():
         ("Trevor J Mitchell; Trevor J. Mitchell", ["Trevor J. Mitchell"]),
         ("Nuno Dominguez, NUÑO DOMÍNGUEZ, Nuño Domínguez", ["Nuño Domínguez"]),
         ("jane.doe@news.example, @janedoe", []),
+        # "By" in an element of its own; a role or an agency after the name
+        ("Posted By:", []),
+        ("Narayana Kocherlakota Bloomberg", ["Narayana Kocherlakota"]),
+        ("Jane Doe Staff Writer", ["Jane Doe"]),
+        ("New York Times", []),  # a publication, not "New York" and a role
+        # names without spaces (Chinese, Korean) only after a byline mark
+        ("By 류영상", ["류영상"]),
+        ("류영상 기자", ["류영상"]),
+        ("作者：温素霞", ["温素霞"]),
+        ("严玉洁", []),  # meta name=author on a Chinese site: its editor
     ],
 )
 def test_person_names_from_bylines(byline, names):
@@ -236,6 +265,47 @@ def test_the_sites_own_name_is_not_an_author():
         }
     )
     assert _found(_page(blog)).authors == ["Paul Graham"]
+
+
+def test_each_part_of_a_site_name_with_a_tagline_is_the_site():
+    site = '<meta property="og:site_name" content="Harbour Gazette - The daily of the coast">'
+    author = '<meta name="author" content="Harbour Gazette">'
+    assert _found(_page(site + author)).authors == []
+
+
+def test_a_byline_line_in_the_article_text():
+    text = "Taipei, Nov. 17 (CNA) The ministry said.\nIt will.\n(By Alison Hsiao)\nEnditem/"
+    assert metadata.text_byline(text) == ["Alison Hsiao"]
+    assert metadata.text_byline("By Boniface Mwangi\nI have known him for years.") == [
+        "Boniface Mwangi"
+    ]
+    # Only a line that is a byline, near either end: not a sentence, not the middle.
+    middle = "\n".join(["One.", "Two.", "By Jane Doe", "Four.", "Five.", "Six.", "Seven."])
+    assert metadata.text_byline(middle) == []
+    assert metadata.text_byline("By the harbour, ships waited for a week.") == []
+    # Read even when the structured data names an organisation as the author: the text is
+    # the article's own, unlike a byline elsewhere in the page.
+    agency = _found(
+        _page(
+            _json_ld(
+                {
+                    "@type": "NewsArticle",
+                    "author": {"@type": "Organization", "name": "Harbour Agency"},
+                }
+            )
+        )
+    )
+    done = metadata.reconcile(
+        agency,
+        title=None,
+        author="Steven Montero",
+        date=None,
+        sitename=None,
+        fetched_at=FETCHED,
+        entry_published_at=None,
+        text=text,
+    )
+    assert done.authors == ["Alison Hsiao"]
 
 
 def test_the_byline_in_the_page_when_structured_data_has_none():
@@ -365,6 +435,21 @@ def test_date_sanity():
     # Structured data may date an article before 1990.
     old = _found(_page(_json_ld({"@type": "Article", "datePublished": "1969-07-21"})))
     assert old.published_at == datetime(1969, 7, 21, tzinfo=UTC)
+
+
+def test_an_earlier_modification_time_does_not_replace_the_publication_time():
+    # Two pages of the tuning part (2009 and 2021) were edited before their publication
+    # time; the publication time is the one they show.
+    page = _page(
+        _json_ld(
+            {
+                "@type": "NewsArticle",
+                "datePublished": "2021-01-03T17:40:00+02:00",
+                "dateModified": "2021-01-03T16:11:00+02:00",
+            }
+        )
+    )
+    assert _found(page).published_at == datetime(2021, 1, 3, 15, 40, tzinfo=UTC)
 
 
 def test_a_day_gives_way_to_a_time_on_that_day():

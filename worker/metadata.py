@@ -116,12 +116,27 @@ _ZONES = {
 _TITLE_SEPARATORS = re.compile(r"(\s+[|\-–—:·•»]+\s+)")
 _EMAIL = re.compile(r"\S+@\S+\.\w+")
 _HANDLE_OR_URL = re.compile(r"(?:https?://|www\.)\S+|@\w+")
-# "By", "Text:", also after a word or two ("Analysis by", "Reporting by", "Posted by").
+# "By", "Text:", also after a word or two ("Analysis by", "Reporting by", "Posted by"), and
+# alone ("Posted By:" in an element of its own before the name's); the CJK marks "作者：",
+# "记者" before a name without a space.
 _BY = re.compile(
-    r"^(?:(?:\w+\s+){0,2}by|von|por|par|di|da|de|door|av|af|ved|text|texte|texto|текст|"
-    r"autor|autore|auteur|author|geschrieben von)\s*:?\s+",
+    r"^(?:(?:(?:\w+\s+){0,2}by|von|por|par|di|da|de|door|av|af|ved|text|texte|texto|текст|"
+    r"autor|autore|auteur|author|geschrieben von)\s*:?(?:\s+|$)|"
+    r"(?:作者|记者|記者|撰稿)\s*[:：]?\s*)",
     re.IGNORECASE,
 )
+# A role or an agency after a name, without punctuation between ("Narayana Kocherlakota
+# Bloomberg", "류영상 기자": reporter): it goes. Not a publication's name ("New York Times").
+_TRAILING_ROLE = re.compile(
+    r"(?:\s+(?:staff|writer|reporter|editor|correspondent|contributor|columnist|journalist|"
+    r"associated press|reuters|afp|ap|dpa|efe|ansa|upi|pti|ians|xinhua|kyodo|yonhap|tass|"
+    r"bloomberg)s?)+$|\s*(?:기자|특파원|记者|記者)$",
+    re.IGNORECASE,
+)
+# A name in a script without spaces between its words (Chinese, Japanese, Korean): one word
+# of two to four characters, read only after a byline mark ("By", "作者：", "기자"), since a
+# bare one is as often an editor's (meta name=author on Chinese sites).
+_CJK_NAME = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]{2,4}")
 # Conjunctions in lower case only ("Bruce Y. Lee" is one name); a dash between spaces
 # ("Jane Doe - Staff Writer"), not in "Tremayne-Pengelly"; a full stop after a word, not
 # after an initial or "Jr." ("Finian Cunningham. Sputnik International").
@@ -167,6 +182,8 @@ _BYLINE_ELEMENTS = XPath(
           or contains(@class, "comment") or contains(@class, "recommend")
           or contains(@class, "promo")])]"""
 )
+# A line of the article text that is only a byline, in brackets or not.
+_TEXT_BYLINE = re.compile(r"\(?\s*((?:By|BY|Por|POR|Par|PAR|Von|VON)\s+[^()]+?)\s*\)?")
 # Path segments before an author page's slug: /author/jane-doe, /autoren/j/jane-doe.
 _AUTHOR_PAGE_SEGMENT = re.compile(
     r"(?:author|autor|autore|auteur|journalist|journaliste|contributor|writer|columnist|"
@@ -212,11 +229,6 @@ def from_structured_data(tree: HtmlElement, url: str, fetched_at: datetime) -> M
         _date_candidates(tree, article, meta, ("dateModified",), _MODIFIED_META), fetched_at
     )
     authors = _authors(tree, objects, article, meta, url)
-    declared_modified = parse_date(article.get("dateModified"))
-    if source == "json-ld" and published and declared_modified and declared_modified < published:
-        # The article "modified" before it was published: the publication time is a later
-        # re-publication in the CMS; the earlier one is what the page shows.
-        published = declared_modified
     return Metadata(
         title=_title(tree, article, meta),
         published_at=published,
@@ -243,14 +255,17 @@ def reconcile(
     sitename: str | None,
     fetched_at: datetime,
     entry_published_at: datetime | None,
+    text: str = "",
 ) -> Metadata:
     """Fill what the structured data left open with trafilatura's findings (title, author,
-    the date htmldate found in the page), then with the feed entry's date."""
+    the date htmldate found in the page), a byline line of the article's text, then with
+    the feed entry's date."""
     published, source = _first_date(
         [(found.published_at_source or "", found.published_at), ("htmldate", date)], fetched_at
     )
     if published is None and entry_published_at is not None:
         published, source = _sane(entry_published_at, fetched_at, EARLIEST_PLAUSIBLE), "feed"
+    not_names = _site_names(found.publisher, sitename)
     return Metadata(
         title=found.title or _strip_site_name(title, sitename),
         published_at=published,
@@ -260,10 +275,10 @@ def reconcile(
         or (
             []
             if found.authors_are_organisations
-            else person_names(
-                [author] if author else [], not_names=_site_names(found.publisher, sitename)
-            )
+            else person_names([author] if author else [], not_names=not_names)
         )
+        # The article's own text: an agency's "(By Jane Doe)" under an organisation author.
+        or text_byline(text, not_names=not_names)
         or found.author_page_names,
         section=found.section,
         keywords=found.keywords,
@@ -472,13 +487,24 @@ def _title(tree: HtmlElement, article: dict, meta: dict[str, str]) -> str | None
     for heading in headings:
         for title in declared:
             if _similar(heading, title):
-                return title if fold(title) in fold(heading) else heading
+                # A kicker before the declared title goes; a heading that goes on after it
+                # (a title cut short for sharing, "… с Новым годом. ФОТО") is the headline,
+                # unless what follows is glued to its last word (the site's name in a span).
+                if fold(title) not in fold(heading) or _goes_on(fold(heading), fold(title)):
+                    return heading
+                return title
     # Parts of the <title> that are not its headline name the site or the section.
     site_parts = {fold(p) for p in _TITLE_SEPARATORS.split(page_title or "")[2::2]}
     site_parts |= {fold(site or "")}
     if len(headings) == 1 and len(headings[0].split()) >= 3 and fold(headings[0]) not in site_parts:
         return headings[0]
     return declared[0] if declared else None
+
+
+def _goes_on(heading: str, title: str) -> bool:
+    """The heading is the title and more, after a space or a punctuation mark."""
+    rest = heading.removeprefix(title)
+    return rest != heading and bool(rest) and not rest[0].isalnum()
 
 
 def fold(text: str) -> str:
@@ -569,10 +595,24 @@ def _authors(
     )
 
 
+def text_byline(text: str, not_names: Iterable[list[str]] = ()) -> list[str]:
+    """Names in a line of the article text that is only a byline: "By Jane Doe" among its
+    first two lines, "(By Jane Doe)" among its last three (agencies' copy)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines[:2] + lines[-3:]:
+        match = _TEXT_BYLINE.fullmatch(line) if len(line) <= 80 else None
+        if match and (names := person_names([match[1]], not_names=not_names)):
+            return names
+    return []
+
+
 def _site_names(*names: object) -> list[list[str]]:
     """The names a site gives itself, which CMSs also fill in as an article's author: as
     folded words, without a leading "the"."""
-    words = [_words(name) for name in map(_name_of, names) if name]
+    whole = [name for name in map(_name_of, names) if name]
+    # Each part of a name with a tagline ("Graiul Maramureșului - Cotidian independent").
+    parts = [p for name in whole for p in _TITLE_SEPARATORS.split(name)[::2]]
+    words = [w for name in dict.fromkeys(whole + parts) if (w := _words(name))]
     return [w[1:] if w[:1] == ["the"] and w[1:] else w for w in words]
 
 
@@ -622,9 +662,14 @@ def person_names(bylines: Iterable[str], not_names: Iterable[list[str]] = ()) ->
     names: dict[str, str] = {}
     for byline in bylines:
         cleaned = _HANDLE_OR_URL.sub(" ", _EMAIL.sub(" ", _ASIDE.sub(" ", byline)))
-        for part in _SPLIT_NAMES.split(cleaned):
-            name = _AFFILIATION.sub("", _BY.sub("", " ".join(part.split()))).strip(" :-–—|")
-            if not _is_person_name(name) or _is_site_name(_words(name), sites):
+        for piece in _SPLIT_NAMES.split(cleaned):
+            part = " ".join(piece.split())
+            name = _AFFILIATION.sub("", _BY.sub("", part)).strip(" :-–—|")
+            bare = _TRAILING_ROLE.sub("", name)
+            marked = name != part.strip(" :-–—|") or bare != name
+            name = bare
+            person = _is_person_name(name) or bool(marked and _CJK_NAME.fullmatch(name))
+            if not person or _is_site_name(_words(name), sites):
                 continue
             key = "".join(_words(name))
             if key not in names or _spelling(name) > _spelling(names[key]):
