@@ -488,7 +488,7 @@ def measure(admin_url: str, url: str, articles: int, feeds: int, stores: int) ->
     )
     with db.connect(url) as conn:
         assert db.counted_urls(conn) == db.recount_urls(conn), "counters disagree"
-        assert db.entity_counts_off(conn) == 0, "entity counters disagree"
+        assert db.entity_tables_off(conn) == 0, "entity counters disagree"
     print("  counters equal a recount")
     for name, run in queries(url, feeds).items():
         print(f"  {name}: {timed(run) * 1000:.1f} ms")

@@ -1,6 +1,6 @@
-"""The entity counters (entity_daily_counts, entity_pair_counts) kept by triggers: equal to
-a recount after whatever changes article_entities or an article's day, and what the views
-and the API read."""
+"""The entity counters (entity_daily_counts, entity_pair_counts) and each article's top
+entities (article_top_entities) kept by triggers: equal to a recount after whatever changes
+article_entities or an article's day, and what the views and the API read."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def counted(conn) -> tuple[list, list]:
 
 
 def check_counters(conn) -> None:
-    assert db.entity_counts_off(conn) == 0
+    assert db.entity_tables_off(conn) == 0
 
 
 def store(conn, n: int, when: datetime, entities) -> int:
@@ -101,7 +101,10 @@ def test_counters_equal_a_recount(conn):
     with pytest.raises(psycopg.errors.RaiseException, match="not moved"):
         conn.execute("UPDATE article_entities SET entity_id = %s", (ids["Erdogan"],))
     conn.execute("UPDATE entity_daily_counts SET mentions = mentions + 1")  # the check sees it
-    assert db.entity_counts_off(conn) == 2 * len(counted(conn)[0]) > 0
+    assert db.entity_tables_off(conn) == 2 * len(counted(conn)[0]) > 0
+    tops = conn.execute("SELECT count(*) AS n FROM article_top_entities").fetchone()["n"]
+    conn.execute("UPDATE article_top_entities SET entities = '[]'")
+    assert db.entity_tables_off(conn) == 2 * len(counted(conn)[0]) + 2 * tops and tops > 0
     conn.execute("TRUNCATE articles CASCADE")
     assert counted(conn) == ([], [])
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
-import orjson
 import pytest
 
 from newsloom import db
@@ -22,12 +21,16 @@ def collection(conn):
     """4,000 articles of 40-44 words drawn from 2,000 (word n about n^-2/3 as often), three to
     each minute, with entities; analysed, so the planner knows the words."""
     conn.execute("SELECT setseed(0.25)")
-    conn.execute("INSERT INTO feeds (url, name, interval_seconds) VALUES ('https://feed.example/rss', 'Feed', 900)")
+    conn.execute(
+        """INSERT INTO feeds (url, name, interval_seconds)
+           VALUES ('https://feed.example/rss', 'Feed', 900)"""
+    )
     conn.execute(
         """INSERT INTO articles (url, canonical_url, title, published_at, language, text,
                                  feed_id, fetched_at, content_hash, extractor)
            SELECT 'https://news.example/' || i, 'https://news.example/' || i, 'Story ' || i,
-                  now() - (i / 3) * interval '1 minute', CASE WHEN i % 4 = 0 THEN 'de' ELSE 'en' END,
+                  now() - (i / 3) * interval '1 minute',
+                  CASE WHEN i % 4 = 0 THEN 'de' ELSE 'en' END,
                   (SELECT string_agg('w' || (1 + floor(2000 * random() ^ 3))::int, ' ')
                    FROM generate_series(1, 40 + i % 5)),
                   1, now(), md5(i::text), 'test'
@@ -82,19 +85,6 @@ def test_a_window_too_narrow_is_widened(collection):
     facts = db.search_facts(collection, "w200")
     hopeful = db.SearchFacts(facts.articles / 9, facts.articles, facts.date_quantiles)
     assert pages(collection, "w200", 10, hopeful) == pages(collection, "w200", 10, WALK)
-
-
-def test_json_rows_are_the_rows(collection):
-    fields = ("id", "title", "published_at", "language", "tags", "is_paywalled", "entities")
-    rows = db.list_articles(collection, q="w60", limit=5)
-    as_json = db.list_articles(collection, q="w60", limit=5, json_fields=fields)
-    assert [r["id"] for r in as_json] == [r["id"] for r in rows]
-    for row, written in zip(rows, as_json, strict=True):
-        article = orjson.loads(written["json"])
-        assert list(article) == list(fields)
-        assert datetime.fromisoformat(article.pop("published_at")) == row["published_at"]
-        assert article == {f: row[f] for f in fields if f != "published_at"}
-        assert len(article["entities"]) == 3
 
 
 def test_window_bounds():

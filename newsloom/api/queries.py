@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time as clock
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -27,11 +27,11 @@ def articles(
     recent: Recent,
     *,
     limit: int,
-    json_fields: Sequence[str] | None = None,
+    with_text: bool = False,
 ) -> tuple[list[dict], str | None]:
-    """A page of articles and the cursor of the next one (None on the last page); with
-    `json_fields`, each article as JSON (db.list_articles). What the statistics say of a
-    search's words is kept in `recent`: they change only when the table is analysed."""
+    """A page of articles and the cursor of the next one (None on the last page). What the
+    statistics say of a search's words is kept in `recent`: they change only when the table
+    is analysed."""
     filters = {k: values[k] for k in ARTICLE_FILTERS if k in values}
     if "since" in values and "until" in values and values["since"] >= values["until"]:
         raise ApiError(400, "since must be before until")
@@ -50,8 +50,7 @@ def articles(
         since=values.get("since"),
         until=values.get("until"),
         before=before,
-        with_text=json_fields is not None and "text" in json_fields,
-        json_fields=json_fields,
+        with_text=with_text,
         limit=limit + 1,
     )
     if len(rows) <= limit:
