@@ -324,6 +324,22 @@ def test_slow_query_is_stopped_with_503(world):
     assert "took too long" in response.json()["message"]
 
 
+def test_times_are_utc_whatever_the_servers_zone(servers):
+    with scratch_database(servers[0], label="zone") as url:
+        with db.connect(url) as conn:
+            conn.autocommit = True
+            conn.execute(f"ALTER DATABASE \"{conn.info.dbname}\" SET timezone = 'Asia/Tokyo'")
+        with db.connect(url) as conn:
+            assert conn.execute("SHOW timezone").fetchone()["TimeZone"] == "Asia/Tokyo"
+        pool = db.make_read_pool(url, 1, 5.0)
+        try:
+            with pool.connection() as conn:
+                now = conn.execute("SELECT now() AS t").fetchone()["t"]
+            assert now.utcoffset().total_seconds() == 0 and str(now.tzinfo) == "UTC"
+        finally:
+            pool.close()
+
+
 def test_keys_required_for_the_api(keyed_api):
     refused = keyed_api.get("/api/v1/articles")
     assert refused.status_code == 401
