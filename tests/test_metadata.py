@@ -411,6 +411,35 @@ def test_author_pages_name_the_author_only_as_the_last_resort():
     assert reconciled("Harbour Gazette") == ["Jane Doe"]
 
 
+def test_a_time_shown_without_a_zone_is_the_sites_local_time():
+    assert "Budapest" in str(metadata.site_zone("https://www.atv.hu/belfold/cikk"))
+    for country in metadata._COUNTRY_ZONES:  # each zone name is known
+        assert metadata.site_zone(f"https://news.example.{country}/") != UTC, country
+    for url in ("https://news.example/a", "https://www.nytimes.com/a", "https://x.com.br/a"):
+        assert metadata.site_zone(url) == UTC  # no country, or one of several zones
+
+    def published(date: str, url: str = "https://www.atv.hu/belfold/cikk") -> datetime | None:
+        found = _found(_page(""))
+        return metadata.reconcile(
+            found,
+            title=None,
+            author=None,
+            date=date,
+            sitename=None,
+            fetched_at=FETCHED,
+            entry_published_at=None,
+            page_zone=metadata.site_zone(url),
+        ).published_at
+
+    # Summer in Budapest is UTC+2; a zone written on the page wins; a day alone stays UTC.
+    assert published("2019-07-30T20:36:00") == datetime(2019, 7, 30, 18, 36, tzinfo=UTC)
+    assert published("2019-07-30T20:36:00+0000") == datetime(2019, 7, 30, 20, 36, tzinfo=UTC)
+    assert published("2019-07-30T00:00:00") == datetime(2019, 7, 30, tzinfo=UTC)
+    assert published("2019-07-30T20:36:00", "https://news.example/a") == datetime(
+        2019, 7, 30, 20, 36, tzinfo=UTC
+    )
+
+
 def test_date_sanity():
     future = (FETCHED + timedelta(days=2)).isoformat()
     # A date after the fetch, a CMS's zero date and a pre-1990 meta date are not taken.

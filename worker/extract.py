@@ -30,7 +30,7 @@ from newsloom.worker import metadata
 logger = log.get_logger(__name__)
 
 # The metadata stage's version is part of it, so `newsloom reprocess` fills what it adds.
-METADATA_VERSION = 3
+METADATA_VERSION = 4
 EXTRACTOR = f"trafilatura {trafilatura.__version__}; metadata {METADATA_VERSION}"
 # Keep the time of day and the zone when the page gives them (the default keeps the day only).
 _DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -96,6 +96,7 @@ def extract(
         fetched_at=fetched_at,
         entry_published_at=entry_published_at,
         text=text,
+        page_zone=metadata.site_zone(url),
     )
     return Extracted(
         title=meta.title,

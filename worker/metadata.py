@@ -15,10 +15,11 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from urllib.parse import unquote, urlsplit
 
 from dateutil import parser as dateparser
+from dateutil import tz
 from lxml.etree import XPath
 from lxml.html import HtmlElement
 
@@ -91,6 +92,24 @@ _KEYWORD_META = ("news_keywords", "keywords", "parsely-tags", "sailthru.tags")
 _TITLE_META = ("og:title", "twitter:title", "parsely-title", "sailthru.title", "dc.title")
 
 _WRAPPER = re.compile(r"^\s*(?:<!--|//\s*<!\[CDATA\[)|(?://\s*\]\]>|-->)\s*$")
+# The time zone of countries that have one, by their domain: a time of day a page shows
+# without a zone is the site's local time (countries of several zones are left out).
+_COUNTRY_ZONE_NAMES = """
+at=Europe/Vienna ba=Europe/Sarajevo be=Europe/Brussels bg=Europe/Sofia ch=Europe/Zurich
+cz=Europe/Prague de=Europe/Berlin dk=Europe/Copenhagen ee=Europe/Tallinn
+fi=Europe/Helsinki fr=Europe/Paris gr=Europe/Athens hr=Europe/Zagreb hu=Europe/Budapest
+ie=Europe/Dublin it=Europe/Rome lt=Europe/Vilnius lu=Europe/Luxembourg lv=Europe/Riga
+nl=Europe/Amsterdam no=Europe/Oslo pl=Europe/Warsaw ro=Europe/Bucharest
+rs=Europe/Belgrade se=Europe/Stockholm si=Europe/Ljubljana sk=Europe/Bratislava
+tr=Europe/Istanbul ua=Europe/Kiev uk=Europe/London eg=Africa/Cairo ke=Africa/Nairobi
+ng=Africa/Lagos za=Africa/Johannesburg bd=Asia/Dhaka cn=Asia/Shanghai hk=Asia/Hong_Kong
+il=Asia/Jerusalem in=Asia/Kolkata jp=Asia/Tokyo kr=Asia/Seoul my=Asia/Kuala_Lumpur
+ph=Asia/Manila pk=Asia/Karachi sg=Asia/Singapore th=Asia/Bangkok tw=Asia/Taipei
+vn=Asia/Ho_Chi_Minh nz=Pacific/Auckland ar=America/Argentina/Buenos_Aires
+cl=America/Santiago co=America/Bogota pe=America/Lima uy=America/Montevideo
+ve=America/Caracas
+"""
+_COUNTRY_ZONES = dict(pair.split("=") for pair in _COUNTRY_ZONE_NAMES.split())
 # Zone abbreviations seen in pages' free-form dates, as UTC offsets in seconds.
 _ZONES = {
     "UTC": 0,
@@ -256,12 +275,15 @@ def reconcile(
     fetched_at: datetime,
     entry_published_at: datetime | None,
     text: str = "",
+    page_zone: tzinfo = UTC,
 ) -> Metadata:
     """Fill what the structured data left open with trafilatura's findings (title, author,
-    the date htmldate found in the page), a byline line of the article's text, then with
-    the feed entry's date."""
+    the date htmldate found in the page, its time of day taken in `page_zone` when it has
+    no zone), a byline line of the article's text, then with the feed entry's date."""
     published, source = _first_date(
-        [(found.published_at_source or "", found.published_at), ("htmldate", date)], fetched_at
+        [(found.published_at_source or "", found.published_at), ("htmldate", date)],
+        fetched_at,
+        page_zone,
     )
     if published is None and entry_published_at is not None:
         published, source = _sane(entry_published_at, fetched_at, EARLIEST_PLAUSIBLE), "feed"
@@ -391,9 +413,10 @@ def _itemprop(tree: HtmlElement, name: str) -> str | None:
 # --- dates -----------------------------------------------------------------------------
 
 
-def parse_date(value: object) -> datetime | None:
-    """A date or time as written in a page: ISO 8601 and the common free forms. A value
-    without a zone is taken as UTC, the best guess that stays comparable."""
+def parse_date(value: object, zone: tzinfo = UTC) -> datetime | None:
+    """A date or time as written in a page: ISO 8601 and the common free forms. A time
+    without a zone is taken in `zone` (UTC unless the caller knows better, the best guess
+    that stays comparable); a day alone is UTC midnight."""
     if isinstance(value, datetime):
         return value
     if isinstance(value, list):
@@ -410,7 +433,16 @@ def parse_date(value: object) -> datetime | None:
             )
         except (ValueError, OverflowError):
             return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo:
+        return parsed
+    return parsed.replace(tzinfo=UTC if _is_day_only(parsed) else zone)
+
+
+def site_zone(url: str) -> tzinfo:
+    """The time zone of the site's country when its domain names one of a single zone,
+    else UTC."""
+    name = _COUNTRY_ZONES.get((urlsplit(url).hostname or "").rsplit(".", 1)[-1])
+    return (tz.gettz(name) if name else None) or UTC
 
 
 def _sane(value: datetime | None, fetched_at: datetime, earliest: datetime) -> datetime | None:
@@ -435,14 +467,16 @@ def _date_candidates(
 
 
 def _first_date(
-    candidates: Iterable[tuple[str, object]], fetched_at: datetime
+    candidates: Iterable[tuple[str, object]], fetched_at: datetime, page_zone: tzinfo = UTC
 ) -> tuple[datetime | None, str | None]:
     """The first sane date; a day without a time of day gives way to a later candidate
-    that has one on the same day."""
+    that has one on the same day. A time htmldate found in the page's text without a zone
+    is in `page_zone`: shown to readers, it is their local time."""
     found: list[tuple[datetime, str]] = []
     for source, value in candidates:
         earliest = EARLIEST_STRUCTURED if source in ("json-ld", "microdata") else EARLIEST_PLAUSIBLE
-        parsed = _sane(parse_date(value), fetched_at, earliest)
+        zone = page_zone if source == "htmldate" else UTC
+        parsed = _sane(parse_date(value, zone), fetched_at, earliest)
         if parsed is not None:
             found.append((parsed, source))
             if not _is_day_only(found[0][0]):
