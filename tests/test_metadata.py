@@ -31,7 +31,7 @@ URL = "https://news.example/2023/05/story"
 MINIMUM = {
     "tuning": {
         "title": 0.88,
-        "time_60s": 0.80,
+        "time_60s": 0.92,
         "authors_precision": 0.96,
         "authors_recall": 0.93,
         "body_f1": 0.96,
@@ -438,6 +438,47 @@ def test_a_time_shown_without_a_zone_is_the_sites_local_time():
     assert published("2019-07-30T20:36:00", "https://news.example/a") == datetime(
         2019, 7, 30, 20, 36, tzinfo=UTC
     )
+
+
+@pytest.mark.parametrize(
+    ("shown", "url", "expected"),
+    [
+        # Beside the day, in the site's country's zone (Taiwan and China: UTC+8).
+        ("Focus Taiwan 11/17/2023 05:40 PM Link", "https://focustaiwan.tw/a", "09:40"),
+        ("来源： 中国日报网 2023-11-17 15:13 分享", "https://www.chinadaily.com.cn/a", "07:13"),
+        ("2023年11月17日 20:52 来源", "https://www.news.cn/a", "12:52"),
+        # Before the day, with the zone written there (EST: UTC-5).
+        ("Published 10:02 AM EST Nov 17, 2023", "https://eu.usatoday.com/a", "15:02"),
+        # No zone written nor known: UTC.
+        ("Posted 17.11.2023, 08:15", "https://news.example/a", "08:15"),
+    ],
+)
+def test_a_day_gains_the_time_shown_beside_it(shown, url, expected):
+    day = datetime(2023, 11, 17, tzinfo=UTC)
+    found = metadata.Metadata(published_at=day, published_at_source="htmldate")
+    tree = lxml_html.fromstring(f"<html><body><p>{shown}</p><p>Other 09:00</p></body></html>")
+    done = metadata.with_time_shown(found, tree, metadata.site_zone(url))
+    assert done.published_at == datetime.fromisoformat(f"2023-11-17T{expected}:00+00:00")
+    assert done.published_at_source == "page"
+
+
+def test_only_a_day_alone_gains_a_time_and_never_a_feeds():
+    tree = lxml_html.fromstring("<p>2023-11-17 15:13</p><p>2023-11-18 09:00</p>")
+    timed = metadata.Metadata(published_at=datetime(2023, 11, 17, 9, 30, tzinfo=UTC))
+    assert metadata.with_time_shown(timed, tree, UTC) == timed
+    feed = metadata.Metadata(
+        published_at=datetime(2023, 11, 17, tzinfo=UTC), published_at_source="feed"
+    )
+    assert metadata.with_time_shown(feed, tree, UTC) == feed
+    other_day = metadata.Metadata(published_at=datetime(2023, 11, 19, tzinfo=UTC))
+    assert metadata.with_time_shown(other_day, tree, UTC) == other_day
+
+
+def test_the_zone_of_a_language_written_in_one_zone():
+    assert "Shanghai" in str(metadata.site_zone("https://world.huanqiu.com/a", "zh"))
+    assert "Bangkok" in str(metadata.site_zone("https://prachatai.com/a", "th"))
+    assert metadata.site_zone("https://news.example.com/a", "en") == UTC
+    assert metadata.site_zone("https://news.example.com/a", "es") == UTC
 
 
 def test_date_sanity():

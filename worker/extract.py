@@ -87,6 +87,8 @@ def extract(
     text = _article_text(tree, url, doc.title, min_chars)
     if not text or len(text) < min_chars:
         raise Permanent("no_text", f"{len(text)} characters of article text")
+    language = _language(text)
+    page_zone = metadata.site_zone(url, language)
     meta = metadata.reconcile(
         found,
         title=doc.title,
@@ -96,8 +98,9 @@ def extract(
         fetched_at=fetched_at,
         entry_published_at=entry_published_at,
         text=text,
-        page_zone=metadata.site_zone(url),
+        page_zone=page_zone,
     )
+    meta = metadata.with_time_shown(meta, tree, page_zone)
     return Extracted(
         title=meta.title,
         author=", ".join(meta.authors) or doc.author,
@@ -105,7 +108,7 @@ def extract(
         published_at=meta.published_at,
         published_at_source=meta.published_at_source,
         modified_at=meta.modified_at,
-        language=_language(text),
+        language=language,
         text=_without_headline(text, meta.title, doc.title),
         site_name=doc.sitename,
         description=doc.description,

@@ -14,8 +14,8 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from urllib.parse import unquote, urlsplit
 
 from dateutil import parser as dateparser
@@ -110,6 +110,18 @@ cl=America/Santiago co=America/Bogota pe=America/Lima uy=America/Montevideo
 ve=America/Caracas
 """
 _COUNTRY_ZONES = dict(pair.split("=") for pair in _COUNTRY_ZONE_NAMES.split())
+# Languages written in countries that share one time zone (zh: China, Taiwan, Hong Kong,
+# Singapore are all UTC+8; de: Germany, Austria, Switzerland).
+_LANGUAGE_ZONE_NAMES = """
+zh=Asia/Shanghai ja=Asia/Tokyo ko=Asia/Seoul th=Asia/Bangkok vi=Asia/Ho_Chi_Minh
+he=Asia/Jerusalem tr=Europe/Istanbul uk=Europe/Kiev de=Europe/Berlin it=Europe/Rome
+nl=Europe/Amsterdam pl=Europe/Warsaw cs=Europe/Prague sk=Europe/Bratislava
+hu=Europe/Budapest sl=Europe/Ljubljana hr=Europe/Zagreb ro=Europe/Bucharest
+bg=Europe/Sofia el=Europe/Athens fi=Europe/Helsinki sv=Europe/Stockholm
+da=Europe/Copenhagen no=Europe/Oslo nb=Europe/Oslo lt=Europe/Vilnius lv=Europe/Riga
+et=Europe/Tallinn
+"""
+_LANGUAGE_ZONES = dict(pair.split("=") for pair in _LANGUAGE_ZONE_NAMES.split())
 # Zone abbreviations seen in pages' free-form dates, as UTC offsets in seconds.
 _ZONES = {
     "UTC": 0,
@@ -438,11 +450,65 @@ def parse_date(value: object, zone: tzinfo = UTC) -> datetime | None:
     return parsed.replace(tzinfo=UTC if _is_day_only(parsed) else zone)
 
 
-def site_zone(url: str) -> tzinfo:
+def site_zone(url: str, language: str | None = None) -> tzinfo:
     """The time zone of the site's country when its domain names one of a single zone,
-    else UTC."""
-    name = _COUNTRY_ZONES.get((urlsplit(url).hostname or "").rsplit(".", 1)[-1])
+    else of the countries that write the page's language when they share one, else UTC."""
+    country = (urlsplit(url).hostname or "").rsplit(".", 1)[-1]
+    name = _COUNTRY_ZONES.get(country) or _LANGUAGE_ZONES.get(language or "")
     return (tz.gettz(name) if name else None) or UTC
+
+
+def with_time_shown(found: Metadata, tree: HtmlElement, zone: tzinfo) -> Metadata:
+    """A publication day without a time of day gains the time the page's text shows right
+    next to that day ("2023-11-17 15:13", "11/17/2023 05:40 PM", "10:02 AM EST Nov 19,
+    2019"), in the zone written there, else `zone`. Not a feed's date: the page may show
+    another."""
+    day = found.published_at
+    if day is None or not _is_day_only(day) or found.published_at_source == "feed":
+        return found
+    for match in _days_with_time(day).finditer(tree.text_content()):
+        clock = match["after"] or match["before"]
+        written_zone = (match["zone_after"] or match["zone_before"] or "").upper()
+        try:
+            moment = dateparser.parse(f"{day.date().isoformat()} {clock}")
+        except (ValueError, OverflowError):
+            continue
+        offset = _ZONES.get(written_zone)
+        local = moment.replace(
+            tzinfo=zone if offset is None else timezone(timedelta(seconds=offset))
+        )
+        return replace(found, published_at=local, published_at_source="page")
+    return found
+
+
+_CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?(?:\s*[AaPp]\.?[Mm]\.?)?"
+
+
+def _days_with_time(day: datetime) -> re.Pattern[str]:
+    """The day as pages write it, with a time of day just after or just before it."""
+    y, m, d = day.year, day.month, day.day
+    month, short = day.strftime("%B"), day.strftime("%b")
+    days = "|".join(
+        re.escape(text)
+        for text in (
+            f"{y}-{m:02}-{d:02}",
+            f"{y}/{m:02}/{d:02}",
+            f"{y}.{m:02}.{d:02}",
+            f"{d:02}.{m:02}.{y}",
+            f"{d}.{m}.{y}",
+            f"{d:02}/{m:02}/{y}",
+            f"{m:02}/{d:02}/{y}",
+            f"{y}年{m}月{d}日",
+            f"{month} {d}, {y}",
+            f"{short} {d}, {y}",
+            f"{d} {month} {y}",
+        )
+    )
+    zone = r"(?:\s*(?P<{}>[A-Z]{{2,4}})\b)?"
+    return re.compile(
+        rf"(?:{days})[,\s]{{0,3}}(?:um\s|à\s|at\s)?(?P<after>{_CLOCK}){zone.format('zone_after')}"
+        rf"|(?P<before>{_CLOCK}){zone.format('zone_before')}[,\s]{{0,3}}(?:{days})"
+    )
 
 
 def _sane(value: datetime | None, fetched_at: datetime, earliest: datetime) -> datetime | None:
