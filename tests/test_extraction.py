@@ -73,6 +73,27 @@ def test_recall_mode_when_precision_mode_finds_too_little():
     assert score(text, "\n".join(paragraphs))[1] > 0.95
 
 
+def test_recall_mode_when_precision_mode_keeps_only_a_notice():
+    """A reprint notice long enough to pass for an article while every paragraph of the
+    story is a link (barrons.com on Zyte's benchmark): recall mode's far longer text wins."""
+    title, paragraphs = seed_article()
+    notice = (
+        "This copy is for your personal, non-commercial use only. To order presentation-ready "
+        "copies for distribution to your colleagues, clients or customers visit the reprints "
+        "desk of the newspaper, or write to its licensing office."
+    )
+    page = (
+        article_html(title, paragraphs)
+        .replace("<p>", "<p><a href='/x'>")
+        .replace("</p>", "</a></p>")
+        .replace("<body>", f"<body><div class='reprints'><p>{notice}</p></div>", 1)
+    )
+    precise = trafilatura.extract(page, favor_precision=True, include_comments=False) or ""
+    assert 200 <= len(precise) < 500 and precise.startswith("This copy")
+    text = extract(page, "https://news.example/story").text
+    assert score(text, "\n".join(paragraphs))[1] > 0.95
+
+
 def test_headline_is_not_repeated_in_the_text():
     title, paragraphs = seed_article()
     extracted = extract(article_html(title, paragraphs), "https://news.example/story")
